@@ -1,0 +1,73 @@
+"""The `imagestore` console script: a thin click layer over the library.
+
+``main()`` maps every :class:`~imagestore.errors.ImagestoreError` to one line on stderr and
+its documented exit code; click usage errors exit 2; nothing else prints a traceback unless
+``IMAGESTORE_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import click
+
+from .. import __version__
+from ..errors import ImagestoreError
+from .common import common_options
+from .store_cmds import init_cmd, store_group
+
+
+def _version_text() -> str:
+    from ..accel import BACKEND
+
+    return f"imagestore {__version__} (backend: {BACKEND})"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", message=_version_text())
+@common_options
+def cli() -> None:
+    """imagestore: a local Azure Compute Gallery for VM disk images.
+
+    \b
+    Example:
+      imagestore store ingest disk.vhdx
+      imagestore --store /srv/images store stats -o table
+    """
+
+
+cli.add_command(init_cmd)
+cli.add_command(store_group)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="imagestore", standalone_mode=False)
+    except ImagestoreError as e:
+        click.echo(f"error: {e.message}", err=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("error: interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as e:  # noqa: BLE001 - the last line of defence
+        if os.environ.get("IMAGESTORE_DEBUG"):
+            traceback.print_exc()
+        click.echo(f"error: internal error: {type(e).__name__}: {e}", err=True)
+        sys.exit(1)
+    sys.exit(0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

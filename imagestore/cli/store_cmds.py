@@ -1,0 +1,147 @@
+"""`imagestore init` and the low-level `imagestore store …` verbs."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import IntegrityError
+from ..formats import WRITE_FORMATS, open_disk
+from ..home import Home
+from ..store.ingest import ingest
+from ..store.layout import make_config
+from ..store.maintenance import gc, stats, verify
+from ..store.materialize import materialize
+from .common import common_options, open_home
+from .output import emit
+from .progress import progress_for
+
+
+@click.command("init")
+@click.option("--chunk-size", default=None, metavar="SIZE", help="Chunk size, a power of two (default 1M).")
+@click.option("--compression", default=None, metavar="zstd[:LEVEL]|none", help="Chunk compression (default zstd:1).")
+@common_options
+@click.pass_context
+def init_cmd(ctx: click.Context, chunk_size: str | None, compression: str | None) -> None:
+    """Create a store with a chosen chunk size and compression.
+
+    \b
+    Example:
+      imagestore --store /srv/images init --chunk-size 1M --compression zstd:3
+    """
+    cfg = make_config(chunk_size, compression)
+    home = Home.open(ctx.find_root().meta.get("imagestore.store"), create=True, cfg=cfg)
+    emit(ctx, {"store": home.root, **cfg.to_json()})
+
+
+@click.group("store")
+def store_group() -> None:
+    """Low-level store verbs: ingest, materialize, verify, gc, stats."""
+
+
+@store_group.command("ingest")
+@click.argument("file", type=click.Path(dir_okay=True))
+@click.option("--allow-parent-dir", default=None, metavar="DIR",
+              help="Allow differencing parents to resolve inside DIR too.")
+@click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 64))
+@common_options
+@click.pass_context
+def ingest_cmd(ctx: click.Context, file: str, allow_parent_dir: str | None, threads: int) -> None:
+    """Capture a disk image (raw, VHD, VHDX; detected from content) into the store.
+
+    \b
+    Example:
+      imagestore store ingest disk.vhdx
+    """
+    home = open_home(ctx)
+    reader = open_disk(file, allow_parent_dir=allow_parent_dir)
+    bar = progress_for(ctx, "ingest")
+    try:
+        res = ingest(home.blob_store(), reader, threads=threads, progress=bar)
+    finally:
+        bar.close()
+        reader.close()
+    emit(ctx, res.to_json())
+
+
+@store_group.command("materialize")
+@click.argument("digest")
+@click.option("--path", "out", required=True, metavar="FILE", help="Disk file to create.")
+@click.option("--format", "fmt", default="raw", show_default=True,
+              type=click.Choice(WRITE_FORMATS, case_sensitive=False))
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 64))
+@common_options
+@click.pass_context
+def materialize_cmd(ctx: click.Context, digest: str, out: str, fmt: str, force: bool, threads: int) -> None:
+    """Write the disk with manifest DIGEST to a new file.
+
+    \b
+    Example:
+      imagestore store materialize 3f2a…c9 --path disk.raw --format raw
+    """
+    home = open_home(ctx, create=False)
+    bar = progress_for(ctx, "materialize")
+    try:
+        res = materialize(home.blob_store(), digest, out, fmt=fmt.lower(), overwrite=force,
+                          threads=threads, progress=bar)
+    finally:
+        bar.close()
+    emit(ctx, res.to_json())
+
+
+@store_group.command("verify")
+@common_options
+@click.pass_context
+def verify_cmd(ctx: click.Context) -> None:
+    """Re-hash every chunk and check every manifest's chunks exist. Exit 7 on any problem.
+
+    \b
+    Example:
+      imagestore store verify -o table
+    """
+    home = open_home(ctx, create=False)
+    bar = progress_for(ctx, "verify")
+    try:
+        rep = verify(home.blob_store(), progress=bar)
+    finally:
+        bar.close()
+    emit(ctx, rep.to_json())
+    if not rep.clean:
+        names = ", ".join(rep.affected_manifests) or "none"
+        raise IntegrityError(
+            f"{home.root}: verify found {len(rep.bad_chunks)} bad and "
+            f"{len(rep.missing_chunks)} missing chunk(s), {len(rep.bad_manifests)} bad "
+            f"manifest(s); affected manifests: {names}"
+        )
+
+
+@store_group.command("gc")
+@click.option("--dry-run", is_flag=True, help="Report what would be removed.")
+@click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait for the exclusive lock.")
+@common_options
+@click.pass_context
+def gc_cmd(ctx: click.Context, dry_run: bool, timeout: float) -> None:
+    """Remove chunks that no manifest references and compact packs.
+
+    \b
+    Example:
+      imagestore store gc
+    """
+    home = open_home(ctx, create=False)
+    emit(ctx, gc(home.blob_store(), timeout=timeout, dry_run=dry_run).to_json())
+
+
+@store_group.command("stats")
+@common_options
+@click.pass_context
+def stats_cmd(ctx: click.Context) -> None:
+    """Chunks, logical/allocated/stored bytes, dedup and compression ratios.
+
+    \b
+    Example:
+      imagestore store stats -o table
+    """
+    home = open_home(ctx, create=False)
+    from ..accel import BACKEND
+
+    emit(ctx, {"store": home.root, "backend": BACKEND, **stats(home.blob_store())})

@@ -1,0 +1,121 @@
+"""One error hierarchy for the whole tool.
+
+Every user-facing failure is an :class:`ImagestoreError`. Each class carries its stable exit
+code; the CLI's ``main()`` prints ``error: <message>`` on one line and exits with that code.
+Exit codes are part of the contract (README, "Exit codes") and never change meaning.
+"""
+
+from __future__ import annotations
+
+
+class ImagestoreError(Exception):
+    """Base class. ``exit_code`` is stable and documented."""
+
+    exit_code = 1
+    kind = "Error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidArgument(ImagestoreError):
+    """A flag or field value is malformed or out of range (names the field)."""
+
+    exit_code = 3
+    kind = "InvalidArgument"
+
+
+class NotFound(ImagestoreError):
+    """A file, digest or resource does not exist."""
+
+    exit_code = 4
+    kind = "NotFound"
+
+
+class Conflict(ImagestoreError):
+    """The request conflicts with the current state (exists already, in use, not allowed now)."""
+
+    exit_code = 5
+    kind = "Conflict"
+
+
+class BadImage(ImagestoreError):
+    """A disk image file is malformed, hostile or unsupported (names the file and the problem)."""
+
+    exit_code = 6
+    kind = "BadImage"
+
+
+class IntegrityError(ImagestoreError):
+    """Stored data failed a check: a chunk hash mismatch, a missing chunk, a damaged manifest."""
+
+    exit_code = 7
+    kind = "IntegrityError"
+
+
+class NotAStore(ImagestoreError):
+    """The store directory is not an imagestore store, or has an unknown format version."""
+
+    exit_code = 8
+    kind = "NotAStore"
+
+
+class StoreBusy(ImagestoreError):
+    """A lock could not be taken in time (for example gc while ingests run)."""
+
+    exit_code = 9
+    kind = "StoreBusy"
+
+
+class IOFailure(ImagestoreError):
+    """The operating system refused an operation (permission, disk full, read-only)."""
+
+    exit_code = 10
+    kind = "IOFailure"
+
+
+class TooLarge(ImagestoreError):
+    """The disk does not fit the target format or filesystem."""
+
+    exit_code = 11
+    kind = "TooLarge"
+
+
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "internal error (a bug: please report it with the command line)",
+    2: "usage error (unknown command or flag, missing argument)",
+    InvalidArgument.exit_code: "invalid argument or field value",
+    NotFound.exit_code: "file, digest or resource not found",
+    Conflict.exit_code: "conflict with the current state (already exists, in use, change not allowed)",
+    BadImage.exit_code: "malformed, hostile or unsupported disk image",
+    IntegrityError.exit_code: "stored data failed verification (bad or missing chunk)",
+    NotAStore.exit_code: "directory is not an imagestore store / unsupported store version",
+    StoreBusy.exit_code: "store busy: a lock could not be taken in time",
+    IOFailure.exit_code: "operating-system I/O failure (permission, disk full, read-only)",
+    TooLarge.exit_code: "disk too large for the target format or filesystem",
+}
+
+
+def from_oserror(err: OSError, what: str) -> ImagestoreError:
+    """Turn an OSError into a one-line error naming ``what``."""
+    import errno
+
+    reason = err.strerror or str(err)
+    if err.errno in (errno.ENOENT,):
+        return NotFound(f"{what}: no such file or directory")
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return IOFailure(f"{what}: permission denied")
+    if err.errno == errno.EISDIR:
+        return InvalidArgument(f"{what}: is a directory")
+    if err.errno == errno.ENOSPC:
+        return IOFailure(f"{what}: no space left on device")
+    if err.errno == errno.EROFS:
+        return IOFailure(f"{what}: read-only file system")
+    if err.errno == errno.EFBIG:
+        return TooLarge(f"{what}: file too large for this filesystem")
+    return IOFailure(f"{what}: {reason}")

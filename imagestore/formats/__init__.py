@@ -1,0 +1,193 @@
+"""Disk image formats: detection by content, readers and writers.
+
+``open_disk(path)`` detects the format from the bytes (never the extension) and returns a
+:class:`~imagestore.formats.base.DiskReader`. ``create_writer(path, size, fmt)`` returns a
+:class:`~imagestore.formats.base.DiskWriter` after checking that the size fits the format.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from ..errors import BadImage, InvalidArgument, NotFound, from_oserror
+from .base import DiskReader, DiskWriter, coalesce
+from .raw import EXT4_MAX_FILE, RawReader, RawWriter
+
+__all__ = [
+    "DiskReader",
+    "DiskWriter",
+    "WRITE_FORMATS",
+    "coalesce",
+    "create_writer",
+    "detect_format",
+    "open_disk",
+]
+
+#: names accepted by ``--format``
+WRITE_FORMATS = ("raw", "vhd", "vhd-fixed", "vhdx", "vhdx-fixed")
+
+#: differencing chains deeper than this are refused (a loop or a hostile file)
+MAX_CHAIN_DEPTH = 32
+
+
+def _open_fd(path: str) -> tuple[int, os.stat_result]:
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise from_oserror(e, path) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InvalidArgument(f"{path}: is a directory, not a disk image file")
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+        raise InvalidArgument(f"{path}: not a regular file or block device")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise from_oserror(e, path) from None
+    return fd, os.fstat(fd)
+
+
+def detect_format(fd: int, size: int) -> str:
+    """Return "vhdx", "vhd" (dynamic/differencing), "vhd-fixed" or "raw" from the content."""
+    head = os.pread(fd, 8, 0)
+    if head == b"vhdxfile":
+        return "vhdx"
+    if head == b"conectix":
+        return "vhd"
+    if size >= 512:
+        tail = os.pread(fd, 8, size - 512)
+        if tail == b"conectix":
+            return "vhd-fixed"
+    if size >= 511:  # pre-Virtual-Server-2004 footers were 511 bytes
+        tail = os.pread(fd, 8, size - 511)
+        if tail == b"conectix":
+            return "vhd-fixed"
+    return "raw"
+
+
+def open_disk(
+    path: str,
+    *,
+    allow_parent_dir: str | None = None,
+    _depth: int = 0,
+    _seen: frozenset[str] = frozenset(),
+) -> DiskReader:
+    """Open a disk image of any supported format, detected from its content.
+
+    ``allow_parent_dir``: differencing parents must resolve inside the child's own directory
+    unless they resolve inside this directory.
+    """
+    if path.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        path = unquote(urlparse(path).path)
+    if _depth > MAX_CHAIN_DEPTH:
+        raise BadImage(f"{path}: differencing chain deeper than {MAX_CHAIN_DEPTH} parents")
+    real = os.path.realpath(path)
+    if real in _seen:
+        raise BadImage(f"{path}: differencing chain loops back to this file")
+    fd, st = _open_fd(path)
+    try:
+        size = st.st_size
+        if stat.S_ISBLK(st.st_mode):
+            size = os.lseek(fd, 0, os.SEEK_END)
+        if size == 0:
+            raise BadImage(f"{path}: empty file, not a disk image")
+        fmt = detect_format(fd, size)
+        if fmt == "raw":
+            return RawReader(path, fd)
+        opener_kw = dict(
+            allow_parent_dir=allow_parent_dir, depth=_depth, seen=_seen | {real}
+        )
+        if fmt == "vhdx":
+            from . import vhdx
+
+            return vhdx.open_vhdx(path, fd, size, **opener_kw)
+        from . import vhd
+
+        return vhd.open_vhd(path, fd, size, **opener_kw)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def open_parent(
+    child_path: str,
+    candidates: list[str],
+    *,
+    allow_parent_dir: str | None,
+    depth: int,
+    seen: frozenset[str],
+) -> DiskReader:
+    """Resolve a differencing disk's parent from its locator ``candidates`` (paths, absolute or
+    relative to the child's directory, tried in order) and open it.
+
+    A parent that resolves outside the child's own directory is refused unless it lies inside
+    ``allow_parent_dir``: a crafted child must not read arbitrary host files.
+    """
+    child_dir = os.path.dirname(os.path.realpath(child_path))
+    allowed = [child_dir]
+    if allow_parent_dir:
+        allowed.append(os.path.realpath(allow_parent_dir))
+    refused: str | None = None
+    for cand in candidates:
+        if not cand:
+            continue
+        cand = cand.replace("\\", "/")
+        if len(cand) > 2 and cand[1] == ":":  # a Windows drive path: try its file name only
+            cand = os.path.basename(cand)
+        full = cand if os.path.isabs(cand) else os.path.join(child_dir, cand)
+        real = os.path.realpath(full)
+        if not any(real == d or real.startswith(d.rstrip("/") + "/") for d in allowed):
+            refused = cand
+            continue
+        if os.path.exists(real):
+            return open_disk(real, allow_parent_dir=allow_parent_dir, _depth=depth + 1, _seen=seen)
+    if refused is not None:
+        raise BadImage(
+            f"{child_path}: parent locator '{refused}' resolves outside the child's directory; "
+            f"pass --allow-parent-dir DIR to allow it"
+        )
+    names = ", ".join(repr(c) for c in candidates if c) or "none"
+    raise NotFound(f"{child_path}: parent disk not found (locators: {names})")
+
+
+def create_writer(path: str, virtual_size: int, fmt: str) -> DiskWriter:
+    """Create a writer for ``fmt`` (one of WRITE_FORMATS) after checking size limits."""
+    fmt = fmt.lower()
+    if fmt not in WRITE_FORMATS:
+        raise InvalidArgument(f"--format: unknown format '{fmt}' (use {', '.join(WRITE_FORMATS)})")
+    if fmt == "raw":
+        if virtual_size > EXT4_MAX_FILE:
+            _check_fs_limit(path, virtual_size)
+        return RawWriter(path, virtual_size)
+    if fmt in ("vhd", "vhd-fixed"):
+        from . import vhd
+
+        return vhd.create_vhd_writer(path, virtual_size, fixed=(fmt == "vhd-fixed"))
+    from . import vhdx
+
+    return vhdx.create_vhdx_writer(path, virtual_size, fixed=(fmt == "vhdx-fixed"))
+
+
+def _check_fs_limit(path: str, virtual_size: int) -> None:
+    from ..errors import TooLarge
+
+    # statfs has no "max file size"; ext4's limit is the common one. Probe with a sparse file.
+    d = os.path.dirname(os.path.abspath(path)) or "."
+    probe = os.path.join(d, f".imagestore-size-probe-{os.getpid()}")
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as e:
+        raise from_oserror(e, d) from None
+    try:
+        os.ftruncate(fd, virtual_size)
+    except OSError:
+        raise TooLarge(
+            f"{path}: a raw disk of {virtual_size} bytes ({virtual_size / 2**40:.2f} TiB) is "
+            f"larger than this filesystem allows for one file (ext4 stops at 16 TiB); "
+            f"use --format vhdx"
+        ) from None
+    finally:
+        os.close(fd)
+        os.unlink(probe)

@@ -1,0 +1,107 @@
+"""Raw disk images: the file's bytes are the disk's bytes.
+
+Allocated extents come from ``SEEK_DATA``/``SEEK_HOLE``; where the filesystem cannot tell
+(it reports the whole file as data), callers still get correct bytes, only no holes.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+
+from ..errors import IOFailure, TooLarge, from_oserror
+from .base import pread_full, pwrite_full
+
+#: ext4 with 4 KiB blocks stops at 16 TiB per file; other filesystems are checked by ftruncate.
+EXT4_MAX_FILE = 16 * 2**40 - 4096
+
+
+class RawReader:
+    format = "raw"
+
+    def __init__(self, path: str, fd: int | None = None) -> None:
+        self.path = path
+        try:
+            self.fd = fd if fd is not None else os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            self.virtual_size = os.fstat(self.fd).st_size
+        except OSError as e:
+            raise from_oserror(e, path) from None
+
+    def extents(self) -> Iterator[tuple[int, int]]:
+        size = self.virtual_size
+        pos = 0
+        while pos < size:
+            try:
+                start = os.lseek(self.fd, pos, os.SEEK_DATA)
+            except OSError as e:
+                if e.errno == errno.ENXIO:  # no more data after pos
+                    return
+                if e.errno in (errno.EINVAL, errno.EOPNOTSUPP):  # cannot tell: all data
+                    yield (pos, size - pos)
+                    return
+                raise from_oserror(e, self.path) from None
+            if start >= size:
+                return
+            try:
+                end = os.lseek(self.fd, start, os.SEEK_HOLE)
+            except OSError as e:
+                raise from_oserror(e, self.path) from None
+            end = min(end, size)
+            yield (start, end - start)
+            pos = end
+
+    def read(self, offset: int, length: int) -> bytes:
+        try:
+            return pread_full(self.fd, length, offset)
+        except OSError as e:
+            raise from_oserror(e, self.path) from None
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class RawWriter:
+    """Sparse raw output: the file is truncated to the virtual size, data written with pwrite."""
+
+    format = "raw"
+
+    def __init__(self, path: str, virtual_size: int) -> None:
+        self.path = path
+        self.virtual_size = virtual_size
+        try:
+            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise from_oserror(e, path) from None
+        try:
+            os.ftruncate(self.fd, virtual_size)
+        except OSError as e:
+            os.close(self.fd)
+            if e.errno in (errno.EFBIG, errno.EINVAL):
+                raise TooLarge(
+                    f"{path}: a raw disk of {virtual_size} bytes is larger than this "
+                    f"filesystem allows for one file"
+                ) from None
+            raise from_oserror(e, path) from None
+
+    def write(self, offset: int, data: bytes | memoryview) -> None:
+        try:
+            pwrite_full(self.fd, data, offset)
+        except OSError as e:
+            raise from_oserror(e, self.path) from None
+
+    def finish(self) -> None:
+        try:
+            os.fsync(self.fd)
+        except OSError as e:
+            raise IOFailure(f"{self.path}: fsync failed: {e.strerror}") from None
+        finally:
+            os.close(self.fd)
+            self.fd = -1
+
+    def abort(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1

@@ -1,0 +1,710 @@
+"""Microsoft VHD (Virtual Hard Disk, qemu's "vpc"): fixed, dynamic and differencing disks.
+
+References are to the "Virtual Hard Disk Image Format Specification", version 1.0 (Microsoft,
+2006), cited as "spec §N" below.
+
+Layout reminders:
+
+* fixed: the disk's bytes, then a 512-byte footer (spec "Hard Disk Footer Format").
+* dynamic/differencing: footer copy at 0, dynamic disk header (1024 bytes) at the footer's
+  data offset, block allocation table (BAT) of big-endian uint32 *sector* numbers
+  (0xFFFFFFFF = unallocated), blocks of [sector bitmap padded to 512 bytes][block data], and
+  the footer again at the end of the file.
+
+Every problem found in a file is reported as one :class:`BadImage` line naming the file.
+"""
+
+from __future__ import annotations
+
+import errno
+import heapq
+import os
+import struct
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterator
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+
+from ..errors import BadImage, InvalidArgument, IOFailure, TooLarge, from_oserror
+from .base import DiskReader, pread_full, pwrite_full
+
+# --------------------------------------------------------------------------------------------
+# On-disk structures (all big-endian).
+# --------------------------------------------------------------------------------------------
+
+#: Hard disk footer (spec "Hard Disk Footer Format"): cookie, features, file format version,
+#: data offset, timestamp, creator application, creator version, creator host OS, original
+#: size, current size, geometry (cylinders u16, heads u8, sectors/track u8), disk type,
+#: checksum, unique id, saved state, reserved.
+FOOTER = struct.Struct(">8sIIQI4sI4sQQHBBII16sB427s")
+FOOTER_CHECKSUM_OFFSET = 64
+FOOTER_COOKIE = b"conectix"
+
+#: Dynamic disk header (spec "Dynamic Disk Header Format"), first 576 bytes: cookie, data
+#: offset, table offset, header version, max table entries, block size, checksum, parent
+#: unique id, parent timestamp, reserved, parent unicode name (UTF-16BE, 512 bytes).
+DYN_HEADER = struct.Struct(">8sQQIIII16sII512s")
+DYN_HEADER_SIZE = 1024
+DYN_CHECKSUM_OFFSET = 36
+DYN_COOKIE = b"cxsparse"
+#: Parent locator entry (8 of them at offset 576): platform code, platform data space,
+#: platform data length, reserved, platform data offset.
+LOCATOR = struct.Struct(">4sIIIQ")
+LOCATOR_TABLE_OFFSET = 576
+LOCATOR_COUNT = 8
+
+DISK_FIXED = 2
+DISK_DYNAMIC = 3
+DISK_DIFFERENCING = 4
+DISK_TYPE_NAMES = {DISK_FIXED: "vhd-fixed", DISK_DYNAMIC: "vhd-dynamic",
+                   DISK_DIFFERENCING: "vhd-differencing"}
+
+SECTOR = 512
+UNALLOCATED = 0xFFFFFFFF
+NO_DATA_OFFSET = 0xFFFFFFFFFFFFFFFF
+FEATURES_RESERVED = 0x00000002  # spec: "this bit must always be set to 1"
+FILE_FORMAT_VERSION = 0x00010000
+DYN_HEADER_VERSION = 0x00010000
+
+#: VHD stops at 2040 GiB (0xFF000000 sectors; qemu's VHD_MAX_SECTORS, Hyper-V's limit too).
+VHD_MAX_SIZE = 2040 * 2**30
+MIN_BLOCK_SIZE = 4096
+MAX_BLOCK_SIZE = 256 * 2**20
+WRITER_BLOCK_SIZE = 2 * 2**20  # spec: "the default block size is 0x00200000 (2 MB)"
+FIXED_ALIGN = 2**20  # Azure requires fixed VHDs whose virtual size is a whole number of MiB
+MAX_LOCATOR_BYTES = 65536
+
+#: "win " is what Hyper-V writes; qemu (block/vpc.c) then takes the footer's current size as the
+#: virtual size instead of cylinders*heads*sectors, so `qemu-img info` reports the exact size.
+CREATOR_APP = b"win "
+CREATOR_VERSION = 0x000A0000
+CREATOR_HOST_OS = b"Wi2k"
+VHD_EPOCH = 946684800  # 2000-01-01 00:00:00 UTC, the timestamp origin (spec "Time Stamp")
+
+BITMAP_CACHE_BLOCKS = 256
+
+
+def vhd_checksum(buf: bytes, checksum_offset: int) -> int:
+    """One's complement of the byte sum, the checksum field counted as zero (spec "Checksum")."""
+    a = np.frombuffer(buf, dtype=np.uint8)
+    total = int(a.sum(dtype=np.uint64)) - sum(buf[checksum_offset : checksum_offset + 4])
+    return (~total) & 0xFFFFFFFF
+
+
+def chs_geometry(size: int) -> tuple[int, int, int]:
+    """(cylinders, heads, sectors per track) for ``size`` bytes, per spec Appendix "CHS
+    Calculation" (the geometry is capped at 65535/16/255; larger disks rely on current size)."""
+    total = size // SECTOR
+    total = min(total, 65535 * 16 * 255)
+    if total >= 65535 * 16 * 63:
+        spt, heads = 255, 16
+        cth = total // spt
+    else:
+        spt = 17
+        cth = total // spt
+        heads = max((cth + 1023) // 1024, 4)
+        if cth >= heads * 1024 or heads > 16:
+            spt, heads = 31, 16
+            cth = total // spt
+        if cth >= heads * 1024:
+            spt, heads = 63, 16
+            cth = total // spt
+    return cth // heads, heads, spt
+
+
+def _align(n: int, a: int) -> int:
+    return (n + a - 1) // a * a
+
+
+def bitmap_bytes(block_size: int) -> int:
+    """Size of a block's sector bitmap: one bit per sector, padded to a sector (spec "Block
+    Allocation Table and Data Blocks")."""
+    return _align(max(block_size // SECTOR // 8, 1), SECTOR)
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing
+# --------------------------------------------------------------------------------------------
+
+
+class _Footer:
+    __slots__ = ("data_offset", "current_size", "disk_type", "unique_id", "creator_app")
+
+    def __init__(self, raw: bytes) -> None:
+        f = FOOTER.unpack(raw)
+        self.data_offset = f[3]
+        self.creator_app = f[5]
+        self.current_size = f[9]
+        self.disk_type = f[13]
+        self.unique_id = f[15]
+
+
+def _parse_footer(path: str, raw: bytes) -> tuple[_Footer | None, str]:
+    """Return (footer, "") or (None, reason)."""
+    if len(raw) < 511 or raw[:8] != FOOTER_COOKIE:
+        return None, "no VHD footer cookie 'conectix'"
+    raw = raw.ljust(512, b"\0")  # pre-Virtual-Server-2004 footers are 511 bytes
+    stored = struct.unpack_from(">I", raw, FOOTER_CHECKSUM_OFFSET)[0]
+    if vhd_checksum(raw, FOOTER_CHECKSUM_OFFSET) != stored:
+        return None, "VHD footer checksum mismatch"
+    return _Footer(raw), ""
+
+
+def _check_size(path: str, size: int) -> None:
+    if size > VHD_MAX_SIZE:
+        raise BadImage(f"{path}: virtual size {size} bytes exceeds the VHD limit of 2040 GiB")
+    if size % SECTOR:
+        raise BadImage(f"{path}: virtual size {size} is not a multiple of 512 bytes")
+
+
+def open_vhd(
+    path: str, fd: int, size: int, *, allow_parent_dir: str | None, depth: int,
+    seen: frozenset[str],
+) -> DiskReader:
+    """Open a VHD of any type. The footer's disk type decides (a fixed disk whose data starts
+    with "conectix" is detected as "vhd" but its trailing footer says fixed)."""
+    try:
+        return _open_vhd(path, fd, size, allow_parent_dir=allow_parent_dir, depth=depth,
+                         seen=seen)
+    except OSError as e:
+        raise from_oserror(e, path) from None
+
+
+def _open_vhd(path, fd, size, *, allow_parent_dir, depth, seen) -> DiskReader:
+    if size < 511:
+        raise BadImage(f"{path}: file of {size} bytes is too short for a VHD footer")
+    footer, reason = (None, "file shorter than a footer")
+    footer_len = 512
+    if size >= 512:
+        footer, reason = _parse_footer(path, pread_full(fd, 512, size - 512))
+    if footer is None:
+        tail = pread_full(fd, 511, size - 511)
+        if tail[:8] == FOOTER_COOKIE:  # an old 511-byte footer
+            f511, r511 = _parse_footer(path, tail)
+            if f511 is not None:
+                footer, footer_len = f511, 511
+            else:
+                reason = r511
+    limit = size - footer_len  # where the trailing footer starts
+    if footer is None or footer.disk_type not in (DISK_DYNAMIC, DISK_DIFFERENCING, DISK_FIXED):
+        # spec "Dynamic Disk Header Format": the footer copy at offset 0 exists so that a
+        # damaged trailing footer can be recovered; it is only present on dynamic disks.
+        head, head_reason = _parse_footer(path, pread_full(fd, 512, 0))
+        if footer is None and head is None:
+            raise BadImage(f"{path}: {reason} (and no valid footer copy at offset 0)")
+        if footer is None:
+            if head.disk_type not in (DISK_DYNAMIC, DISK_DIFFERENCING):
+                raise BadImage(f"{path}: {reason}; the copy at offset 0 has disk type "
+                               f"{head.disk_type}, not dynamic or differencing")
+            footer, limit = head, size
+    if footer.disk_type not in DISK_TYPE_NAMES:
+        raise BadImage(f"{path}: unknown VHD disk type {footer.disk_type}")
+    _check_size(path, footer.current_size)
+    if footer.disk_type == DISK_FIXED:
+        return VhdFixedReader(path, fd, footer, limit)
+    return _open_sparse(path, fd, size, footer, limit, allow_parent_dir=allow_parent_dir,
+                        depth=depth, seen=seen)
+
+
+class VhdFixedReader:
+    """Fixed VHD: the disk's bytes followed by the footer."""
+
+    format = "vhd-fixed"
+
+    def __init__(self, path: str, fd: int, footer: _Footer, data_end: int) -> None:
+        if footer.current_size > data_end:
+            raise BadImage(f"{path}: fixed VHD of virtual size {footer.current_size} but only "
+                           f"{data_end} data bytes before the footer (truncated?)")
+        self.path = path
+        self.fd = fd
+        self.virtual_size = footer.current_size
+        self.unique_id = footer.unique_id
+
+    def extents(self) -> Iterator[tuple[int, int]]:
+        # The whole disk is allocated; skip filesystem holes of a sparse file where we can.
+        size = self.virtual_size
+        pos = 0
+        while pos < size:
+            try:
+                start = os.lseek(self.fd, pos, os.SEEK_DATA)
+            except OSError as e:
+                if e.errno == errno.ENXIO:  # no data after pos
+                    return
+                yield (pos, size - pos)  # cannot tell: all of it
+                return
+            if start >= size:
+                return
+            try:
+                end = min(os.lseek(self.fd, start, os.SEEK_HOLE), size)
+            except OSError:
+                end = size
+            yield (start, end - start)
+            pos = end
+
+    def read(self, offset: int, length: int) -> bytes:
+        _check_range(self, offset, length)
+        try:
+            return pread_full(self.fd, length, offset)
+        except OSError as e:
+            raise from_oserror(e, self.path) from None
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _check_range(r, offset: int, length: int) -> None:
+    if offset < 0 or length < 0 or offset + length > r.virtual_size:
+        raise InvalidArgument(
+            f"{r.path}: read of {length} bytes at {offset} outside the virtual size "
+            f"{r.virtual_size}")
+
+
+def _overlaps(a0: int, a1: int, b0: int, b1: int) -> bool:
+    return a0 < b1 and b0 < a1
+
+
+def _decode_locator(code: bytes, data: bytes) -> str | None:
+    try:
+        if code in (b"W2ku", b"W2ru"):  # spec "Parent Locator Entry": UTF-16LE paths
+            return data.decode("utf-16-le").split("\0", 1)[0] or None
+        if code in (b"MacX", b"Mac "):  # UTF-8 file URL (MacX); 'Mac ' aliases we cannot use
+            s = data.decode("utf-8").split("\0", 1)[0]
+            if s.startswith("file://"):
+                return unquote(urlparse(s).path) or None
+            return s if code == b"MacX" and s else None
+    except UnicodeDecodeError:
+        return None
+    return None
+
+
+def _open_sparse(path, fd, size, footer: _Footer, limit: int, *, allow_parent_dir, depth, seen):
+    doff = footer.data_offset
+    if doff < SECTOR or doff > limit or limit - doff < DYN_HEADER_SIZE:
+        raise BadImage(f"{path}: dynamic disk header at offset {doff} lies outside the file "
+                       f"(truncated file?)")
+    raw = pread_full(fd, DYN_HEADER_SIZE, doff)
+    if raw[:8] != DYN_COOKIE:
+        raise BadImage(f"{path}: no dynamic disk header cookie 'cxsparse' at offset {doff}")
+    if vhd_checksum(raw, DYN_CHECKSUM_OFFSET) != struct.unpack_from(">I", raw, 36)[0]:
+        raise BadImage(f"{path}: dynamic disk header checksum mismatch")
+    (_, _, toff, _, max_entries, block_size, _, parent_uuid, _, _, pname) = DYN_HEADER.unpack_from(
+        raw)
+    if block_size < MIN_BLOCK_SIZE or block_size > MAX_BLOCK_SIZE or block_size & (
+            block_size - 1):
+        raise BadImage(f"{path}: block size {block_size} beyond the spec (a power of two from "
+                       f"{MIN_BLOCK_SIZE} to {MAX_BLOCK_SIZE} bytes)")
+    vsize = footer.current_size
+    nblocks = -(-vsize // block_size)
+    if max_entries < nblocks:
+        raise BadImage(f"{path}: BAT has {max_entries} entries, fewer than the {nblocks} "
+                       f"blocks of the {vsize}-byte disk")
+    bat_bytes = max_entries * 4
+    if toff < SECTOR or toff > limit or limit - toff < bat_bytes:
+        raise BadImage(f"{path}: BAT at offset {toff} ({max_entries} entries) lies outside "
+                       f"the file")
+    # metadata regions that no block may overlap
+    regions: list[tuple[int, int, str]] = [
+        (0, SECTOR, "the footer copy"), (doff, doff + DYN_HEADER_SIZE, "the dynamic header"),
+    ]
+    for r0, r1, what in regions:
+        if _overlaps(toff, toff + bat_bytes, r0, r1):
+            raise BadImage(f"{path}: BAT at offset {toff} overlaps {what}")
+    if _overlaps(doff, doff + DYN_HEADER_SIZE, 0, SECTOR):
+        raise BadImage(f"{path}: dynamic header overlaps the footer copy")
+    regions.append((toff, toff + max(bat_bytes, 1), "the BAT"))
+
+    candidates: list[str] = []
+    if footer.disk_type == DISK_DIFFERENCING:
+        by_code: dict[bytes, list[str]] = {}
+        for k in range(LOCATOR_COUNT):
+            code, _space, length, _res, loff = LOCATOR.unpack_from(
+                raw, LOCATOR_TABLE_OFFSET + k * LOCATOR.size)
+            if code == b"\0\0\0\0" or length == 0:
+                continue
+            if length > MAX_LOCATOR_BYTES:
+                raise BadImage(f"{path}: parent locator {k} is {length} bytes long, more "
+                               f"than {MAX_LOCATOR_BYTES}")
+            if loff > size or size - loff < length:
+                raise BadImage(f"{path}: parent locator {k} data at offset {loff} lies "
+                               f"outside the file")
+            regions.append((loff, loff + length, f"parent locator {k}"))
+            name = _decode_locator(code, pread_full(fd, length, loff))
+            if name:
+                by_code.setdefault(code, []).append(name)
+        for code in (b"W2ru", b"W2ku", b"MacX", b"Mac "):
+            candidates += by_code.get(code, [])
+        try:
+            uname = pname.decode("utf-16-be").split("\0", 1)[0]
+        except UnicodeDecodeError:
+            uname = ""
+        if uname:
+            candidates.append(uname)
+        candidates = list(dict.fromkeys(candidates))
+
+    bat = _load_bat(path, fd, toff, nblocks, block_size, vsize, limit, regions)
+    reader = VhdSparseReader(path, fd, footer, block_size, bat)
+    if footer.disk_type == DISK_DIFFERENCING:
+        from . import open_parent
+
+        if not candidates:
+            raise BadImage(f"{path}: differencing VHD without any parent locator or name")
+        parent = open_parent(path, candidates, allow_parent_dir=allow_parent_dir, depth=depth,
+                             seen=seen)
+        try:
+            if not parent.format.startswith("vhd-"):
+                raise BadImage(f"{path}: parent {parent.path} is a {parent.format} image, "
+                               f"not a VHD")
+            if parent.virtual_size != vsize:
+                raise BadImage(f"{path}: parent {parent.path} has virtual size "
+                               f"{parent.virtual_size}, the child {vsize}")
+            if getattr(parent, "unique_id", parent_uuid) != parent_uuid:
+                raise BadImage(
+                    f"{path}: parent UUID mismatch: the header names "
+                    f"{uuid.UUID(bytes=parent_uuid)}, {parent.path} is "
+                    f"{uuid.UUID(bytes=parent.unique_id)}")
+        except BaseException:
+            parent.close()
+            raise
+        reader.parent = parent
+    return reader
+
+
+def _load_bat(path, fd, toff, nblocks, block_size, vsize, limit, regions) -> np.ndarray:
+    """Read and check the BAT; return byte offsets of each block's bitmap (-1: unallocated)."""
+    raw = pread_full(fd, nblocks * 4, toff)
+    bat = np.frombuffer(raw, dtype=">u4").astype(np.int64)
+    alloc = np.flatnonzero(bat != UNALLOCATED)
+    if alloc.size:
+        bm = bitmap_bytes(block_size)
+        offs = bat[alloc] * SECTOR
+        ends = offs + bm + np.minimum(block_size, vsize - alloc * block_size)
+        bad = np.flatnonzero(ends > limit)
+        if bad.size:
+            i = int(alloc[bad[0]])
+            raise BadImage(f"{path}: BAT entry {i} points outside the file (offset "
+                           f"{int(offs[bad[0]])})")
+        for r0, r1, what in regions:
+            bad = np.flatnonzero((offs < r1) & (ends > r0))
+            if bad.size:
+                i = int(alloc[bad[0]])
+                raise BadImage(f"{path}: BAT entry {i} points into {what} (offset "
+                               f"{int(offs[bad[0]])})")
+        order = np.argsort(offs, kind="stable")
+        so, se = offs[order], ends[order]
+        bad = np.flatnonzero(so[1:] < se[:-1])
+        if bad.size:
+            a, b = sorted((int(alloc[order[bad[0]]]), int(alloc[order[bad[0] + 1]])))
+            raise BadImage(f"{path}: BAT entries {a} and {b} point at overlapping blocks")
+    bat[alloc] *= SECTOR
+    bat[bat == UNALLOCATED] = -1
+    return bat
+
+
+class VhdSparseReader:
+    """Dynamic or differencing VHD."""
+
+    def __init__(self, path: str, fd: int, footer: _Footer, block_size: int,
+                 bat: np.ndarray) -> None:
+        self.path = path
+        self.fd = fd
+        self.format = DISK_TYPE_NAMES[footer.disk_type]
+        self.virtual_size = footer.current_size
+        self.unique_id = footer.unique_id
+        self.block_size = block_size
+        self.bitmap_size = bitmap_bytes(block_size)
+        self.bat = bat  # byte offset of each block's bitmap, -1 when unallocated
+        self.parent: DiskReader | None = None
+        self._bitmaps: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    # ---- helpers
+    def _bitmap(self, blk: int) -> np.ndarray:
+        """Per-sector allocation (bool array) of an allocated block of a differencing disk."""
+        bm = self._bitmaps.get(blk)
+        if bm is not None:
+            self._bitmaps.move_to_end(blk)
+            return bm
+        nsec = self.block_size // SECTOR
+        raw = pread_full(self.fd, self.bitmap_size, int(self.bat[blk]))
+        bm = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), bitorder="big")[:nsec].astype(
+            bool)
+        self._bitmaps[blk] = bm
+        if len(self._bitmaps) > BITMAP_CACHE_BLOCKS:
+            self._bitmaps.popitem(last=False)
+        return bm
+
+    @staticmethod
+    def _runs(bits: np.ndarray) -> Iterator[tuple[int, int, bool]]:
+        """(start, end, value) runs of a bool array."""
+        if bits.size == 0:
+            return
+        change = np.flatnonzero(bits[1:] != bits[:-1]) + 1
+        starts = np.concatenate(([0], change))
+        ends = np.concatenate((change, [bits.size]))
+        for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+            yield s, e, bool(bits[s])
+
+    # ---- DiskReader
+    def extents(self) -> Iterator[tuple[int, int]]:
+        try:
+            if self.parent is None:
+                yield from self._own_extents()
+                return
+            merged = heapq.merge(self._own_extents(), self.parent.extents())
+            cur: list[int] | None = None
+            for off, n in merged:
+                if cur is not None and off <= cur[1]:
+                    cur[1] = max(cur[1], off + n)
+                    continue
+                if cur is not None:
+                    yield (cur[0], cur[1] - cur[0])
+                cur = [off, off + n]
+            if cur is not None:
+                yield (cur[0], cur[1] - cur[0])
+        except OSError as e:
+            raise from_oserror(e, self.path) from None
+
+    def _own_extents(self) -> Iterator[tuple[int, int]]:
+        bs, vsize = self.block_size, self.virtual_size
+        alloc = np.flatnonzero(self.bat >= 0).tolist()
+        cur: list[int] | None = None
+        for blk in alloc:
+            base = blk * bs
+            if self.parent is None:
+                pieces = [(base, min(base + bs, vsize))]
+            else:
+                pieces = [(base + s * SECTOR, min(base + e * SECTOR, vsize))
+                          for s, e, v in self._runs(self._bitmap(blk)) if v]
+            for s, e in pieces:
+                if s >= e:
+                    continue
+                if cur is not None and s <= cur[1]:
+                    cur[1] = max(cur[1], e)
+                else:
+                    if cur is not None:
+                        yield (cur[0], cur[1] - cur[0])
+                    cur = [s, e]
+        if cur is not None:
+            yield (cur[0], cur[1] - cur[0])
+
+    def read(self, offset: int, length: int) -> bytes:
+        _check_range(self, offset, length)
+        try:
+            return self._read(offset, length)
+        except OSError as e:
+            raise from_oserror(e, self.path) from None
+
+    def _read(self, offset: int, length: int) -> bytes:
+        bs = self.block_size
+        out = bytearray(length)
+        pos, end = offset, offset + length
+        while pos < end:
+            blk, bo = divmod(pos, bs)
+            n = min(bs - bo, end - pos)
+            dst = pos - offset
+            boff = int(self.bat[blk])
+            if boff < 0:
+                if self.parent is not None:
+                    out[dst : dst + n] = self.parent.read(pos, n)
+            elif self.parent is None:
+                if n == length:
+                    return pread_full(self.fd, n, boff + self.bitmap_size + bo)
+                out[dst : dst + n] = pread_full(self.fd, n, boff + self.bitmap_size + bo)
+            else:
+                s0, s1 = bo // SECTOR, -(-(bo + n) // SECTOR)
+                bits = self._bitmap(blk)[s0:s1]
+                if bits.all():
+                    out[dst : dst + n] = pread_full(self.fd, n, boff + self.bitmap_size + bo)
+                elif not bits.any():
+                    out[dst : dst + n] = self.parent.read(pos, n)
+                else:
+                    out[dst : dst + n] = pread_full(self.fd, n, boff + self.bitmap_size + bo)
+                    for s, e, v in self._runs(bits):
+                        if v:
+                            continue
+                        a = max((s0 + s) * SECTOR, bo)
+                        b = min((s0 + e) * SECTOR, bo + n)
+                        out[dst + a - bo : dst + b - bo] = self.parent.read(blk * bs + a, b - a)
+            pos += n
+        return bytes(out)
+
+    def close(self) -> None:
+        if self.parent is not None:
+            self.parent.close()
+            self.parent = None
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------
+
+
+def build_footer(virtual_size: int, disk_type: int, data_offset: int,
+                 unique_id: bytes, timestamp: int | None = None) -> bytes:
+    """A footer with a valid checksum and the spec's CHS geometry."""
+    if timestamp is None:
+        timestamp = max(0, int(time.time()) - VHD_EPOCH) & 0xFFFFFFFF
+    cyl, heads, spt = chs_geometry(virtual_size)
+    fields = [FOOTER_COOKIE, FEATURES_RESERVED, FILE_FORMAT_VERSION, data_offset, timestamp,
+              CREATOR_APP, CREATOR_VERSION, CREATOR_HOST_OS, virtual_size, virtual_size,
+              cyl, heads, spt, disk_type, 0, unique_id, 0, b""]
+    raw = FOOTER.pack(*fields)
+    fields[14] = vhd_checksum(raw, FOOTER_CHECKSUM_OFFSET)
+    return FOOTER.pack(*fields)
+
+
+def build_dyn_header(table_offset: int, max_entries: int, block_size: int, *,
+                     parent_uuid: bytes = bytes(16), parent_timestamp: int = 0,
+                     parent_name: str = "",
+                     locators: list[tuple[bytes, int, int, int]] = ()) -> bytes:
+    """A dynamic disk header with a valid checksum. ``locators``: (code, space, length, off)."""
+    name = parent_name.encode("utf-16-be")[:512]
+    head = DYN_HEADER.pack(DYN_COOKIE, NO_DATA_OFFSET, table_offset, DYN_HEADER_VERSION,
+                           max_entries, block_size, 0, parent_uuid, parent_timestamp, 0, name)
+    locs = b"".join(LOCATOR.pack(c, sp, ln, 0, off) for c, sp, ln, off in locators)
+    raw = bytearray((head + locs).ljust(DYN_HEADER_SIZE, b"\0"))
+    struct.pack_into(">I", raw, DYN_CHECKSUM_OFFSET, vhd_checksum(bytes(raw), DYN_CHECKSUM_OFFSET))
+    return bytes(raw)
+
+
+def _too_large(path: str, virtual_size: int) -> TooLarge:
+    return TooLarge(f"{path}: a disk of {virtual_size} bytes ({virtual_size / 2**30:.1f} GiB) "
+                    f"does not fit VHD, which stops at 2040 GiB; use --format vhdx")
+
+
+def create_vhd_writer(path: str, virtual_size: int, *, fixed: bool):
+    """Writer for a fixed ("vhd-fixed") or dynamic ("vhd") VHD. Checks the size first."""
+    if virtual_size < 0:
+        raise InvalidArgument(f"{path}: negative virtual size {virtual_size}")
+    rounded = _align(virtual_size, FIXED_ALIGN if fixed else SECTOR)
+    if virtual_size > VHD_MAX_SIZE or rounded > VHD_MAX_SIZE:
+        raise _too_large(path, virtual_size)
+    return (VhdFixedWriter if fixed else VhdDynamicWriter)(path, rounded)
+
+
+def _create(path: str) -> int:
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        raise from_oserror(e, path) from None
+
+
+class _WriterBase:
+    path: str
+    virtual_size: int
+    fd: int
+
+    def _check_write(self, offset: int, n: int) -> None:
+        if offset < 0 or offset + n > self.virtual_size:
+            raise InvalidArgument(f"{self.path}: write of {n} bytes at {offset} outside the "
+                                  f"virtual size {self.virtual_size}")
+
+    def _sync_close(self) -> None:
+        try:
+            os.fsync(self.fd)
+        except OSError as e:
+            raise IOFailure(f"{self.path}: fsync failed: {e.strerror}") from None
+        finally:
+            os.close(self.fd)
+            self.fd = -1
+
+    def abort(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class VhdFixedWriter(_WriterBase):
+    """Fixed VHD ready for Azure: the virtual size is rounded up to a whole MiB (the extra tail
+    reads as zeros); the data area is a sparse file, then the 512-byte footer."""
+
+    format = "vhd-fixed"
+
+    def __init__(self, path: str, virtual_size: int) -> None:
+        self.path = path
+        self.virtual_size = virtual_size
+        self.fd = _create(path)
+        try:
+            os.ftruncate(self.fd, virtual_size + SECTOR)
+        except OSError as e:
+            os.close(self.fd)
+            self.fd = -1
+            raise from_oserror(e, path) from None
+
+    def write(self, offset: int, data: bytes | memoryview) -> None:
+        self._check_write(offset, len(data))
+        try:
+            pwrite_full(self.fd, data, offset)
+        except OSError as e:
+            raise from_oserror(e, self.path) from None
+
+    def finish(self) -> None:
+        footer = build_footer(self.virtual_size, DISK_FIXED, NO_DATA_OFFSET, uuid.uuid4().bytes)
+        try:
+            pwrite_full(self.fd, footer, self.virtual_size)
+        except OSError as e:
+            self.abort()
+            raise from_oserror(e, self.path) from None
+        self._sync_close()
+
+
+class VhdDynamicWriter(_WriterBase):
+    """Dynamic VHD, 2 MiB blocks. Layout: footer copy (0), dynamic header (512), BAT (1536,
+    padded to 512), blocks of [bitmap, all ones][data] in first-write order, footer.
+    Blocks are allocated on first write; unwritten parts of a block stay file holes."""
+
+    format = "vhd-dynamic"
+
+    def __init__(self, path: str, virtual_size: int) -> None:
+        self.path = path
+        self.virtual_size = virtual_size
+        self.block_size = WRITER_BLOCK_SIZE
+        self.bitmap_size = bitmap_bytes(self.block_size)
+        self.max_entries = -(-virtual_size // self.block_size)
+        self.table_offset = SECTOR + DYN_HEADER_SIZE
+        self.bat = np.full(self.max_entries, UNALLOCATED, dtype=np.uint32)
+        self.next_off = _align(self.table_offset + self.max_entries * 4, SECTOR)
+        self._ones = b"\xff" * self.bitmap_size
+        self.fd = _create(path)
+
+    def write(self, offset: int, data: bytes | memoryview) -> None:
+        mv = memoryview(data).cast("B")
+        self._check_write(offset, len(mv))
+        bs = self.block_size
+        try:
+            while mv:
+                blk, bo = divmod(offset, bs)
+                n = min(bs - bo, len(mv))
+                if self.bat[blk] == UNALLOCATED:
+                    self.bat[blk] = self.next_off // SECTOR
+                    pwrite_full(self.fd, self._ones, self.next_off)
+                    self.next_off += self.bitmap_size + bs
+                pwrite_full(self.fd, mv[:n], int(self.bat[blk]) * SECTOR + self.bitmap_size + bo)
+                mv = mv[n:]
+                offset += n
+        except OSError as e:
+            raise from_oserror(e, self.path) from None
+
+    def finish(self) -> None:
+        uid = uuid.uuid4().bytes
+        footer = build_footer(self.virtual_size, DISK_DYNAMIC, SECTOR, uid)
+        header = build_dyn_header(self.table_offset, self.max_entries, self.block_size)
+        bat = self.bat.astype(">u4").tobytes()
+        bat += b"\xff" * (_align(len(bat), SECTOR) - len(bat))
+        try:
+            pwrite_full(self.fd, footer, self.next_off)
+            os.ftruncate(self.fd, self.next_off + SECTOR)
+            pwrite_full(self.fd, bat, self.table_offset)
+            pwrite_full(self.fd, header, SECTOR)
+            pwrite_full(self.fd, footer, 0)
+        except OSError as e:
+            self.abort()
+            raise from_oserror(e, self.path) from None
+        self._sync_close()

@@ -1,0 +1,845 @@
+"""VHDX disk images (Microsoft MS-VHDX v1.0): reader and writer.
+
+Reader: both headers and both region tables are checked with CRC-32C; the metadata items and
+the BAT are validated against the file size before anything is read or allocated, so that a
+hostile file yields one ``BadImage`` line and never another exception. The BAT is read once
+into a numpy array; extents are found with numpy, never by looping over every entry.
+
+Log (2.3): files whose header has a non-zero LogGuid *and* whose log region holds entries with
+that LogGuid are refused ("log needs replay"); they are never modified, and no in-memory replay
+is attempted. A non-zero LogGuid with no matching entry (an empty log) is accepted.
+
+Writer: dynamic (32 MiB blocks, allocated on first write, file grown with ftruncate so that
+unwritten parts of a block are sparse zeros) or fixed (all blocks present and contiguous, the
+file sparse where never written). Layout follows qemu's: header section, a 1 MiB log region
+(empty), the metadata region, the BAT region, then payload blocks.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import uuid
+from collections.abc import Iterator
+
+import numpy as np
+
+from ..errors import BadImage, ImagestoreError, IOFailure, TooLarge, from_oserror
+from . import vhdx_structs as S
+from .base import DiskReader, coalesce, pread_full, pwrite_full
+
+# --------------------------------------------------------------------------------------------
+# CRC-32C (Castagnoli), reflected polynomial 0x82F63B78, as required by MS-VHDX 2.2.2.
+
+
+def _make_crc_table() -> list[int]:
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC_TABLE = _make_crc_table()
+
+
+def crc32c(data: bytes | bytearray | memoryview, crc: int = 0) -> int:
+    """CRC-32C of ``data`` (table-driven; fine for the 4 KiB headers and 64 KiB tables)."""
+    t = _CRC_TABLE
+    c = crc ^ 0xFFFFFFFF
+    for b in bytes(data):
+        c = t[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+def _checksum_ok(buf: bytes, crc_offset: int = 4) -> bool:
+    stored = struct.unpack_from("<I", buf, crc_offset)[0]
+    zeroed = buf[:crc_offset] + b"\0\0\0\0" + buf[crc_offset + 4 :]
+    return crc32c(zeroed) == stored
+
+
+def _with_checksum(buf: bytes, crc_offset: int = 4) -> bytes:
+    zeroed = buf[:crc_offset] + b"\0\0\0\0" + buf[crc_offset + 4 :]
+    return zeroed[:crc_offset] + struct.pack("<I", crc32c(zeroed)) + zeroed[crc_offset + 4 :]
+
+
+# --------------------------------------------------------------------------------------------
+# Reader
+
+
+class VhdxReader:
+    """A parsed, validated VHDX file. Use :func:`open_vhdx`."""
+
+    def __init__(self, path: str, fd: int, size: int) -> None:
+        self.path = path
+        self.fd = fd
+        self.file_size = size
+        self.parent: DiskReader | None = None
+        self._bitmap_cache: dict[int, np.ndarray] = {}
+        self.format = "vhdx-dynamic"
+        self.virtual_size = 0
+        self.logical_sector_size = 512
+        self.physical_sector_size = 512
+        self.block_size = 0
+        self.chunk_ratio = 1
+        self.has_parent = False
+        self.leave_blocks_allocated = False
+        self.page83: uuid.UUID | None = None
+        self.parent_locator: dict[str, str] = {}
+        self.header: S.Header | None = None
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _bad(self, reason: str) -> BadImage:
+        return BadImage(f"{self.path}: {reason}")
+
+    def _pread(self, length: int, offset: int) -> bytes:
+        if offset < 0 or length < 0 or offset + length > self.file_size:
+            raise self._bad(
+                f"structure at offset {offset} (length {length}) lies outside the file "
+                f"({self.file_size} bytes)"
+            )
+        try:
+            return pread_full(self.fd, length, offset)
+        except OSError as e:
+            raise from_oserror(e, self.path) from None
+
+    # -- parsing ---------------------------------------------------------------------------
+    def parse(self) -> None:
+        if self.file_size < S.HEADER_SECTION_SIZE:
+            raise self._bad(
+                f"file too small for a VHDX header section ({self.file_size} bytes, need "
+                f"at least {S.HEADER_SECTION_SIZE}); truncated?"
+            )
+        self._parse_headers()
+        self._parse_regions()
+        self._check_log()
+        self._parse_metadata()
+        self._read_bat()
+
+    def _parse_headers(self) -> None:
+        # 2.2.2: both headers are checked; the valid one with the higher sequence number wins.
+        best: S.Header | None = None
+        for off in (S.HEADER1_OFFSET, S.HEADER2_OFFSET):
+            buf = self._pread(S.HEADER_SIZE, off)
+            if buf[:4] != S.HEADER_SIGNATURE or not _checksum_ok(buf):
+                continue
+            h = S.Header.unpack(buf)
+            if best is None or h.sequence_number > best.sequence_number:
+                best = h
+        if best is None:
+            raise self._bad("neither VHDX header is valid (bad signature or CRC-32C checksum)")
+        if best.version != 1:
+            raise self._bad(f"unsupported VHDX header version {best.version} (expected 1)")
+        if best.log_version != 0:
+            raise self._bad(f"unsupported VHDX log version {best.log_version} (expected 0)")
+        self.header = best
+
+    def _parse_regions(self) -> None:
+        table: bytes | None = None
+        for off in (S.REGION_TABLE1_OFFSET, S.REGION_TABLE2_OFFSET):
+            buf = self._pread(S.REGION_TABLE_SIZE, off)
+            if buf[:4] == S.REGION_SIGNATURE and _checksum_ok(buf):
+                table = buf
+                break
+        if table is None:
+            raise self._bad(
+                "neither region table is valid (bad signature or CRC-32C checksum)"
+            )
+        _sig, _crc, count, _res = S.REGION_TABLE_HEADER_FMT.unpack_from(table, 0)
+        if count > S.REGION_MAX_ENTRIES:
+            raise self._bad(f"region table has {count} entries (at most 2047 allowed)")
+        regions: dict[uuid.UUID, S.RegionEntry] = {}
+        for i in range(count):
+            g, foff, length, flags = S.REGION_ENTRY_FMT.unpack_from(
+                table, S.REGION_TABLE_HEADER_FMT.size + i * S.REGION_ENTRY_FMT.size
+            )
+            entry = S.RegionEntry(S.guid_from_le(g), foff, length, bool(flags & S.REGION_REQUIRED))
+            if entry.guid in regions:
+                raise self._bad(f"region {entry.guid} listed twice in the region table")
+            if entry.guid not in (S.BAT_GUID, S.METADATA_GUID):
+                if entry.required:
+                    raise self._bad(
+                        f"unknown required region {entry.guid}: this VHDX needs a feature "
+                        f"that is not supported"
+                    )
+                continue
+            name = "BAT" if entry.guid == S.BAT_GUID else "metadata"
+            # 2.2.3.2: offsets and lengths are multiples of 1 MiB, past the header section.
+            if foff % S.MiB or length % S.MiB or foff < S.HEADER_SECTION_SIZE or length == 0:
+                raise self._bad(
+                    f"{name} region at offset {foff} length {length} is not 1 MiB aligned "
+                    f"or overlaps the header section"
+                )
+            if foff + length > self.file_size:
+                raise self._bad(
+                    f"{name} region (offset {foff}, length {length}) lies outside the file "
+                    f"({self.file_size} bytes)"
+                )
+            regions[entry.guid] = entry
+        if S.BAT_GUID not in regions:
+            raise self._bad("region table has no BAT region")
+        if S.METADATA_GUID not in regions:
+            raise self._bad("region table has no metadata region")
+        self.bat_region = regions[S.BAT_GUID]
+        self.meta_region = regions[S.METADATA_GUID]
+        b, m = self.bat_region, self.meta_region
+        if b.file_offset < m.file_offset + m.length and m.file_offset < b.file_offset + b.length:
+            raise self._bad("BAT region and metadata region overlap")
+
+    def _check_log(self) -> None:
+        h = self.header
+        assert h is not None
+        if h.log_guid == S.ZERO_GUID:
+            return  # 2.2.2: a zero LogGuid means the log is empty; nothing to replay.
+        if h.log_length == 0:
+            return
+        if h.log_offset % S.MiB or h.log_length % S.MiB or h.log_offset < S.HEADER_SECTION_SIZE:
+            raise self._bad("log region is not 1 MiB aligned or overlaps the header section")
+        if h.log_offset + h.log_length > self.file_size:
+            raise self._bad("log region lies outside the file")
+        # 2.3.1: log entries start on 4 KiB boundaries with "loge" and carry the LogGuid.
+        log = self._pread(h.log_length, h.log_offset)
+        want = h.log_guid.bytes_le
+        pos = log.find(S.LOG_ENTRY_SIGNATURE)
+        while pos != -1:
+            if pos % 4096 == 0 and log[pos + 24 : pos + 40] == want:
+                raise self._bad(
+                    "log needs replay (the file was not closed cleanly); replaying a VHDX "
+                    "log is not supported: open and close it once with Hyper-V or qemu-img"
+                )
+            pos = log.find(S.LOG_ENTRY_SIGNATURE, pos + 1)
+
+    def _parse_metadata(self) -> None:
+        m = self.meta_region
+        if m.length < S.METADATA_TABLE_SIZE:
+            raise self._bad("metadata region smaller than its 64 KiB table")
+        table = self._pread(S.METADATA_TABLE_SIZE, m.file_offset)
+        sig, _r, count, _r2 = S.METADATA_HEADER_FMT.unpack_from(table, 0)
+        if sig != S.METADATA_SIGNATURE:
+            raise self._bad("metadata table signature is not 'metadata'")
+        if count > S.METADATA_MAX_ENTRIES:
+            raise self._bad(f"metadata table has {count} entries (at most 2047 allowed)")
+        items: dict[uuid.UUID, bytes] = {}
+        for i in range(count):
+            g, off, length, flags, _res = S.METADATA_ENTRY_FMT.unpack_from(
+                table, S.METADATA_HEADER_FMT.size + i * S.METADATA_ENTRY_FMT.size
+            )
+            e = S.MetadataEntry(S.guid_from_le(g), off, length, flags)
+            if e.item_id in items:
+                raise self._bad(f"metadata item {e.item_id} listed twice")
+            known = e.item_id in (
+                S.FILE_PARAMETERS_GUID, S.VIRTUAL_DISK_SIZE_GUID, S.PAGE83_GUID,
+                S.LOGICAL_SECTOR_SIZE_GUID, S.PHYSICAL_SECTOR_SIZE_GUID, S.PARENT_LOCATOR_GUID,
+            )
+            if not known:
+                if e.required:
+                    raise self._bad(
+                        f"unknown required metadata item {e.item_id}: not supported"
+                    )
+                continue
+            # 2.6.1.2: items lie inside the region, after the 64 KiB table (length 0: empty).
+            if length == 0:
+                items[e.item_id] = b""
+                continue
+            if off < S.METADATA_TABLE_SIZE or off + length > m.length:
+                raise self._bad(
+                    f"metadata item {e.item_id} (offset {off}, length {length}) lies outside "
+                    f"the metadata region ({m.length} bytes)"
+                )
+            items[e.item_id] = self._pread(length, m.file_offset + off)
+
+        def need(g: uuid.UUID, name: str, size: int) -> bytes:
+            v = items.get(g)
+            if v is None:
+                raise self._bad(f"metadata item '{name}' is missing")
+            if len(v) < size:
+                raise self._bad(f"metadata item '{name}' is too short ({len(v)} bytes)")
+            return v
+
+        bs, flags = S.FILE_PARAMETERS_FMT.unpack_from(
+            need(S.FILE_PARAMETERS_GUID, "file parameters", 8), 0
+        )
+        # 2.6.2.1: BlockSize is a power of two between 1 MiB and 256 MiB.
+        if bs < S.MIN_BLOCK_SIZE or bs > S.MAX_BLOCK_SIZE or bs & (bs - 1):
+            raise self._bad(
+                f"block size {bs} is not a power of two between 1 MiB and 256 MiB"
+            )
+        self.block_size = bs
+        self.leave_blocks_allocated = bool(flags & S.FP_LEAVE_BLOCKS_ALLOCATED)
+        self.has_parent = bool(flags & S.FP_HAS_PARENT)
+        (vsize,) = struct.unpack_from("<Q", need(S.VIRTUAL_DISK_SIZE_GUID, "virtual disk size", 8))
+        (lss,) = struct.unpack_from(
+            "<I", need(S.LOGICAL_SECTOR_SIZE_GUID, "logical sector size", 4)
+        )
+        if lss not in S.LOGICAL_SECTOR_SIZES:
+            raise self._bad(f"logical sector size {lss} is not 512 or 4096")
+        if vsize > S.MAX_VIRTUAL_SIZE:
+            raise self._bad(f"virtual disk size {vsize} exceeds the VHDX maximum of 64 TiB")
+        if vsize % lss:
+            raise self._bad(
+                f"virtual disk size {vsize} is not a multiple of the logical sector size {lss}"
+            )
+        self.virtual_size = vsize
+        self.logical_sector_size = lss
+        pss_raw = items.get(S.PHYSICAL_SECTOR_SIZE_GUID)
+        if pss_raw is not None and len(pss_raw) >= 4:
+            (pss,) = struct.unpack_from("<I", pss_raw)
+            if pss not in S.PHYSICAL_SECTOR_SIZES:
+                raise self._bad(f"physical sector size {pss} is not 512 or 4096")
+            self.physical_sector_size = pss
+        p83 = items.get(S.PAGE83_GUID)
+        if p83 is not None and len(p83) >= 16:
+            self.page83 = S.guid_from_le(p83[:16])
+        self.chunk_ratio = S.chunk_ratio(lss, bs)
+        if self.has_parent:
+            raw = items.get(S.PARENT_LOCATOR_GUID)
+            if raw is None:
+                raise self._bad("differencing disk without a parent locator metadata item")
+            self.parent_locator = self._parse_locator(raw)
+
+    def _parse_locator(self, raw: bytes) -> dict[str, str]:
+        # 2.6.2.6: header, then key/value entries whose offsets are relative to the item.
+        hsz = S.PARENT_LOCATOR_HEADER_FMT.size
+        esz = S.PARENT_LOCATOR_ENTRY_FMT.size
+        if len(raw) < hsz:
+            raise self._bad("parent locator too short")
+        ltype, _res, n = S.PARENT_LOCATOR_HEADER_FMT.unpack_from(raw, 0)
+        if S.guid_from_le(ltype) != S.VHDX_PARENT_LOCATOR_TYPE:
+            raise self._bad(f"unsupported parent locator type {S.guid_from_le(ltype)}")
+        if hsz + n * esz > len(raw):
+            raise self._bad(f"parent locator lists {n} entries but is only {len(raw)} bytes")
+        out: dict[str, str] = {}
+        for i in range(n):
+            ko, vo, kl, vl = S.PARENT_LOCATOR_ENTRY_FMT.unpack_from(raw, hsz + i * esz)
+            if ko + kl > len(raw) or vo + vl > len(raw) or kl == 0:
+                raise self._bad("parent locator entry lies outside the locator item")
+            try:
+                k = raw[ko : ko + kl].decode("utf-16-le")
+                v = raw[vo : vo + vl].decode("utf-16-le")
+            except UnicodeDecodeError:
+                raise self._bad("parent locator entry is not valid UTF-16") from None
+            out[k] = v
+        return out
+
+    def _read_bat(self) -> None:
+        b = self.bat_region
+        n = S.bat_entry_count(self.virtual_size, self.block_size, self.chunk_ratio, self.has_parent)
+        if n * 8 > b.length:
+            raise self._bad(
+                f"BAT region ({b.length} bytes) too small for {n} entries"
+            )
+        raw = self._pread(n * 8, b.file_offset)  # region is inside the file (checked)
+        bat = np.frombuffer(raw, dtype="<u8")
+        cr = self.chunk_ratio
+        nblocks = -(-self.virtual_size // self.block_size)
+        # payload entries: every (cr+1)-th entry is a sector bitmap entry (2.5).
+        pad = (-n) % (cr + 1)
+        full = np.concatenate([bat, np.zeros(pad, dtype="<u8")]) if pad else bat
+        grid = full.reshape(-1, cr + 1)
+        self.payload = np.ascontiguousarray(grid[:, :cr]).reshape(-1)[:nblocks]
+        self.bitmaps = grid[:, cr] if self.has_parent else np.zeros(0, dtype="<u8")
+        self.states = (self.payload & S.BAT_STATE_MASK).astype(np.uint8)
+        self.offsets = (self.payload >> S.BAT_OFFSET_SHIFT) << S.BAT_OFFSET_SHIFT
+        bad_state = ~np.isin(self.states, (0, 1, 2, 3, 6, 7))
+        if bad_state.any():
+            i = int(np.flatnonzero(bad_state)[0])
+            raise self._bad(f"BAT entry for block {i} has invalid state {int(self.states[i])}")
+        if not self.has_parent and (self.states == S.PAYLOAD_BLOCK_PARTIALLY_PRESENT).any():
+            i = int(np.flatnonzero(self.states == S.PAYLOAD_BLOCK_PARTIALLY_PRESENT)[0])
+            raise self._bad(f"block {i} is partially present in a disk without a parent")
+        present = np.flatnonzero(self.states >= S.PAYLOAD_BLOCK_FULLY_PRESENT)
+        offs = self.offsets[present]
+        lens = np.full(len(present), self.block_size, dtype=np.uint64)
+        sb_idx = np.zeros(0, dtype=np.int64)
+        if self.has_parent:
+            sb_states = self.bitmaps & S.BAT_STATE_MASK
+            if ((sb_states != S.SB_BLOCK_NOT_PRESENT) & (sb_states != S.SB_BLOCK_PRESENT)).any():
+                raise self._bad("sector bitmap BAT entry has an invalid state")
+            sb_idx = np.flatnonzero(sb_states == S.SB_BLOCK_PRESENT)
+            sb_offs = (self.bitmaps[sb_idx] >> S.BAT_OFFSET_SHIFT) << S.BAT_OFFSET_SHIFT
+            offs = np.concatenate([offs, sb_offs])
+            lens = np.concatenate(
+                [lens, np.full(len(sb_idx), S.SECTOR_BITMAP_BLOCK_SIZE, dtype=np.uint64)]
+            )
+        self._validate_blocks(present, offs, lens)
+        # the last block may be partial: only the bytes the disk uses must be in the file
+        self._check_in_file(present, sb_idx)
+
+    def _check_in_file(self, present: np.ndarray, sb_idx: np.ndarray) -> None:
+        if len(present):
+            bs = self.block_size
+            used = np.minimum(
+                np.uint64(bs),
+                np.uint64(self.virtual_size) - present.astype(np.uint64) * np.uint64(bs),
+            )
+            end = self.offsets[present] + used
+            out = end > np.uint64(self.file_size)
+            if out.any():
+                i = int(present[np.flatnonzero(out)[0]])
+                raise self._bad(
+                    f"BAT entry for block {i} points outside the file (offset "
+                    f"{int(self.offsets[i])}, file is {self.file_size} bytes)"
+                )
+        if len(sb_idx):
+            sb_offs = (self.bitmaps[sb_idx] >> S.BAT_OFFSET_SHIFT) << S.BAT_OFFSET_SHIFT
+            if (sb_offs + np.uint64(S.SECTOR_BITMAP_BLOCK_SIZE) > np.uint64(self.file_size)).any():
+                raise self._bad("sector bitmap BAT entry points outside the file")
+
+    def _validate_blocks(self, present: np.ndarray, offs: np.ndarray, lens: np.ndarray) -> None:
+        if not len(offs):
+            return
+        h = self.header
+        assert h is not None
+        reserved = [
+            (0, S.HEADER_SECTION_SIZE, "the header section"),
+            (self.meta_region.file_offset, self.meta_region.length, "the metadata region"),
+            (self.bat_region.file_offset, self.bat_region.length, "the BAT region"),
+        ]
+        if h.log_length:
+            reserved.append((h.log_offset, h.log_length, "the log"))
+        ends = offs + lens
+        for start, length, name in reserved:
+            hit = (offs < np.uint64(start + length)) & (ends > np.uint64(start))
+            if hit.any():
+                j = int(np.flatnonzero(hit)[0])
+                what = (
+                    f"BAT entry for block {int(present[j])}"
+                    if j < len(present) else "sector bitmap BAT entry"
+                )
+                raise self._bad(f"{what} points into {name} (offset {int(offs[j])})")
+        order = np.argsort(offs, kind="stable")
+        so, se = offs[order], ends[order]
+        clash = so[1:] < se[:-1]
+        if clash.any():
+            j = int(np.flatnonzero(clash)[0])
+            raise self._bad(
+                f"two BAT entries overlap (blocks at file offsets {int(so[j])} and "
+                f"{int(so[j + 1])})"
+            )
+
+    # -- differencing ----------------------------------------------------------------------
+    def open_parent(self, allow_parent_dir: str | None, depth: int, seen: frozenset[str]) -> None:
+        from . import open_parent
+
+        loc = self.parent_locator
+        cands = [loc.get(k, "") for k in ("relative_path", "absolute_win32_path", "volume_path")]
+        if not any(cands):
+            raise self._bad("parent locator has no relative_path, absolute_win32_path or volume_path")
+        parent = open_parent(
+            self.path, cands, allow_parent_dir=allow_parent_dir, depth=depth, seen=seen
+        )
+        self.parent = parent
+        if parent.virtual_size != self.virtual_size:
+            raise self._bad(
+                f"parent {parent.path} has virtual size {parent.virtual_size}, child has "
+                f"{self.virtual_size}"
+            )
+        link = loc.get("parent_linkage")
+        if isinstance(parent, VhdxReader) and parent.header is not None:
+            dwg = parent.header.data_write_guid
+            links = [x for x in (link, loc.get("parent_linkage2")) if x]
+            ok = False
+            for x in links:
+                try:
+                    ok = ok or uuid.UUID(x.strip().strip("{}")) == dwg
+                except ValueError:
+                    pass
+            if not ok:
+                raise self._bad(
+                    f"parent_linkage {link!r} does not match the DataWriteGuid {{{dwg}}} of "
+                    f"parent {parent.path} (the parent was modified after the child was made)"
+                )
+
+    def _bitmap(self, chunk: int) -> np.ndarray:
+        """The sector bitmap of ``chunk`` as a numpy bool array (one entry per sector)."""
+        got = self._bitmap_cache.get(chunk)
+        if got is not None:
+            return got
+        e = int(self.bitmaps[chunk]) if chunk < len(self.bitmaps) else 0
+        if e & S.BAT_STATE_MASK != S.SB_BLOCK_PRESENT:
+            raise self._bad(
+                f"chunk {chunk} has partially present blocks but no sector bitmap block"
+            )
+        off = (e >> S.BAT_OFFSET_SHIFT) << S.BAT_OFFSET_SHIFT
+        raw = np.frombuffer(self._pread(S.SECTOR_BITMAP_BLOCK_SIZE, off), dtype=np.uint8)
+        # 2.5.1.2 / libvhdi: bit i (LSB first within each byte) describes sector i of the chunk
+        bits = np.unpackbits(raw, bitorder="little").astype(bool)
+        if len(self._bitmap_cache) >= 4:
+            self._bitmap_cache.pop(next(iter(self._bitmap_cache)))
+        self._bitmap_cache[chunk] = bits
+        return bits
+
+    def _block_sector_runs(self, block: int) -> list[tuple[int, int, bool]]:
+        """(start, end, present) byte ranges within a partially present block."""
+        lss = self.logical_sector_size
+        spb = self.block_size // lss
+        chunk, within = divmod(block, self.chunk_ratio)
+        bits = self._bitmap(chunk)[within * spb : (within + 1) * spb]
+        edges = np.flatnonzero(np.diff(bits.astype(np.int8))) + 1
+        starts = np.concatenate([[0], edges])
+        ends = np.concatenate([edges, [spb]])
+        return [(int(s) * lss, int(e) * lss, bool(bits[s])) for s, e in zip(starts, ends, strict=True)]
+
+    # -- DiskReader ------------------------------------------------------------------------
+    def _own_extents(self) -> list[tuple[int, int]]:
+        bs = self.block_size
+        st = self.states
+        full = np.flatnonzero(st == S.PAYLOAD_BLOCK_FULLY_PRESENT)
+        out: list[tuple[int, int]] = []
+        if len(full):
+            # merge runs of consecutive blocks with numpy
+            brk = np.flatnonzero(np.diff(full) != 1) + 1
+            starts = np.concatenate([full[:1], full[brk]])
+            ends = np.concatenate([full[brk - 1], full[-1:]]) + 1
+            for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+                a, b = s * bs, min(e * bs, self.virtual_size)
+                if b > a:
+                    out.append((a, b - a))
+        if self.has_parent:
+            for blk in np.flatnonzero(st == S.PAYLOAD_BLOCK_PARTIALLY_PRESENT).tolist():
+                base = blk * bs
+                for s, e, p in self._block_sector_runs(blk):
+                    if p:
+                        a, b = base + s, min(base + e, self.virtual_size)
+                        if b > a:
+                            out.append((a, b - a))
+        return out
+
+    def extents(self) -> Iterator[tuple[int, int]]:
+        own = self._own_extents()
+        if self.parent is not None:
+            own = own + list(self.parent.extents())
+        yield from coalesce(own)
+
+    def read(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0 or offset + length > self.virtual_size:
+            raise self._bad(
+                f"read of {length} bytes at {offset} beyond the virtual size {self.virtual_size}"
+            )
+        bs = self.block_size
+        parts: list[bytes] = []
+        pos, end = offset, offset + length
+        while pos < end:
+            blk = pos // bs
+            bstart = blk * bs
+            n = min(end, bstart + bs) - pos
+            state = int(self.states[blk])
+            foff = int(self.offsets[blk])
+            if state == S.PAYLOAD_BLOCK_FULLY_PRESENT:
+                parts.append(self._file_read(foff + pos - bstart, n))
+            elif state == S.PAYLOAD_BLOCK_PARTIALLY_PRESENT:
+                for s, e, present in self._block_sector_runs(blk):
+                    a, b = max(bstart + s, pos), min(bstart + e, pos + n)
+                    if a >= b:
+                        continue
+                    if present:
+                        parts.append(self._file_read(foff + a - bstart, b - a))
+                    else:
+                        parts.append(self._parent_read(a, b - a))
+            elif state == S.PAYLOAD_BLOCK_NOT_PRESENT and self.has_parent:
+                parts.append(self._parent_read(pos, n))
+            else:  # NOT_PRESENT (no parent), UNDEFINED, ZERO, UNMAPPED: zeros (2.5.1.1)
+                parts.append(bytes(n))
+            pos += n
+        return b"".join(parts)
+
+    def _file_read(self, off: int, n: int) -> bytes:
+        try:
+            return pread_full(self.fd, n, off)
+        except OSError as e:
+            raise from_oserror(e, self.path) from None
+
+    def _parent_read(self, off: int, n: int) -> bytes:
+        if self.parent is None:
+            return bytes(n)
+        return self.parent.read(off, n)
+
+    def close(self) -> None:
+        if self.parent is not None:
+            self.parent.close()
+            self.parent = None
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def open_vhdx(
+    path: str,
+    fd: int,
+    size: int,
+    *,
+    allow_parent_dir: str | None = None,
+    depth: int = 0,
+    seen: frozenset[str] = frozenset(),
+) -> VhdxReader:
+    """Parse and validate a VHDX file (already identified by its "vhdxfile" signature)."""
+    r = VhdxReader(path, fd, size)
+    try:
+        try:
+            r.parse()
+        except ImagestoreError:
+            raise
+        except (struct.error, IndexError, ValueError, OverflowError, MemoryError) as e:
+            raise BadImage(f"{path}: malformed VHDX ({type(e).__name__})") from None
+        if r.has_parent:
+            r.format = "vhdx-differencing"
+            r.open_parent(allow_parent_dir, depth, seen)
+        elif r.leave_blocks_allocated:  # 2.6.2.1: set by fixed disks (qemu, Hyper-V)
+            r.format = "vhdx-fixed"
+        else:
+            r.format = "vhdx-dynamic"
+    except BaseException:
+        # open_disk closes fd on error; close only the parent here
+        if r.parent is not None:
+            r.parent.close()
+        raise
+    return r
+
+
+# --------------------------------------------------------------------------------------------
+# Writer
+
+#: 32 MiB, the default of qemu and Hyper-V: the BAT of a 64 TiB disk stays 16 MiB (2 Mi
+#: entries), and sparseness is kept by the file's holes (unwritten parts of a block are
+#: ftruncate-extended zeros), so smaller blocks would only shrink the apparent file size.
+WRITER_BLOCK_SIZE = 32 * S.MiB
+WRITER_LOGICAL_SECTOR = 512
+WRITER_PHYSICAL_SECTOR = 4096
+_LOG_OFFSET = 1 * S.MiB
+_LOG_LENGTH = 1 * S.MiB
+_METADATA_OFFSET = 2 * S.MiB
+_METADATA_LENGTH = 1 * S.MiB
+_BAT_OFFSET = 3 * S.MiB
+
+
+def _round_up(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+class VhdxWriter:
+    def __init__(
+        self,
+        path: str,
+        virtual_size: int,
+        *,
+        fixed: bool,
+        block_size: int = WRITER_BLOCK_SIZE,
+        logical_sector_size: int = WRITER_LOGICAL_SECTOR,
+        parent: tuple[str, uuid.UUID] | None = None,
+    ) -> None:
+        self.path = path
+        self.virtual_size = _round_up(virtual_size, logical_sector_size)
+        self.fixed = fixed
+        self.block_size = block_size
+        self.lss = logical_sector_size
+        self.parent = parent  # (relative path, parent's DataWriteGuid): differencing
+        if parent is not None and fixed:
+            raise ValueError("a differencing disk cannot be fixed")
+        self.chunk_ratio = S.chunk_ratio(self.lss, block_size)
+        self.nblocks = -(-self.virtual_size // block_size)
+        self.n_entries = S.bat_entry_count(
+            self.virtual_size, block_size, self.chunk_ratio, parent is not None
+        )
+        self.bat_length = max(_round_up(self.n_entries * 8, S.MiB), S.MiB)
+        self.payload_start = _BAT_OFFSET + self.bat_length
+        self.block_offsets = np.zeros(self.nblocks, dtype=np.uint64)  # 0: not allocated
+        self.bitmaps: dict[int, np.ndarray] = {}  # differencing only: chunk -> sector bits
+        self.next_offset = self.payload_start
+        try:
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise from_oserror(e, path) from None
+        try:
+            if fixed:
+                self.block_offsets[:] = (
+                    np.uint64(self.payload_start)
+                    + np.arange(self.nblocks, dtype=np.uint64) * np.uint64(block_size)
+                )
+                self.next_offset = self.payload_start + self.nblocks * block_size
+            os.ftruncate(self.fd, self.next_offset)
+        except OSError as e:
+            os.close(self.fd)
+            self.fd = -1
+            raise from_oserror(e, path) from None
+
+    def _alloc(self, blk: int) -> int:
+        off = int(self.block_offsets[blk])
+        if off:
+            return off
+        off = self.next_offset
+        self.next_offset += self.block_size
+        os.ftruncate(self.fd, self.next_offset)  # sparse zeros for the unwritten parts
+        self.block_offsets[blk] = off
+        return off
+
+    def write(self, offset: int, data: bytes | memoryview) -> None:
+        mv = memoryview(data).cast("B")
+        if offset < 0 or offset + len(mv) > self.virtual_size:
+            raise IOFailure(
+                f"{self.path}: write of {len(mv)} bytes at {offset} beyond the virtual size"
+            )
+        bs = self.block_size
+        pos = 0
+        try:
+            while pos < len(mv):
+                cur = offset + pos
+                blk, within = divmod(cur, bs)
+                n = min(len(mv) - pos, bs - within)
+                foff = self._alloc(blk)
+                pwrite_full(self.fd, mv[pos : pos + n], foff + within)
+                if self.parent is not None:
+                    self._mark_sectors(cur, n)
+                pos += n
+        except OSError as e:
+            raise from_oserror(e, self.path) from None
+
+    def _mark_sectors(self, offset: int, n: int) -> None:
+        lss = self.lss
+        first, last = offset // lss, (offset + n - 1) // lss
+        sectors_per_chunk = S.SECTORS_PER_BITMAP
+        s = first
+        while s <= last:
+            chunk, within = divmod(s, sectors_per_chunk)
+            e = min(last, (chunk + 1) * sectors_per_chunk - 1)
+            bm = self.bitmaps.get(chunk)
+            if bm is None:
+                bm = self.bitmaps[chunk] = np.zeros(sectors_per_chunk, dtype=np.uint8)
+            bm[within : within + (e - s) + 1] = 1
+            s = e + 1
+
+    def _bat(self) -> np.ndarray:
+        bat = np.zeros(self.n_entries, dtype="<u8")
+        cr = self.chunk_ratio
+        idx = np.arange(self.nblocks, dtype=np.int64)
+        idx = idx + idx // cr
+        present = self.block_offsets != 0
+        state = (
+            S.PAYLOAD_BLOCK_PARTIALLY_PRESENT if self.parent is not None
+            else S.PAYLOAD_BLOCK_FULLY_PRESENT
+        )
+        bat[idx[present]] = self.block_offsets[present] | np.uint64(state)
+        if self.parent is not None:
+            for chunk, bm in sorted(self.bitmaps.items()):
+                off = self.next_offset
+                self.next_offset += S.SECTOR_BITMAP_BLOCK_SIZE
+                os.ftruncate(self.fd, self.next_offset)
+                pwrite_full(self.fd, np.packbits(bm, bitorder="little").tobytes(), off)
+                bat[chunk * (cr + 1) + cr] = np.uint64(off | S.SB_BLOCK_PRESENT)
+        return bat
+
+    def _metadata(self) -> bytes:
+        items: list[tuple[uuid.UUID, bytes, int]] = []
+        vd = S.MD_IS_VIRTUAL_DISK | S.MD_IS_REQUIRED
+        fp_flags = S.FP_HAS_PARENT if self.parent is not None else 0
+        if self.fixed:
+            fp_flags |= S.FP_LEAVE_BLOCKS_ALLOCATED
+        items.append((S.FILE_PARAMETERS_GUID, S.FILE_PARAMETERS_FMT.pack(self.block_size, fp_flags), S.MD_IS_REQUIRED))
+        items.append((S.VIRTUAL_DISK_SIZE_GUID, struct.pack("<Q", self.virtual_size), vd))
+        items.append((S.PAGE83_GUID, uuid.uuid4().bytes_le, vd))
+        items.append((S.LOGICAL_SECTOR_SIZE_GUID, struct.pack("<I", self.lss), vd))
+        items.append((S.PHYSICAL_SECTOR_SIZE_GUID, struct.pack("<I", WRITER_PHYSICAL_SECTOR), vd))
+        if self.parent is not None:
+            rel, dwg = self.parent
+            kv = [("parent_linkage", "{" + str(dwg) + "}"), ("relative_path", rel)]
+            items.append((S.PARENT_LOCATOR_GUID, _pack_locator(kv), S.MD_IS_REQUIRED))
+        table = bytearray(S.METADATA_TABLE_SIZE)
+        S.METADATA_HEADER_FMT.pack_into(table, 0, S.METADATA_SIGNATURE, 0, len(items), bytes(20))
+        body = bytearray()
+        pos = S.METADATA_TABLE_SIZE
+        for i, (g, data, flags) in enumerate(items):
+            S.METADATA_ENTRY_FMT.pack_into(
+                table, S.METADATA_HEADER_FMT.size + i * S.METADATA_ENTRY_FMT.size,
+                g.bytes_le, pos + len(body), len(data), flags, 0,
+            )
+            body += data
+            body += bytes(_round_up(len(body), 8) - len(body))
+        return bytes(table) + bytes(body)
+
+    def finish(self) -> None:
+        try:
+            bat = self._bat()
+            pwrite_full(self.fd, bat.tobytes(), _BAT_OFFSET)
+            pwrite_full(self.fd, self._metadata(), _METADATA_OFFSET)
+            pwrite_full(self.fd, _file_identifier(), 0)
+            rt = _region_table(self.bat_length)
+            pwrite_full(self.fd, rt, S.REGION_TABLE1_OFFSET)
+            pwrite_full(self.fd, rt, S.REGION_TABLE2_OFFSET)
+            dwg = uuid.uuid4()
+            for seq, off in ((0, S.HEADER1_OFFSET), (1, S.HEADER2_OFFSET)):
+                h = S.Header(
+                    S.HEADER_SIGNATURE, 0, seq, uuid.uuid4(), dwg, S.ZERO_GUID,
+                    0, 1, _LOG_LENGTH, _LOG_OFFSET,
+                )
+                pwrite_full(self.fd, _with_checksum(h.pack()), off)
+            self.data_write_guid = dwg
+            os.fsync(self.fd)
+        except OSError as e:
+            self.abort()
+            raise from_oserror(e, self.path) from None
+        os.close(self.fd)
+        self.fd = -1
+
+    def abort(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _pack_locator(kv: list[tuple[str, str]]) -> bytes:
+    hsz, esz = S.PARENT_LOCATOR_HEADER_FMT.size, S.PARENT_LOCATOR_ENTRY_FMT.size
+    head = S.PARENT_LOCATOR_HEADER_FMT.pack(S.VHDX_PARENT_LOCATOR_TYPE.bytes_le, 0, len(kv))
+    entries = bytearray()
+    blob = bytearray()
+    pos = hsz + esz * len(kv)
+    for k, v in kv:
+        kb, vb = k.encode("utf-16-le"), v.encode("utf-16-le")
+        entries += S.PARENT_LOCATOR_ENTRY_FMT.pack(pos + len(blob), pos + len(blob) + len(kb), len(kb), len(vb))
+        blob += kb + vb
+    return head + bytes(entries) + bytes(blob)
+
+
+def _file_identifier() -> bytes:
+    creator = "imagestore".encode("utf-16-le")
+    buf = S.FILE_ID_SIGNATURE + creator
+    return buf + bytes(S.HEADER1_OFFSET - len(buf))
+
+
+def _region_table(bat_length: int) -> bytes:
+    buf = bytearray(S.REGION_TABLE_SIZE)
+    S.REGION_TABLE_HEADER_FMT.pack_into(buf, 0, S.REGION_SIGNATURE, 0, 2, 0)
+    base = S.REGION_TABLE_HEADER_FMT.size
+    S.REGION_ENTRY_FMT.pack_into(buf, base, S.BAT_GUID.bytes_le, _BAT_OFFSET, bat_length, 1)
+    S.REGION_ENTRY_FMT.pack_into(
+        buf, base + S.REGION_ENTRY_FMT.size, S.METADATA_GUID.bytes_le,
+        _METADATA_OFFSET, _METADATA_LENGTH, 1,
+    )
+    return _with_checksum(bytes(buf))
+
+
+def create_vhdx_writer(
+    path: str,
+    virtual_size: int,
+    *,
+    fixed: bool,
+    block_size: int = WRITER_BLOCK_SIZE,
+    logical_sector_size: int = WRITER_LOGICAL_SECTOR,
+    parent: tuple[str, uuid.UUID] | None = None,
+) -> VhdxWriter:
+    """Create a VHDX writer after checking the 64 TiB limit (before creating any file).
+
+    ``block_size``, ``logical_sector_size`` and ``parent`` (relative path and DataWriteGuid of
+    a parent: makes a differencing disk, sectors written are marked present) exist for tests.
+    """
+    if virtual_size < 0:
+        raise TooLarge(f"{path}: negative virtual size {virtual_size}")
+    if _round_up(virtual_size, logical_sector_size) > S.MAX_VIRTUAL_SIZE:
+        raise TooLarge(
+            f"{path}: a VHDX disk holds at most 64 TiB; {virtual_size} bytes "
+            f"({virtual_size / S.TiB:.2f} TiB) do not fit"
+        )
+    return VhdxWriter(
+        path, virtual_size, fixed=fixed, block_size=block_size,
+        logical_sector_size=logical_sector_size, parent=parent,
+    )

@@ -1,0 +1,185 @@
+"""The content-addressed blob store of one region: open/create, chunk reads, manifests.
+
+Order of writes (why a crash at any moment is safe):
+
+1. chunk records are appended to the writer's own new pack file;
+2. the pack is fsynced;
+3. index rows pointing into the pack are committed (SQLite WAL, synchronous=FULL);
+4. the manifest is written to a temp file, fsynced, renamed to ``manifests/<digest>.mf`` and
+   the directory fsynced: this rename publishes the disk.
+
+A crash before 4 leaves unreferenced chunks (reported by verify as reclaimable, removed by gc)
+and possibly a torn pack tail that no index row points at; never a manifest whose chunks are
+missing.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+
+from ..errors import IntegrityError, InvalidArgument, NotFound, from_oserror
+from ..fsutil import atomic_write, remove_stale_temps
+from . import index, manifest
+from .layout import CasConfig, read_config, write_config
+from .lock import StoreLock
+from .packs import decode_record, read_record
+
+DIGEST_LEN = 32
+
+
+class BlobStore:
+    """One blob store directory. Thread-safe for reads; writers use their own PackWriter."""
+
+    def __init__(self, root: str, cfg: CasConfig) -> None:
+        self.root = root
+        self.cfg = cfg
+        self.packs_dir = os.path.join(root, "packs")
+        self.manifests_dir = os.path.join(root, "manifests")
+        self.index_path = os.path.join(root, "index.sqlite")
+        self.lock_path = os.path.join(root, "lock")
+        self._local = threading.local()
+        self._fds: dict[str, int] = {}
+        self._fd_lock = threading.Lock()
+
+    # -- opening -------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, root: str, cfg: CasConfig) -> BlobStore:
+        try:
+            os.makedirs(os.path.join(root, "packs"), exist_ok=True)
+            os.makedirs(os.path.join(root, "manifests"), exist_ok=True)
+            con = index.connect(os.path.join(root, "index.sqlite"))
+            index.create(con)
+            con.close()
+            write_config(root, cfg)  # last: its presence marks a complete store
+        except OSError as e:
+            raise from_oserror(e, root) from None
+        return cls(root, cfg)
+
+    @classmethod
+    def open(cls, root: str) -> BlobStore:
+        return cls(root, read_config(root))
+
+    def lock(self, *, exclusive: bool = False, timeout: float = 600.0) -> StoreLock:
+        return StoreLock(self.lock_path, exclusive=exclusive, timeout=timeout)
+
+    @property
+    def con(self):
+        """A per-thread SQLite connection."""
+        c = getattr(self._local, "con", None)
+        if c is None:
+            c = index.connect(self.index_path)
+            self._local.con = c
+        return c
+
+    def close(self) -> None:
+        c = getattr(self._local, "con", None)
+        if c is not None:
+            c.close()
+            self._local.con = None
+        with self._fd_lock:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
+
+    # -- chunks --------------------------------------------------------------------------
+
+    def _pack_fd(self, pack_id: int) -> tuple[int, str]:
+        names = getattr(self._local, "pack_names", None)
+        if names is None or pack_id not in names:
+            names = index.pack_names(self.con)
+            self._local.pack_names = names
+        name = names.get(pack_id)
+        if name is None:
+            raise IntegrityError(f"{self.root}: index names pack #{pack_id} which is unknown")
+        with self._fd_lock:
+            fd = self._fds.get(name)
+            if fd is None:
+                path = os.path.join(self.packs_dir, name)
+                try:
+                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    raise IntegrityError(f"{path}: pack file missing") from None
+                self._fds[name] = fd
+        return fd, name
+
+    def has_chunk(self, cid: bytes) -> bool:
+        return index.lookup(self.con, cid) is not None
+
+    def read_chunk(self, cid: bytes, loc: index.Location | None = None) -> bytes:
+        """Read, decompress and hash-check one chunk. Raises IntegrityError when damaged."""
+        if loc is None:
+            loc = index.lookup(self.con, cid)
+            if loc is None:
+                raise IntegrityError(f"chunk {cid.hex()} is missing from {self.root}")
+        pack_id, off, _raw_len, stored_len, _flags = loc
+        fd, name = self._pack_fd(pack_id)
+        buf = read_record(fd, off, stored_len)
+        return decode_record(buf, cid, f"{self.packs_dir}/{name}@{off}")
+
+    def read_record_raw(self, cid: bytes, loc: index.Location) -> bytes:
+        """The stored record (header + payload) as it is, for replication."""
+        fd, _ = self._pack_fd(loc[0])
+        return read_record(fd, loc[1], loc[3])
+
+    # -- manifests -----------------------------------------------------------------------
+
+    def manifest_path(self, digest: str) -> str:
+        return os.path.join(self.manifests_dir, f"{digest}.mf")
+
+    def check_digest(self, digest: str) -> str:
+        d = digest.strip().lower()
+        if len(d) != DIGEST_LEN or any(c not in "0123456789abcdef" for c in d):
+            raise InvalidArgument(f"digest: '{digest}' is not a {DIGEST_LEN}-hex-digit manifest digest")
+        return d
+
+    def has_manifest(self, digest: str) -> bool:
+        return os.path.exists(self.manifest_path(digest))
+
+    def load_manifest(self, digest: str) -> manifest.Manifest:
+        digest = self.check_digest(digest)
+        path = self.manifest_path(digest)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            raise NotFound(f"manifest {digest}: no such disk content in {self.root}") from None
+        except OSError as e:
+            raise from_oserror(e, path) from None
+        blob = manifest.decompress(data, path)
+        m = manifest.decode(blob, path)
+        if m.digest() != digest:
+            raise IntegrityError(f"{path}: manifest content does not match its digest")
+        return m
+
+    def publish_manifest(self, m: manifest.Manifest) -> str:
+        digest = m.digest()
+        path = self.manifest_path(digest)
+        if not os.path.exists(path):
+            atomic_write(path, manifest.compress(m.encode()))
+        return digest
+
+    def remove_manifest(self, digest: str) -> bool:
+        """Unreference a disk's content (its chunks become garbage for gc)."""
+        try:
+            os.unlink(self.manifest_path(self.check_digest(digest)))
+            return True
+        except FileNotFoundError:
+            return False
+
+    def list_manifests(self) -> list[str]:
+        try:
+            names = os.listdir(self.manifests_dir)
+        except FileNotFoundError:
+            return []
+        return sorted(n[:-3] for n in names if n.endswith(".mf") and not n.startswith("."))
+
+    def cleanup_temps(self) -> int:
+        return remove_stale_temps(self.manifests_dir) + remove_stale_temps(self.root)
+
+
+def empty_entries() -> np.ndarray:
+    return np.zeros(0, dtype=manifest.ENTRY_DTYPE)

@@ -1,0 +1,176 @@
+"""Ingest: a disk (any DiskReader) -> chunks in packs + a published manifest.
+
+Only the reader's allocated extents are read; chunks inside them that are all zero are
+dropped (the manifest leaves them out). Reading, zero detection, hashing, the index lookup and
+compression run in worker threads (pread, xxhash, zstd and SQLite release the GIL); the
+calling thread appends new chunks to the pack in disk order, so memory stays bounded by the
+in-flight window.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import xxhash
+
+from ..accel import is_zero
+from ..formats.base import DiskReader
+from . import index, manifest
+from .cas import BlobStore
+from .packs import PACK_MAX, PackWriter, encode_chunk
+
+#: publish index rows at least every this many bytes of new pack data
+COMMIT_EVERY = 256 << 20
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class IngestResult:
+    digest: str
+    virtual_size: int
+    allocated_bytes: int  # bytes the source's tables say are allocated
+    data_bytes: int  # bytes in non-zero chunks (what the manifest covers)
+    stored_bytes: int  # bytes newly written to packs by this ingest
+    new_chunks: int
+    total_chunks: int
+    chunk_size: int
+    source_format: str
+
+    def to_json(self) -> dict:
+        return {
+            "digest": self.digest,
+            "virtualSize": self.virtual_size,
+            "allocatedBytes": self.allocated_bytes,
+            "dataBytes": self.data_bytes,
+            "storedBytes": self.stored_bytes,
+            "newChunks": self.new_chunks,
+            "chunks": self.total_chunks,
+            "chunkSize": self.chunk_size,
+            "sourceFormat": self.source_format,
+        }
+
+
+def chunk_plan(extents: list[tuple[int, int]], chunk_size: int, size: int) -> Iterator[int]:
+    """Chunk indices touched by the extents, ascending, each once."""
+    last = -1
+    for off, n in extents:
+        first = max(off // chunk_size, last + 1)
+        end = (min(off + n, size) + chunk_size - 1) // chunk_size
+        yield from range(first, end)
+        last = max(last, end - 1)
+
+
+def ingest(
+    store: BlobStore,
+    reader: DiskReader,
+    *,
+    threads: int = 2,
+    progress: Progress | None = None,
+) -> IngestResult:
+    cs = store.cfg.chunk_size
+    level = store.cfg.zstd_level
+    size = reader.virtual_size
+    extents = list(reader.extents())
+    allocated = sum(n for _, n in extents)
+    plan_bytes = sum(min(cs, size - ci * cs) for ci in chunk_plan(extents, cs, size))
+
+    def work(ci: int):
+        off = ci * cs
+        n = min(cs, size - off)
+        data = reader.read(off, n)
+        if is_zero(data):
+            return ci, n, None, None, 0
+        cid = xxhash.xxh3_128_digest(data)
+        if index.lookup(store.con, cid) is not None:
+            return ci, n, cid, None, 0
+        payload, flags = encode_chunk(data, level)
+        return ci, n, cid, payload, flags
+
+    idx_list: list[int] = []
+    len_list: list[int] = []
+    id_list: list[bytes] = []
+    pending: dict[bytes, None] = {}  # new chunks written by this ingest, not yet published
+    rows: list[tuple[bytes, int, int, int, int]] = []
+    stored = 0
+    new_chunks = 0
+    done = 0
+    writer: PackWriter | None = None
+    unpublished = 0
+
+    def publish() -> None:
+        nonlocal rows, unpublished
+        if writer is not None and rows:
+            writer.sync()
+            index.publish(store.con, writer.name, rows)
+        rows = []
+        unpublished = 0
+
+    with store.lock(exclusive=False):
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+                window: deque = deque()
+                plan = chunk_plan(extents, cs, size)
+                limit = max(2, threads * 4)
+
+                def fill() -> None:
+                    while len(window) < limit:
+                        ci = next(plan, None)
+                        if ci is None:
+                            return
+                        window.append(pool.submit(work, ci))
+
+                fill()
+                while window:
+                    ci, n, cid, payload, flags = window.popleft().result()
+                    fill()
+                    done += n
+                    if cid is not None:
+                        idx_list.append(ci)
+                        len_list.append(n)
+                        id_list.append(cid)
+                        if payload is not None and cid not in pending:
+                            if writer is None or writer.size >= PACK_MAX:
+                                publish()
+                                if writer is not None:
+                                    writer.close()
+                                writer = PackWriter(store.packs_dir)
+                            off = writer.append(cid, n, payload, flags)
+                            rows.append((cid, off, n, len(payload), flags))
+                            pending[cid] = None
+                            stored += len(payload) + 32
+                            unpublished += len(payload)
+                            new_chunks += 1
+                            if unpublished >= COMMIT_EVERY:
+                                publish()
+                    if progress is not None:
+                        progress(done, plan_bytes)
+            publish()
+        finally:
+            if writer is not None:
+                writer.close()
+                if writer.size == 0:
+                    os.unlink(writer.path)
+        entries = np.zeros(len(idx_list), dtype=manifest.ENTRY_DTYPE)
+        if idx_list:
+            entries["index"] = idx_list
+            entries["length"] = len_list
+            entries["id"] = id_list
+        m = manifest.Manifest(cs, size, entries)
+        digest = store.publish_manifest(m)
+    return IngestResult(
+        digest=digest,
+        virtual_size=size,
+        allocated_bytes=allocated,
+        data_bytes=m.data_bytes,
+        stored_bytes=stored,
+        new_chunks=new_chunks,
+        total_chunks=len(idx_list),
+        chunk_size=cs,
+        source_format=reader.format,
+    )

@@ -1,0 +1,127 @@
+"""Pack files: append-only files of chunk records.
+
+Record layout (little-endian)::
+
+    32-byte header: magic b"ISC1", u8 flags (bit 0: zstd), 3 bytes zero, u32 raw length,
+                    u32 stored length, 16-byte chunk id
+    stored-length bytes of data (zstd frame, or the raw bytes)
+
+The header repeats the chunk id so that a pack can be checked and the index rebuilt without
+the index. A pack is written by one process only (its name is random and created with
+O_EXCL), is fsynced before any index row points into it, and is never modified afterwards;
+gc replaces whole packs.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import struct
+
+import xxhash
+import zstandard
+
+from ..errors import IntegrityError, from_oserror
+
+REC = struct.Struct("<4sB3xII16s")
+REC_MAGIC = b"ISC1"
+FLAG_ZSTD = 1
+PACK_MAX = 1 << 30  # roll over to a new pack after 1 GiB
+
+
+def new_pack_name() -> str:
+    return f"pack-{secrets.token_hex(10)}.pack"
+
+
+class PackWriter:
+    """Appends records to a fresh pack file. Not thread-safe: one writer thread."""
+
+    def __init__(self, packs_dir: str) -> None:
+        self.dir = packs_dir
+        self.name = new_pack_name()
+        self.path = os.path.join(packs_dir, self.name)
+        try:
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise from_oserror(e, self.path) from None
+        self.size = 0
+
+    def append(self, cid: bytes, raw_len: int, payload: bytes, flags: int) -> int:
+        """Append one record; returns its offset."""
+        off = self.size
+        hdr = REC.pack(REC_MAGIC, flags, raw_len, len(payload), cid)
+        try:
+            os.pwritev(self.fd, [hdr, payload], off) if len(payload) else os.pwrite(self.fd, hdr, off)
+        except OSError as e:
+            raise from_oserror(e, self.path) from None
+        # pwritev to a regular file writes everything or raises (ENOSPC); check anyway
+        self.size = off + REC.size + len(payload)
+        return off
+
+    def sync(self) -> None:
+        try:
+            os.fsync(self.fd)
+        except OSError as e:
+            raise from_oserror(e, self.path) from None
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def encode_chunk(data: bytes | memoryview, level: int | None) -> tuple[bytes, int]:
+    """Compress with zstd when it pays; returns (payload, flags)."""
+    if level is None:
+        return bytes(data), 0
+    comp = zstandard.ZstdCompressor(level=level).compress(data)
+    if len(comp) < len(data) - len(data) // 64:  # at least ~1.5% smaller, else keep raw
+        return comp, FLAG_ZSTD
+    return bytes(data), 0
+
+
+_dctx_cache: dict[int, zstandard.ZstdDecompressor] = {}
+
+
+def decode_record(buf: bytes, cid: bytes, where: str) -> bytes:
+    """Check a record read from a pack and return the chunk's verified bytes."""
+    if len(buf) < REC.size:
+        raise IntegrityError(f"chunk {cid.hex()} in {where}: record truncated")
+    magic, flags, raw_len, stored_len, rid = REC.unpack_from(buf)
+    if magic != REC_MAGIC or rid != cid or len(buf) != REC.size + stored_len:
+        raise IntegrityError(f"chunk {cid.hex()} in {where}: record header damaged")
+    payload = memoryview(buf)[REC.size:]
+    if flags & FLAG_ZSTD:
+        try:
+            data = zstandard.ZstdDecompressor().decompress(payload, max_output_size=raw_len)
+        except zstandard.ZstdError:
+            raise IntegrityError(f"chunk {cid.hex()} in {where}: compressed data damaged") from None
+    else:
+        data = bytes(payload)
+    if len(data) != raw_len or xxhash.xxh3_128_digest(data) != cid:
+        raise IntegrityError(f"chunk {cid.hex()} in {where}: content does not match its hash")
+    return data
+
+
+def read_record(fd: int, offset: int, stored_len: int) -> bytes:
+    n = REC.size + stored_len
+    buf = os.pread(fd, n, offset)
+    while len(buf) < n:
+        more = os.pread(fd, n - len(buf), offset + len(buf))
+        if not more:
+            break
+        buf += more
+    return buf
+
+
+def scan_pack(fd: int, size: int):
+    """Yield (offset, flags, raw_len, stored_len, id) of each well-formed record until the
+    first damaged or torn one (a crash can leave a torn tail)."""
+    off = 0
+    while off + REC.size <= size:
+        hdr = os.pread(fd, REC.size, off)
+        magic, flags, raw_len, stored_len, rid = REC.unpack(hdr)
+        if magic != REC_MAGIC or off + REC.size + stored_len > size:
+            return
+        yield off, flags, raw_len, stored_len, rid
+        off += REC.size + stored_len
