@@ -9,12 +9,14 @@ from typing import Any
 import click
 
 from ..home import Home
-from .output import FORMATS
+from .output import FORMATS, compile_query
 
 
 def _set(key: str):
     def cb(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
         if value is not None:
+            if key == "query":
+                compile_query(value)  # refuse a bad query before any work is done
             meta = ctx.find_root().meta.setdefault("imagestore.output", {})
             meta[key] = value
             if key == "output":

@@ -19,13 +19,38 @@ from .common import common_options
 from .store_cmds import init_cmd, store_group
 
 
+class UserError(click.ClickException):
+    """An ImagestoreError on its way out through click: one line, its own exit code."""
+
+    def __init__(self, err: ImagestoreError) -> None:
+        super().__init__(" ".join(err.message.split("\n")))
+        self.exit_code = err.exit_code
+
+    def show(self, file=None) -> None:  # noqa: ANN001 - click's signature
+        click.echo(f"error: {self.message}", err=True)
+
+
+class ImagestoreGroup(click.Group):
+    """Maps library errors to one-line messages and exit codes (also under CliRunner)."""
+
+    def invoke(self, ctx: click.Context):  # noqa: ANN201
+        try:
+            return super().invoke(ctx)
+        except ImagestoreError as e:
+            raise UserError(e) from None
+        except OSError as e:
+            from ..errors import from_oserror
+
+            raise UserError(from_oserror(e, e.filename or "I/O")) from None
+
+
 def _version_text() -> str:
     from ..accel import BACKEND
 
     return f"imagestore {__version__} (backend: {BACKEND})"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=ImagestoreGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", message=_version_text())
 @common_options
 def cli() -> None:

@@ -17,10 +17,15 @@ FORMATS = ("json", "jsonc", "table", "tsv", "none", "yaml")
 def apply_query(data: Any, query: str | None) -> Any:
     if not query:
         return data
+    return compile_query(query).search(data)
+
+
+def compile_query(query: str):  # noqa: ANN201 - jmespath's ParsedResult
     try:
-        return jmespath.search(query, data)
+        return jmespath.compile(query)
     except jmespath.exceptions.JMESPathError as e:
-        raise InvalidArgument(f"--query: invalid JMESPath expression '{query}' ({e})") from None
+        reason = str(e).splitlines()[0]
+        raise InvalidArgument(f"--query: invalid JMESPath expression '{query}' ({reason})") from None
 
 
 def _scalar(v: Any) -> str:

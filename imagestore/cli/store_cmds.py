@@ -39,7 +39,7 @@ def store_group() -> None:
 
 
 @store_group.command("ingest")
-@click.argument("file", type=click.Path(dir_okay=True))
+@click.argument("file")
 @click.option("--allow-parent-dir", default=None, metavar="DIR",
               help="Allow differencing parents to resolve inside DIR too.")
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 64))
@@ -79,7 +79,7 @@ def materialize_cmd(ctx: click.Context, digest: str, out: str, fmt: str, force: 
     Example:
       imagestore store materialize 3f2a…c9 --path disk.raw --format raw
     """
-    home = open_home(ctx, create=False)
+    home = open_home(ctx)
     bar = progress_for(ctx, "materialize")
     try:
         res = materialize(home.blob_store(), digest, out, fmt=fmt.lower(), overwrite=force,
@@ -99,7 +99,7 @@ def verify_cmd(ctx: click.Context) -> None:
     Example:
       imagestore store verify -o table
     """
-    home = open_home(ctx, create=False)
+    home = open_home(ctx)
     bar = progress_for(ctx, "verify")
     try:
         rep = verify(home.blob_store(), progress=bar)
@@ -127,7 +127,7 @@ def gc_cmd(ctx: click.Context, dry_run: bool, timeout: float) -> None:
     Example:
       imagestore store gc
     """
-    home = open_home(ctx, create=False)
+    home = open_home(ctx)
     emit(ctx, gc(home.blob_store(), timeout=timeout, dry_run=dry_run).to_json())
 
 
@@ -141,7 +141,7 @@ def stats_cmd(ctx: click.Context) -> None:
     Example:
       imagestore store stats -o table
     """
-    home = open_home(ctx, create=False)
+    home = open_home(ctx)
     from ..accel import BACKEND
 
     emit(ctx, {"store": home.root, "backend": BACKEND, **stats(home.blob_store())})

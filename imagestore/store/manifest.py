@@ -54,14 +54,16 @@ class Manifest:
         return xxhash.xxh3_128_hexdigest(self.encode())
 
     def ids(self) -> list[bytes]:
-        return [bytes(x) for x in self.entries["id"]]
+        # Never convert "S16" elements one by one: numpy strips trailing NUL bytes from them,
+        # and a chunk id may end in 0x00. Slice the fixed-width buffer instead.
+        blob = np.ascontiguousarray(self.entries["id"]).tobytes()
+        return [blob[i : i + 16] for i in range(0, len(blob), 16)]
 
     def extents(self):
         """Yield (offset, length, chunk_id) in offset order."""
         cs = self.chunk_size
         for idx, length, cid in zip(
-            self.entries["index"].tolist(), self.entries["length"].tolist(),
-            self.entries["id"].tolist(), strict=True,
+            self.entries["index"].tolist(), self.entries["length"].tolist(), self.ids(), strict=True
         ):
             yield idx * cs, length, cid
 
