@@ -76,6 +76,7 @@ MAX_BLOCK_SIZE = 256 * 2**20
 WRITER_BLOCK_SIZE = 2 * 2**20  # spec: "the default block size is 0x00200000 (2 MB)"
 FIXED_ALIGN = 2**20  # Azure requires fixed VHDs whose virtual size is a whole number of MiB
 MAX_LOCATOR_BYTES = 65536
+MAX_PARENT_PATH = 4096  # PATH_MAX: longer locator paths are ignored
 
 #: "win " is what Hyper-V writes; qemu (block/vpc.c) then takes the footer's current size as the
 #: virtual size instead of cylinders*heads*sectors, so `qemu-img info` reports the exact size.
@@ -84,7 +85,7 @@ CREATOR_VERSION = 0x000A0000
 CREATOR_HOST_OS = b"Wi2k"
 VHD_EPOCH = 946684800  # 2000-01-01 00:00:00 UTC, the timestamp origin (spec "Time Stamp")
 
-BITMAP_CACHE_BLOCKS = 256
+BITMAP_CACHE_SECTORS = 2**24  # decoded sector bitmaps kept (one byte per sector): 16 MiB
 
 
 def vhd_checksum(buf: bytes, checksum_offset: int) -> int:
@@ -192,7 +193,7 @@ def _open_vhd(path, fd, size, *, allow_parent_dir, depth, seen) -> DiskReader:
     if footer is None or footer.disk_type not in (DISK_DYNAMIC, DISK_DIFFERENCING, DISK_FIXED):
         # spec "Dynamic Disk Header Format": the footer copy at offset 0 exists so that a
         # damaged trailing footer can be recovered; it is only present on dynamic disks.
-        head, head_reason = _parse_footer(path, pread_full(fd, 512, 0))
+        head, _ = _parse_footer(path, pread_full(fd, 512, 0))
         if footer is None and head is None:
             raise BadImage(f"{path}: {reason} (and no valid footer copy at offset 0)")
         if footer is None:
@@ -282,6 +283,17 @@ def _decode_locator(code: bytes, data: bytes) -> str | None:
     return None
 
 
+def _usable_path(p: str) -> bool:
+    """A locator path that the OS can be asked about (no NUL, not absurdly long)."""
+    if "\0" in p or len(p) > MAX_PARENT_PATH:
+        return False
+    try:
+        os.fsencode(p)
+    except UnicodeError:
+        return False
+    return True
+
+
 def _open_sparse(path, fd, size, footer: _Footer, limit: int, *, allow_parent_dir, depth, seen):
     doff = footer.data_offset
     if doff < SECTOR or doff > limit or limit - doff < DYN_HEADER_SIZE:
@@ -290,7 +302,7 @@ def _open_sparse(path, fd, size, footer: _Footer, limit: int, *, allow_parent_di
     raw = pread_full(fd, DYN_HEADER_SIZE, doff)
     if raw[:8] != DYN_COOKIE:
         raise BadImage(f"{path}: no dynamic disk header cookie 'cxsparse' at offset {doff}")
-    if vhd_checksum(raw, DYN_CHECKSUM_OFFSET) != struct.unpack_from(">I", raw, 36)[0]:
+    if vhd_checksum(raw, DYN_CHECKSUM_OFFSET) != struct.unpack_from(">I", raw, DYN_CHECKSUM_OFFSET)[0]:
         raise BadImage(f"{path}: dynamic disk header checksum mismatch")
     (_, _, toff, _, max_entries, block_size, _, parent_uuid, _, _, pname) = DYN_HEADER.unpack_from(
         raw)
@@ -314,8 +326,6 @@ def _open_sparse(path, fd, size, footer: _Footer, limit: int, *, allow_parent_di
     for r0, r1, what in regions:
         if _overlaps(toff, toff + bat_bytes, r0, r1):
             raise BadImage(f"{path}: BAT at offset {toff} overlaps {what}")
-    if _overlaps(doff, doff + DYN_HEADER_SIZE, 0, SECTOR):
-        raise BadImage(f"{path}: dynamic header overlaps the footer copy")
     regions.append((toff, toff + max(bat_bytes, 1), "the BAT"))
 
     candidates: list[str] = []
@@ -344,7 +354,7 @@ def _open_sparse(path, fd, size, footer: _Footer, limit: int, *, allow_parent_di
             uname = ""
         if uname:
             candidates.append(uname)
-        candidates = list(dict.fromkeys(candidates))
+        candidates = [c for c in dict.fromkeys(candidates) if _usable_path(c)]
 
     bat = _load_bat(path, fd, toff, nblocks, block_size, vsize, limit, regions)
     reader = VhdSparseReader(path, fd, footer, block_size, bat)
@@ -352,7 +362,7 @@ def _open_sparse(path, fd, size, footer: _Footer, limit: int, *, allow_parent_di
         from . import open_parent
 
         if not candidates:
-            raise BadImage(f"{path}: differencing VHD without any parent locator or name")
+            raise BadImage(f"{path}: differencing VHD without any usable parent locator or name")
         parent = open_parent(path, candidates, allow_parent_dir=allow_parent_dir, depth=depth,
                              seen=seen)
         try:
@@ -400,9 +410,9 @@ def _load_bat(path, fd, toff, nblocks, block_size, vsize, limit, regions) -> np.
         if bad.size:
             a, b = sorted((int(alloc[order[bad[0]]]), int(alloc[order[bad[0] + 1]])))
             raise BadImage(f"{path}: BAT entries {a} and {b} point at overlapping blocks")
-    bat[alloc] *= SECTOR
-    bat[bat == UNALLOCATED] = -1
-    return bat
+    out = np.full(nblocks, -1, dtype=np.int64)
+    out[alloc] = bat[alloc] * SECTOR
+    return out
 
 
 class VhdSparseReader:
@@ -433,7 +443,7 @@ class VhdSparseReader:
         bm = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), bitorder="big")[:nsec].astype(
             bool)
         self._bitmaps[blk] = bm
-        if len(self._bitmaps) > BITMAP_CACHE_BLOCKS:
+        if len(self._bitmaps) > max(4, BITMAP_CACHE_SECTORS // nsec):
             self._bitmaps.popitem(last=False)
         return bm
 
@@ -470,15 +480,21 @@ class VhdSparseReader:
 
     def _own_extents(self) -> Iterator[tuple[int, int]]:
         bs, vsize = self.block_size, self.virtual_size
-        alloc = np.flatnonzero(self.bat >= 0).tolist()
+        alloc = np.flatnonzero(self.bat >= 0)
+        if self.parent is None:  # runs of consecutive allocated blocks, whole blocks
+            if alloc.size == 0:
+                return
+            brk = np.flatnonzero(np.diff(alloc) != 1) + 1
+            starts = alloc[np.concatenate(([0], brk))].tolist()
+            lasts = alloc[np.concatenate((brk - 1, [alloc.size - 1]))].tolist()
+            for a, b in zip(starts, lasts, strict=True):
+                yield (a * bs, min((b + 1) * bs, vsize) - a * bs)
+            return
         cur: list[int] | None = None
-        for blk in alloc:
+        for blk in alloc.tolist():
             base = blk * bs
-            if self.parent is None:
-                pieces = [(base, min(base + bs, vsize))]
-            else:
-                pieces = [(base + s * SECTOR, min(base + e * SECTOR, vsize))
-                          for s, e, v in self._runs(self._bitmap(blk)) if v]
+            pieces = [(base + s * SECTOR, min(base + e * SECTOR, vsize))
+                      for s, e, v in self._runs(self._bitmap(blk)) if v]
             for s, e in pieces:
                 if s >= e:
                     continue
