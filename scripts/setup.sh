@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install everything imagestore and its tests need on a fresh Debian-like machine:
+# system tools (qemu-img/qemu-io as the independent oracle, e2fsprogs for realistic images,
+# libvhdi-utils, xfsprogs) and the Python package with its test extras.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v qemu-img >/dev/null || need_apt+=(qemu-utils)
+command -v mkfs.ext4 >/dev/null || need_apt+=(e2fsprogs)
+command -v debugfs >/dev/null || need_apt+=(e2fsprogs)
+command -v vhdiinfo >/dev/null || need_apt+=(libvhdi-utils)
+command -v mkfs.xfs >/dev/null || need_apt+=(xfsprogs)
+command -v setpriv >/dev/null || need_apt+=(util-linux)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    echo "setup: please install: ${need_apt[*]} (sudo apt-get install ...)" >&2
+    exit 1
+  fi
+fi
+python3 -m pip install -q --disable-pip-version-check -e '.[test]'
