@@ -22,6 +22,12 @@ def need(tool: str) -> str:
     return path
 
 
+@pytest.fixture
+def qemu_tools() -> None:
+    need("qemu-img")
+    need("qemu-io")
+
+
 class Cli:
     def __init__(self, store: str) -> None:
         self.store = store
