@@ -5,9 +5,11 @@ the BAT are validated against the file size before anything is read or allocated
 hostile file yields one ``BadImage`` line and never another exception. The BAT is read once
 into a numpy array; extents are found with numpy, never by looping over every entry.
 
-Log (2.3): files whose header has a non-zero LogGuid *and* whose log region holds entries with
-that LogGuid are refused ("log needs replay"); they are never modified, and no in-memory replay
-is attempted. A non-zero LogGuid with no matching entry (an empty log) is accepted.
+Log (2.3): when the header's LogGuid is non-zero, the active sequence of valid log entries
+(CRC-32C checked, sequence numbers consecutive) is replayed *in memory*: an overlay of 4 KiB
+sectors (file offset -> bytes) that every later read of metadata, BAT, bitmaps and payload
+consults. The user's file is never written. A non-zero LogGuid without valid entries is an
+empty log. Tested against qemu, which replays the same entries into a copy.
 
 Writer: dynamic (32 MiB blocks, allocated on first write, file grown with ftruncate so that
 unwritten parts of a block are sparse zeros) or fixed (all blocks present and contiguous, the
@@ -17,6 +19,7 @@ file sparse where never written). Layout follows qemu's: header section, a 1 MiB
 
 from __future__ import annotations
 
+import bisect
 import os
 import struct
 import uuid
@@ -45,13 +48,49 @@ def _make_crc_table() -> list[int]:
 _CRC_TABLE = _make_crc_table()
 
 
-def crc32c(data: bytes | bytearray | memoryview, crc: int = 0) -> int:
-    """CRC-32C of ``data`` (table-driven; fine for the 4 KiB headers and 64 KiB tables)."""
+_CRC_NP = np.array(_CRC_TABLE, dtype=np.uint32)
+_CRC_LANES = 4096
+_SHIFT_CACHE: dict[int, list[list[int]]] = {}
+
+
+def _crc_raw_py(data: bytes, c: int) -> int:
     t = _CRC_TABLE
-    c = crc ^ 0xFFFFFFFF
-    for b in bytes(data):
+    for b in data:
         c = t[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
+    return c
+
+
+def _shift_tables(n: int) -> list[list[int]]:
+    """Byte tables of the linear map "feed ``n`` zero bytes" on the raw CRC register."""
+    got = _SHIFT_CACHE.get(n)
+    if got is None:
+        v = (np.arange(256, dtype=np.uint32)[None, :] << (8 * np.arange(4, dtype=np.uint32))[:, None])
+        v = v.reshape(-1)
+        for _ in range(n):
+            v = _CRC_NP[v & 0xFF] ^ (v >> 8)
+        got = [v[k * 256 : (k + 1) * 256].tolist() for k in range(4)]
+        _SHIFT_CACHE[n] = got
+    return got
+
+
+def crc32c(data: bytes | bytearray | memoryview, crc: int = 0) -> int:
+    """CRC-32C of ``data``. Table-driven; buffers of 64 KiB and more are split into 4096
+    lanes whose CRCs numpy computes side by side, then combined (the CRC is linear)."""
+    data = bytes(data)
+    c = crc ^ 0xFFFFFFFF
+    n = len(data)
+    if n >= 16 * _CRC_LANES:
+        lane = n // _CRC_LANES
+        body = lane * _CRC_LANES
+        cols = np.frombuffer(data, dtype=np.uint8, count=body).reshape(_CRC_LANES, lane).T.copy()
+        reg = np.zeros(_CRC_LANES, dtype=np.uint32)
+        for j in range(lane):
+            reg = _CRC_NP[(reg ^ cols[j]) & 0xFF] ^ (reg >> 8)
+        t0, t1, t2, t3 = _shift_tables(lane)
+        for r in reg.tolist():
+            c = t0[c & 0xFF] ^ t1[(c >> 8) & 0xFF] ^ t2[(c >> 16) & 0xFF] ^ t3[c >> 24] ^ r
+        data = data[body:]
+    return _crc_raw_py(data, c) ^ 0xFFFFFFFF
 
 
 def _checksum_ok(buf: bytes, crc_offset: int = 4) -> bool:
@@ -63,6 +102,121 @@ def _checksum_ok(buf: bytes, crc_offset: int = 4) -> bool:
 def _with_checksum(buf: bytes, crc_offset: int = 4) -> bytes:
     zeroed = buf[:crc_offset] + b"\0\0\0\0" + buf[crc_offset + 4 :]
     return zeroed[:crc_offset] + struct.pack("<I", crc32c(zeroed)) + zeroed[crc_offset + 4 :]
+
+
+# --------------------------------------------------------------------------------------------
+# Log (2.3): finding the active sequence
+
+#: at most this many 4 KiB sectors (256 MiB) are replayed in memory
+_LOG_MAX_OVERLAY_SECTORS = 65536
+#: a log may extend the file (LastFileOffset) by at most this much
+_LOG_MAX_EXTENSION = 1 * S.GiB
+#: at most this many bytes are checksummed while searching the log (hostile overlapping entries)
+_LOG_MAX_CRC_BYTES = 64 * S.MiB
+_LOG_SECTOR = 4096
+
+
+class _LogEntry:
+    __slots__ = ("pos", "length", "seq", "flushed_file_offset", "last_file_offset", "sectors")
+
+    def __init__(self, pos: int, length: int, seq: int, flushed: int, last: int,
+                 sectors: list[tuple[int, bytes]]) -> None:
+        self.pos, self.length, self.seq = pos, length, seq
+        self.flushed_file_offset, self.last_file_offset = flushed, last
+        self.sectors = sectors
+
+
+def _parse_log_entry(log: bytes, pos: int, guid: uuid.UUID, budget: list[int]) -> _LogEntry | None:
+    """Parse and fully validate the log entry at ``pos`` (2.3.1), or return None.
+
+    The log is a circular buffer: an entry may wrap around its end."""
+    size = len(log)
+    if log[pos : pos + 4] != S.LOG_ENTRY_SIGNATURE:
+        return None
+    (_sig, _crc, length, _tail, seq, ndesc, _res, lguid, flushed, last) = (
+        S.LOG_ENTRY_HEADER_FMT.unpack_from(log, pos)
+    )
+    if lguid != guid.bytes_le or seq == 0 or length == 0 or length % _LOG_SECTOR:
+        return None
+    if length > size:
+        return None
+    # header (64 bytes) + 32-byte descriptors fill the first sectors (2.3.1.2)
+    desc_sectors = -(-(64 + 32 * ndesc) // _LOG_SECTOR)
+    if desc_sectors > length // _LOG_SECTOR:
+        return None
+    entry = log[pos : pos + length]
+    if len(entry) < length:  # wraps around the end of the circular log
+        entry += log[: length - len(entry)]
+    budget[0] -= length
+    if budget[0] < 0:
+        raise OverflowError("log search budget exhausted")
+    if not _checksum_ok(entry):
+        return None
+    sectors: list[tuple[int, bytes]] = []
+    data_idx = desc_sectors
+    for i in range(ndesc):
+        d = entry[64 + 32 * i : 96 + 32 * i]
+        sig = d[:4]
+        dseq, foff = struct.unpack_from("<Q", d, 24)[0], struct.unpack_from("<Q", d, 16)[0]
+        if dseq != seq or foff % _LOG_SECTOR:
+            return None
+        if sig == b"zero":  # 2.3.1.3 zero descriptor
+            (zlen,) = struct.unpack_from("<Q", d, 8)
+            if zlen % _LOG_SECTOR or zlen // _LOG_SECTOR > _LOG_MAX_OVERLAY_SECTORS:
+                return None
+            zero = bytes(_LOG_SECTOR)
+            sectors.extend((foff + k * _LOG_SECTOR, zero) for k in range(zlen // _LOG_SECTOR))
+        elif sig == b"desc":  # 2.3.1.4 data descriptor + 2.3.1.5 data sector
+            if (data_idx + 1) * _LOG_SECTOR > length:
+                return None
+            ds = entry[data_idx * _LOG_SECTOR : (data_idx + 1) * _LOG_SECTOR]
+            data_idx += 1
+            hi, lo = struct.unpack_from("<I", ds, 4)[0], struct.unpack_from("<I", ds, 4092)[0]
+            if ds[:4] != b"data" or ((hi << 32) | lo) != seq:
+                return None
+            # the sector's first 8 and last 4 bytes are kept in the descriptor
+            sectors.append((foff, d[8:16] + ds[8:4092] + d[4:8]))
+        else:
+            return None
+    return _LogEntry(pos, length, seq, flushed, last, sectors)
+
+
+def _find_active_log_sequence(log: bytes, guid: uuid.UUID, bad) -> list[_LogEntry]:  # noqa: ANN001
+    """2.3.2: the active sequence is the run of consecutive valid entries (sequence numbers
+    increasing by one, each following the previous in the circular log) with the highest
+    sequence number. Like qemu, the head's Tail field is not required to match."""
+    size = len(log)
+    budget = [_LOG_MAX_CRC_BYTES + 4 * size]
+    cache: dict[int, _LogEntry | None] = {}
+
+    def at(pos: int) -> _LogEntry | None:
+        if pos not in cache:
+            cache[pos] = _parse_log_entry(log, pos, guid, budget)
+        return cache[pos]
+
+    best: list[_LogEntry] = []
+    try:
+        pos = log.find(S.LOG_ENTRY_SIGNATURE)
+        while pos != -1:
+            if pos % _LOG_SECTOR == 0 and at(pos) is not None:
+                seqs = [at(pos)]
+                seen = {pos}
+                while True:
+                    cur = seqs[-1]
+                    nxt_pos = (cur.pos + cur.length) % size
+                    if nxt_pos in seen:
+                        break
+                    nxt = at(nxt_pos)
+                    if nxt is None or nxt.seq != cur.seq + 1:
+                        break
+                    seqs.append(nxt)
+                    seen.add(nxt_pos)
+                if not best or seqs[-1].seq > best[-1].seq:
+                    best = seqs
+            pos = log.find(S.LOG_ENTRY_SIGNATURE, pos + 1)
+    except OverflowError:
+        raise bad("log needs replay but is too complex to replay in memory") from None
+    return best
 
 
 # --------------------------------------------------------------------------------------------
@@ -89,6 +243,9 @@ class VhdxReader:
         self.page83: uuid.UUID | None = None
         self.parent_locator: dict[str, str] = {}
         self.header: S.Header | None = None
+        self._overlay: dict[int, bytes] = {}  # in-memory log replay: file offset -> 4 KiB
+        self._overlay_keys: list[int] = []
+        self.log_replayed = 0  # number of log entries replayed in memory
 
     # -- helpers ---------------------------------------------------------------------------
     def _bad(self, reason: str) -> BadImage:
@@ -100,10 +257,7 @@ class VhdxReader:
                 f"structure at offset {offset} (length {length}) lies outside the file "
                 f"({self.file_size} bytes)"
             )
-        try:
-            return pread_full(self.fd, length, offset)
-        except OSError as e:
-            raise from_oserror(e, self.path) from None
+        return self._file_read(offset, length)
 
     # -- parsing ---------------------------------------------------------------------------
     def parse(self) -> None:
@@ -113,8 +267,8 @@ class VhdxReader:
                 f"at least {S.HEADER_SECTION_SIZE}); truncated?"
             )
         self._parse_headers()
+        self._check_log()  # 2.3: before anything else is read, the log may update it
         self._parse_regions()
-        self._check_log()
         self._parse_metadata()
         self._read_bat()
 
@@ -187,29 +341,62 @@ class VhdxReader:
         b, m = self.bat_region, self.meta_region
         if b.file_offset < m.file_offset + m.length and m.file_offset < b.file_offset + b.length:
             raise self._bad("BAT region and metadata region overlap")
-
-    def _check_log(self) -> None:
         h = self.header
         assert h is not None
-        if h.log_guid == S.ZERO_GUID:
+        for r, name in ((b, "BAT"), (m, "metadata")):
+            if h.log_length and r.file_offset < h.log_offset + h.log_length and (
+                h.log_offset < r.file_offset + r.length
+            ):
+                raise self._bad(f"{name} region overlaps the log")
+
+    def _check_log(self) -> None:
+        """2.3: replay the log's active sequence *in memory* (an overlay of 4 KiB sectors
+        consulted by every later read); the user's file is never written."""
+        h = self.header
+        assert h is not None
+        if h.log_guid == S.ZERO_GUID or h.log_length == 0:
             return  # 2.2.2: a zero LogGuid means the log is empty; nothing to replay.
-        if h.log_length == 0:
-            return
         if h.log_offset % S.MiB or h.log_length % S.MiB or h.log_offset < S.HEADER_SECTION_SIZE:
             raise self._bad("log region is not 1 MiB aligned or overlaps the header section")
         if h.log_offset + h.log_length > self.file_size:
-            raise self._bad("log region lies outside the file")
-        # 2.3.1: log entries start on 4 KiB boundaries with "loge" and carry the LogGuid.
-        log = self._pread(h.log_length, h.log_offset)
-        want = h.log_guid.bytes_le
-        pos = log.find(S.LOG_ENTRY_SIGNATURE)
-        while pos != -1:
-            if pos % 4096 == 0 and log[pos + 24 : pos + 40] == want:
+            raise self._bad(
+                f"log region (offset {h.log_offset}, length {h.log_length}) lies outside the "
+                f"file ({self.file_size} bytes)"
+            )
+        entries = _find_active_log_sequence(
+            self._pread(h.log_length, h.log_offset), h.log_guid, self._bad
+        )
+        if not entries:
+            return
+        overlay: dict[int, bytes] = {}
+        last_file_offset = self.file_size
+        for e in entries:
+            # 2.3.1.1: FlushedFileOffset beyond the file means the file was truncated.
+            if e.flushed_file_offset > self.file_size:
                 raise self._bad(
-                    "log needs replay (the file was not closed cleanly); replaying a VHDX "
-                    "log is not supported: open and close it once with Hyper-V or qemu-img"
+                    f"log is corrupt: it expects the file to hold at least "
+                    f"{e.flushed_file_offset} bytes, the file has {self.file_size} (truncated?)"
                 )
-            pos = log.find(S.LOG_ENTRY_SIGNATURE, pos + 1)
+            last_file_offset = max(last_file_offset, e.last_file_offset)
+            for off, data in e.sectors:
+                if off < S.REGION_TABLE1_OFFSET:
+                    # 2.3: the log never updates the file identifier or the headers
+                    raise self._bad(
+                        f"log entry writes into the file identifier or headers (offset {off})"
+                    )
+                overlay[off] = data
+                if len(overlay) > _LOG_MAX_OVERLAY_SECTORS:
+                    raise self._bad("log describes too many sectors to replay in memory")
+        # 2.3.1.1: LastFileOffset: the file is (virtually) extended to at least this size.
+        if last_file_offset > self.file_size + _LOG_MAX_EXTENSION:
+            raise self._bad(
+                f"log extends the file to {last_file_offset} bytes, implausibly far beyond its "
+                f"{self.file_size} bytes"
+            )
+        self.file_size = max(self.file_size, _round_up(last_file_offset, S.MiB))
+        self._overlay = overlay
+        self._overlay_keys = sorted(overlay)
+        self.log_replayed = len(entries)
 
     def _parse_metadata(self) -> None:
         m = self.meta_region
@@ -320,6 +507,8 @@ class VhdxReader:
                 v = raw[vo : vo + vl].decode("utf-16-le")
             except UnicodeDecodeError:
                 raise self._bad("parent locator entry is not valid UTF-16") from None
+            if "\0" in k or "\0" in v:
+                raise self._bad("parent locator entry contains a NUL character")
             out[k] = v
         return out
 
@@ -363,9 +552,10 @@ class VhdxReader:
             lens = np.concatenate(
                 [lens, np.full(len(sb_idx), S.SECTOR_BITMAP_BLOCK_SIZE, dtype=np.uint64)]
             )
-        self._validate_blocks(present, offs, lens)
-        # the last block may be partial: only the bytes the disk uses must be in the file
+        # first in-file (so that offset + length cannot wrap), then overlaps; the last block
+        # may be partial: only the bytes the disk uses must be in the file
         self._check_in_file(present, sb_idx)
+        self._validate_blocks(present, offs, lens)
 
     def _check_in_file(self, present: np.ndarray, sb_idx: np.ndarray) -> None:
         if len(present):
@@ -375,7 +565,9 @@ class VhdxReader:
                 np.uint64(self.virtual_size) - present.astype(np.uint64) * np.uint64(bs),
             )
             end = self.offsets[present] + used
-            out = end > np.uint64(self.file_size)
+            out = (self.offsets[present] >= np.uint64(self.file_size)) | (
+                end > np.uint64(self.file_size)
+            )
             if out.any():
                 i = int(present[np.flatnonzero(out)[0]])
                 raise self._bad(
@@ -384,7 +576,8 @@ class VhdxReader:
                 )
         if len(sb_idx):
             sb_offs = (self.bitmaps[sb_idx] >> S.BAT_OFFSET_SHIFT) << S.BAT_OFFSET_SHIFT
-            if (sb_offs + np.uint64(S.SECTOR_BITMAP_BLOCK_SIZE) > np.uint64(self.file_size)).any():
+            fs = np.uint64(self.file_size)
+            if ((sb_offs >= fs) | (sb_offs + np.uint64(S.SECTOR_BITMAP_BLOCK_SIZE) > fs)).any():
                 raise self._bad("sector bitmap BAT entry points outside the file")
 
     def _validate_blocks(self, present: np.ndarray, offs: np.ndarray, lens: np.ndarray) -> None:
@@ -425,6 +618,10 @@ class VhdxReader:
 
         loc = self.parent_locator
         cands = [loc.get(k, "") for k in ("relative_path", "absolute_win32_path", "volume_path")]
+        # 2.6.2.6.3: volume_path is "\\?\Volume{GUID}\dir\file.vhdx", meaningless here: try
+        # its file name next to the child (open_parent does the same for drive-letter paths)
+        if cands[2].startswith(("\\\\?\\", "//?/")):
+            cands[2] = cands[2].replace("\\", "/").rsplit("/", 1)[-1]
         if not any(cands):
             raise self._bad("parent locator has no relative_path, absolute_win32_path or volume_path")
         parent = open_parent(
@@ -547,9 +744,24 @@ class VhdxReader:
 
     def _file_read(self, off: int, n: int) -> bytes:
         try:
-            return pread_full(self.fd, n, off)
+            data = pread_full(self.fd, n, off)
         except OSError as e:
             raise from_oserror(e, self.path) from None
+        if not self._overlay_keys:
+            return data
+        # apply the in-memory log replay (4 KiB sectors) to the bytes read
+        keys = self._overlay_keys
+        i = bisect.bisect_right(keys, off - 4096)
+        if i >= len(keys) or keys[i] >= off + n:
+            return data
+        buf = bytearray(data)
+        while i < len(keys) and keys[i] < off + n:
+            k = keys[i]
+            sec = self._overlay[k]
+            a, b = max(k, off), min(k + 4096, off + n)
+            buf[a - off : b - off] = sec[a - k : b - k]
+            i += 1
+        return bytes(buf)
 
     def _parent_read(self, off: int, n: int) -> bytes:
         if self.parent is None:
@@ -662,6 +874,10 @@ class VhdxWriter:
         except OSError as e:
             os.close(self.fd)
             self.fd = -1
+            try:  # we created it: leave no half-made file (a fixed disk the filesystem refuses)
+                os.unlink(path)
+            except OSError:
+                pass
             raise from_oserror(e, path) from None
 
     def _alloc(self, blk: int) -> int:
