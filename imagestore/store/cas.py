@@ -43,6 +43,7 @@ class BlobStore:
         self._local = threading.local()
         self._fds: dict[str, int] = {}
         self._fd_lock = threading.Lock()
+        self._cons: list = []  # every per-thread connection, closed together by close()
 
     # -- opening -------------------------------------------------------------------------
 
@@ -73,14 +74,17 @@ class BlobStore:
         if c is None:
             c = index.connect(self.index_path)
             self._local.con = c
+            with self._fd_lock:
+                self._cons.append(c)
         return c
 
     def close(self) -> None:
-        c = getattr(self._local, "con", None)
-        if c is not None:
-            c.close()
-            self._local.con = None
+        """Close every connection and pack descriptor (call when no thread uses the store)."""
+        self._local = threading.local()
         with self._fd_lock:
+            for c in self._cons:
+                c.close()
+            self._cons.clear()
             for fd in self._fds.values():
                 os.close(fd)
             self._fds.clear()
