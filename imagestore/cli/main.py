@@ -16,6 +16,7 @@ import click
 from .. import __version__
 from ..errors import ImagestoreError
 from .common import common_options
+from .region_cmds import region_group
 from .store_cmds import init_cmd, store_group
 
 
@@ -65,6 +66,7 @@ def cli() -> None:
 
 cli.add_command(init_cmd)
 cli.add_command(store_group)
+cli.add_command(region_group)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -90,15 +90,26 @@ def materialize_cmd(ctx: click.Context, digest: str, out: str, fmt: str, force: 
 
 
 @store_group.command("verify")
+@click.option("--repair", is_flag=True,
+              help="Rewrite bad or missing chunks and manifests from a good copy (another copy "
+                   "slot of the region, else another region); exit 7 only if some stay bad.")
+@click.option("--region", default=None, metavar="REGION",
+              help="Verify every copy slot of REGION (default: the local store).")
 @common_options
 @click.pass_context
-def verify_cmd(ctx: click.Context) -> None:
+def verify_cmd(ctx: click.Context, repair: bool, region: str | None) -> None:
     """Re-hash every chunk and check every manifest's chunks exist. Exit 7 on any problem.
 
     \b
     Example:
       imagestore store verify -o table
+      imagestore store verify --repair --region westeurope
     """
+    if repair or region is not None:
+        from .region_cmds import verify_region_cli
+
+        verify_region_cli(ctx, region or "local", repair=repair)
+        return
     home = open_home(ctx)
     bar = progress_for(ctx, "verify")
     try:

@@ -1,0 +1,312 @@
+"""The region registry: named regions and their zones.
+
+A **region** is a named place where disk content is kept, with its own packs, index and
+manifests (a blob store per copy slot). A region spans one or more **zones**: directories,
+typically each on its own disk or mount, over which the copies of a version are spread.
+
+On disk (in the store root)::
+
+    regions/local/                 the default region; implicit, one zone: this directory
+    regions/<name>/region.json     {"format": "imagestore-region", "version": 1, "name": ...,
+                                    "zones": [absolute paths], "created": ISO-8601 UTC}
+    regions/.registry.lock         flock taken exclusively while a region is created/deleted
+
+Rules:
+
+* names are 1-64 characters, letters, digits, ``-`` and ``_``, starting and ending with a letter
+  or digit (the gallery's ``--location`` rule, so every region can be a target region); they are
+  compared case-insensitively, as Azure compares region names;
+* a zone is an absolute directory (symlinks resolved). It must not be inside, or contain,
+  another region's zone or the store root; it may be missing (created), empty, or an existing
+  blob store with the store's chunk size (re-attached, e.g. a disk that held a region before).
+  A non-empty directory that is not a blob store is refused and never written to;
+* every zone gets a blob store with the store's configuration (``home.config``) before
+  ``region.json`` is published by an atomic rename: a crash leaves either no region (and
+  empty blob stores that a retry re-attaches) or a complete one;
+* ``local`` cannot be deleted; deleting a region that holds a version's only completed copy is
+  refused via the ``holds_only_copy(name) -> [version ids]`` hook the gallery supplies.
+  ``delete`` unregisters the region and keeps its data unless ``delete_data`` is asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from ..errors import Conflict, InvalidArgument, NotAStore, NotFound, from_oserror
+from ..fsutil import atomic_write, fsync_dir, remove_stale_temps
+from ..home import DEFAULT_REGION, Home
+from ..store.cas import BlobStore
+from ..store.layout import read_config
+from ..store.lock import StoreLock
+
+REGION_FORMAT = "imagestore-region"
+REGION_VERSION = 1
+NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_\-]{0,62}[A-Za-z0-9])?$")
+#: entries a fresh mount point may hold that do not make a zone directory "not empty"
+IGNORED_ENTRIES = frozenset({"lost+found"})
+#: what a blob store (and its copy slots) consists of; ``delete_data`` removes only these
+STORE_ENTRIES = ("cas.json", "index.sqlite", "index.sqlite-wal", "index.sqlite-shm", "packs",
+                 "manifests", "lock", "copies")
+
+HoldsOnlyCopy = Callable[[str], list[str]]
+
+
+@dataclass(frozen=True)
+class Region:
+    name: str
+    zones: tuple[str, ...]
+    created: str | None
+    default: bool = False
+
+    def zone_store(self, i: int) -> BlobStore:
+        return BlobStore.open(self.zones[i])
+
+    def to_json(self, home: Home) -> dict:
+        cfg = home.config
+        return {
+            "name": self.name,
+            "type": "imagestore/regions",
+            "isDefault": self.default,
+            "zones": list(self.zones),
+            "zoneCount": len(self.zones),
+            "chunkSize": cfg.chunk_size,
+            "compression": cfg.compression,
+            "hash": cfg.hash,
+            "created": self.created,
+        }
+
+
+def check_name(name: str, field: str = "NAME") -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise InvalidArgument(
+            f"{field}: '{name}' is not a valid region name (1-64 letters, digits, '-' or '_', "
+            f"starting and ending with a letter or digit)"
+        )
+    return name
+
+
+def _real(path: str) -> str:
+    return os.path.realpath(os.path.abspath(os.path.expanduser(path)))
+
+
+def _inside(a: str, b: str) -> bool:
+    """True when a == b or a is below b."""
+    return a == b or a.startswith(b.rstrip(os.sep) + os.sep)
+
+
+class RegionRegistry:
+    def __init__(self, home: Home) -> None:
+        self.home = home
+        self.regions_dir = os.path.join(home.root, "regions")
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _local(self) -> Region:
+        return Region(DEFAULT_REGION, (self.home.region_dir(DEFAULT_REGION),), None, True)
+
+    def _read(self, dirname: str) -> Region | None:
+        path = os.path.join(self.regions_dir, dirname, "region.json")
+        try:
+            with open(path, encoding="utf-8") as f:
+                raw = json.load(f)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            raise NotAStore(f"{path}: unreadable region header ({e})") from None
+        if not isinstance(raw, dict) or raw.get("format") != REGION_FORMAT:
+            raise NotAStore(f"{path}: not an imagestore region header")
+        if raw.get("version") != REGION_VERSION:
+            raise NotAStore(
+                f"{path}: region format version {raw.get('version')!r} is not supported "
+                f"(this imagestore reads version {REGION_VERSION})"
+            )
+        zones = raw.get("zones")
+        if (raw.get("name") != dirname or not isinstance(zones, list) or not zones
+                or not all(isinstance(z, str) and os.path.isabs(z) for z in zones)):
+            raise NotAStore(f"{path}: bad region header (name or zones)")
+        return Region(dirname, tuple(zones), raw.get("created"))
+
+    def list(self) -> list[Region]:
+        out = [self._local()]
+        try:
+            names = sorted(os.listdir(self.regions_dir))
+        except FileNotFoundError:
+            return out
+        for n in names:
+            if n == DEFAULT_REGION or n.startswith("."):
+                continue
+            r = self._read(n)
+            if r is not None:
+                out.append(r)
+        return out
+
+    def find(self, name: str) -> Region | None:
+        for r in self.list():
+            if r.name.lower() == str(name).lower():
+                return r
+        return None
+
+    def get(self, name: str, field: str = "NAME") -> Region:
+        check_name(name, field)
+        r = self.find(name)
+        if r is None:
+            known = ", ".join(x.name for x in self.list())
+            raise NotFound(f"{field}: region '{name}' not found (known regions: {known})")
+        return r
+
+    # -- create / delete -----------------------------------------------------------------
+
+    def _registry_lock(self) -> StoreLock:
+        os.makedirs(self.regions_dir, exist_ok=True)
+        return StoreLock(os.path.join(self.regions_dir, ".registry.lock"), exclusive=True,
+                         timeout=60.0)
+
+    def _check_zone(self, path: str, taken: list[tuple[str, str]], own_dir: str) -> bool:
+        """Validate one zone path; returns True when it is an existing blob store."""
+        root = _real(self.home.root)
+        if _inside(root, path):
+            raise InvalidArgument(f"--path: {path} contains the store {root}")
+        if _inside(path, root) and not _inside(path, own_dir):
+            raise InvalidArgument(
+                f"--path: {path} is inside the store {root} (use a directory outside it, or "
+                f"below {own_dir})"
+            )
+        for owner, z in taken:
+            if _inside(path, z) or _inside(z, path):
+                rel = "is" if path == z else ("is inside" if _inside(path, z) else "contains")
+                raise Conflict(f"--path: {path} {rel} zone {z} of region '{owner}'")
+        if not os.path.lexists(path):
+            return False
+        if not os.path.isdir(path):
+            raise InvalidArgument(f"--path: {path} is not a directory")
+        if os.path.exists(os.path.join(path, "cas.json")):
+            cfg = read_config(path)
+            want = self.home.config
+            if cfg.chunk_size != want.chunk_size or cfg.hash != want.hash:
+                raise Conflict(
+                    f"--path: {path} is a blob store with chunk size {cfg.chunk_size}, but this "
+                    f"store uses {want.chunk_size}"
+                )
+            return True
+        try:
+            entries = [e for e in os.listdir(path) if e not in IGNORED_ENTRIES]
+        except OSError as e:
+            raise from_oserror(e, path) from None
+        if entries:
+            raise NotAStore(
+                f"--path: {path} is not empty and is not an imagestore blob store (no cas.json)"
+            )
+        return False
+
+    def create(self, name: str, paths: list[str]) -> Region:
+        check_name(name)
+        if not paths:
+            raise InvalidArgument("--path: a region needs at least one zone directory")
+        zones = [_real(p) for p in paths]
+        for i, z in enumerate(zones):
+            for j in range(i):
+                if _inside(z, zones[j]) or _inside(zones[j], z):
+                    raise InvalidArgument(f"--path: {paths[i]} overlaps {paths[j]} (zones must be distinct)")
+        own_dir = os.path.join(self.regions_dir, name)
+        cfg = self.home.config
+        with self._registry_lock():
+            existing = self.find(name)
+            if existing is not None:
+                raise Conflict(f"region '{existing.name}' already exists")
+            taken = [(r.name, _real(z)) for r in self.list() for z in r.zones]
+            stores = [self._check_zone(z, taken, own_dir) for z in zones]
+            made: list[str] = []  # directories this call created, removed again on failure
+            ok = False
+            try:
+                for z, is_store in zip(zones, stores, strict=True):
+                    if not is_store:
+                        if not os.path.isdir(z):
+                            top = z
+                            while not os.path.isdir(os.path.dirname(top)):
+                                top = os.path.dirname(top)
+                            os.makedirs(z)
+                            made.append(top)
+                            BlobStore.create(z, cfg)
+                        else:
+                            BlobStore.create(z, cfg)
+                            made.append(z + os.sep)  # existed empty: remove only the contents
+                        fsync_dir(os.path.dirname(z))
+                created_dir = not os.path.isdir(own_dir)
+                os.makedirs(own_dir, exist_ok=True)
+                if created_dir:
+                    made.append(own_dir)
+                created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                doc = {"format": REGION_FORMAT, "version": REGION_VERSION, "name": name,
+                       "zones": zones, "created": created}
+                atomic_write(os.path.join(own_dir, "region.json"),
+                             (json.dumps(doc, indent=2) + "\n").encode())
+                ok = True
+            except OSError as e:
+                raise from_oserror(e, getattr(e, "filename", None) or name) from None
+            finally:
+                if not ok:
+                    for d in reversed(made):
+                        _remove_store_dir(d)
+        return Region(name, tuple(zones), created)
+
+    def delete(self, name: str, *, holds_only_copy: HoldsOnlyCopy | None = None,
+               delete_data: bool = False) -> Region:
+        check_name(name)
+        if name.lower() == DEFAULT_REGION:
+            raise Conflict(f"region '{DEFAULT_REGION}': the default region cannot be deleted")
+        with self._registry_lock():
+            r = self.get(name)
+            if holds_only_copy is not None:
+                only = holds_only_copy(r.name)
+                if only:
+                    more = f" and {len(only) - 3} more" if len(only) > 3 else ""
+                    raise Conflict(
+                        f"region '{r.name}' holds the only completed copy of "
+                        f"{', '.join(only[:3])}{more}; replicate it elsewhere or delete it first"
+                    )
+            own_dir = os.path.join(self.regions_dir, r.name)
+            try:
+                os.unlink(os.path.join(own_dir, "region.json"))  # unpublishes the region
+                fsync_dir(own_dir)
+                if delete_data:
+                    for z in r.zones:
+                        _remove_store_dir(z + os.sep)
+                        try:
+                            os.rmdir(z)
+                        except OSError:
+                            pass  # not empty (other files) or a mount point: keep it
+                # the registry directory goes only when empty: it may itself be a zone
+                remove_stale_temps(own_dir)
+                try:
+                    os.rmdir(own_dir)
+                except OSError:
+                    pass
+            except OSError as e:
+                raise from_oserror(e, own_dir) from None
+        return r
+
+
+def _remove_store_dir(d: str) -> None:
+    """Remove a directory this module created. ``d`` ending in a separator means the directory
+    existed before: only the blob store entries inside it are removed."""
+    if d.endswith(os.sep):
+        base = d.rstrip(os.sep)
+        for e in STORE_ENTRIES:
+            p = os.path.join(base, e)
+            if os.path.isdir(p) and not os.path.islink(p):
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                try:
+                    os.unlink(p)
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    pass
+        return
+    shutil.rmtree(d, ignore_errors=True)

@@ -1,0 +1,315 @@
+"""The copy engine: make one manifest's disk available in another blob store, sending only the
+chunks the target lacks.
+
+``replicate(src, dst, digest)`` under shared locks on both stores (gc, which holds the
+exclusive lock, cannot remove anything either side relies on):
+
+1. load the manifest from ``src`` (digest re-checked);
+2. look up its unique chunk ids in ``dst``'s index: chunks present are skipped (dedup across
+   versions: a new version sharing most chunks with one already there costs only the new ones);
+3. **adopt** what a killed earlier run already wrote: pack files in ``dst`` that no index row
+   names yet (the pack a replication was writing when it died) are scanned with
+   ``packs.scan_pack``; records of still-needed chunks are verified (``decode_record``), the pack
+   is fsynced and its rows published. So a resumed replication does not copy again what
+   already arrived and leaves no duplicate record behind. A pack that a live writer holds
+   (replication writers keep an exclusive ``flock`` on their pack) is left alone;
+4. copy the rest: each record is read from ``src`` and verified (header, decompression,
+   xxh3-128) *before* it is written; records are appended to a new pack that is fsynced and
+   then published in one index transaction (``INSERT OR IGNORE``: a chunk another writer
+   published meanwhile is not indexed twice). Every ``COMMIT_EVERY`` bytes the pack is closed
+   and published and a new one started, so a kill loses at most the pack in progress, which
+   the next run adopts;
+5. publish the manifest last (temp file, fsync, rename): the disk exists in ``dst`` only once
+   all its data is there. A damaged manifest file already in ``dst`` is replaced the same way.
+
+"Present" in step 2 means indexed: a chunk that is indexed in ``dst`` but damaged there is
+not copied again; ``verify`` finds it and ``replicas.repair`` restores it from a good copy.
+
+``premium=True`` (Premium_LRS) stores every chunk of the manifest uncompressed: compressed
+source records are decompressed (already verified) and written raw, and chunks ``dst`` holds
+compressed are rewritten raw with their index row replaced in the same transaction that
+publishes the new pack. Disk creation then reads without decompressing.
+
+A chunk that is missing or damaged in ``src`` stops the replication with an
+:class:`IntegrityError` naming it; nothing is published for the manifest.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+from ..errors import Conflict, IntegrityError, from_oserror
+from ..fsutil import atomic_write
+from ..store import index, manifest
+from ..store.cas import BlobStore
+from ..store.packs import FLAG_ZSTD, REC, PackWriter, decode_record, read_record, scan_pack
+
+#: close, fsync and publish the pack in progress every this many bytes of new pack data
+COMMIT_EVERY = 32 << 20
+
+Progress = Callable[[int, int], None]
+Row = tuple[bytes, int, int, int, int]  # id, offset, raw_len, stored_len, flags
+
+
+@dataclass
+class ReplicateResult:
+    digest: str
+    source: str
+    target: str
+    bytes_sent: int = 0  # bytes written to target packs (record headers included)
+    chunks_sent: int = 0  # chunks copied from the source
+    chunks_skipped: int = 0  # chunks the target already had
+    chunks_adopted: int = 0  # chunks a killed earlier run had written, now published
+    bytes_adopted: int = 0
+    chunks_total: int = 0  # unique chunks of the manifest
+    data_bytes: int = 0  # raw bytes of the unique chunks
+    manifest_published: bool = False  # False when the target already had the manifest
+    premium: bool = False
+
+    def to_json(self) -> dict:
+        return {
+            "digest": self.digest,
+            "source": self.source,
+            "target": self.target,
+            "bytesSent": self.bytes_sent,
+            "chunksSent": self.chunks_sent,
+            "chunksSkipped": self.chunks_skipped,
+            "chunksAdopted": self.chunks_adopted,
+            "bytesAdopted": self.bytes_adopted,
+            "chunks": self.chunks_total,
+            "dataBytes": self.data_bytes,
+            "manifestPublished": self.manifest_published,
+            "uncompressed": self.premium,
+        }
+
+
+def publish_rows(con, pack_name: str, rows: list[Row], *, replace: bool = False) -> None:
+    """Insert (or, with ``replace``, repoint) index rows for one pack in one transaction."""
+    verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        con.execute("INSERT OR IGNORE INTO packs(name) VALUES (?)", (pack_name,))
+        pid = con.execute("SELECT id FROM packs WHERE name=?", (pack_name,)).fetchone()[0]
+        con.executemany(
+            f"{verb} INTO chunks(id, pack, offset, raw_len, stored_len, flags) VALUES (?,?,?,?,?,?)",
+            [(cid, pid, off, rl, sl, fl) for cid, off, rl, sl, fl in rows],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+class LockedPackWriter(PackWriter):
+    """A PackWriter whose file carries an exclusive flock while it is written, so that a
+    concurrent replication does not adopt a pack that is still growing."""
+
+    def __init__(self, packs_dir: str) -> None:
+        super().__init__(packs_dir)
+        fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+class RecordSink:
+    """Appends verified records to ``dst``, rolling over and publishing every COMMIT_EVERY."""
+
+    def __init__(self, dst: BlobStore, *, replace: bool) -> None:
+        self.dst = dst
+        self.replace = replace
+        self.writer: PackWriter | None = None
+        self.rows: list[Row] = []
+        self.size = 0
+        self.written = 0
+
+    def add(self, cid: bytes, raw_len: int, payload: bytes | memoryview, flags: int) -> None:
+        if self.writer is None:
+            self.writer = LockedPackWriter(self.dst.packs_dir)
+        off = self.writer.append(cid, raw_len, payload, flags)
+        self.rows.append((cid, off, raw_len, len(payload), flags))
+        self.size += REC.size + len(payload)
+        self.written += REC.size + len(payload)
+        if self.size >= COMMIT_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        w = self.writer
+        if w is None:
+            return
+        try:
+            if self.rows:
+                w.sync()
+                publish_rows(self.dst.con, w.name, self.rows, replace=self.replace)
+        finally:
+            w.close()
+            if w.size == 0:
+                os.unlink(w.path)
+            self.writer = None
+            self.rows = []
+            self.size = 0
+
+    def abort(self) -> None:
+        """After a failure: publish what was verified and written (it is valid data)."""
+        try:
+            self.flush()
+        except Exception:  # noqa: BLE001 - the original error is the one to report
+            pass
+
+
+def _adopt(dst: BlobStore, need: dict[bytes, int], premium: bool, res: ReplicateResult) -> None:
+    """Publish records of needed chunks that unindexed packs in ``dst`` already hold."""
+    try:
+        names = sorted(n for n in os.listdir(dst.packs_dir) if n.endswith(".pack"))
+    except OSError as e:
+        raise from_oserror(e, dst.packs_dir) from None
+    known = set(index.pack_names(dst.con).values())
+    for name in names:
+        if not need:
+            return
+        if name in known:
+            continue
+        path = os.path.join(dst.packs_dir, name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live writer is still filling it
+            size = os.fstat(fd).st_size
+            rows: list[Row] = []
+            for off, flags, raw_len, stored_len, rid in scan_pack(fd, size):
+                if rid not in need or (premium and flags & FLAG_ZSTD):
+                    continue
+                buf = read_record(fd, off, stored_len)
+                try:
+                    decode_record(buf, rid, path)
+                except IntegrityError:
+                    continue  # damaged: copy it again from the source
+                rows.append((rid, off, raw_len, stored_len, flags))
+                del need[rid]
+            if rows:
+                os.fsync(fd)
+                publish_rows(dst.con, name, rows, replace=premium)
+                res.chunks_adopted += len(rows)
+                res.bytes_adopted += sum(REC.size + r[3] for r in rows)
+        finally:
+            os.close(fd)
+
+
+def replicate(
+    src: BlobStore,
+    dst: BlobStore,
+    digest: str,
+    *,
+    progress: Progress | None = None,
+    premium: bool = False,
+    threads: int = 2,
+) -> ReplicateResult:
+    """Copy the disk ``digest`` from ``src`` to ``dst``, sending only the chunks ``dst`` lacks.
+
+    ``progress(done, total)`` is called with raw bytes of unique chunks: present, adopted and
+    copied chunks count as done. Resumable: re-running after a kill copies only what is still
+    missing."""
+    digest = src.check_digest(digest)
+    res = ReplicateResult(digest, src.root, dst.root, premium=premium)
+    if src.cfg.chunk_size != dst.cfg.chunk_size:
+        raise Conflict(
+            f"{dst.root}: chunk size {dst.cfg.chunk_size} differs from the source's "
+            f"{src.cfg.chunk_size}; a manifest cannot move between them"
+        )
+    same = os.path.realpath(src.root) == os.path.realpath(dst.root)
+    with ExitStack() as locks:
+        locks.enter_context(src.lock(exclusive=False))
+        if not same:
+            locks.enter_context(dst.lock(exclusive=False))
+        m = src.load_manifest(digest)
+        sizes: dict[bytes, int] = {}
+        for _off, n, cid in m.extents():
+            sizes.setdefault(cid, n)
+        res.chunks_total = len(sizes)
+        res.data_bytes = total = sum(sizes.values())
+        if same:
+            res.chunks_skipped = len(sizes)
+            if progress:
+                progress(total, total)
+            return res
+        have = index.lookup_many(dst.con, sizes)
+        need = {cid: n for cid, n in sizes.items()
+                if cid not in have or (premium and have[cid][4] & FLAG_ZSTD)}
+        res.chunks_skipped = len(sizes) - len(need)
+        done = total - sum(need.values())
+        if progress:
+            progress(done, total)
+        if need:
+            _adopt(dst, need, premium, res)
+            done = total - sum(need.values())
+        if need:
+            locs = index.lookup_many(src.con, need)
+            lost = [cid for cid in need if cid not in locs]
+            if lost:
+                raise IntegrityError(
+                    f"manifest {digest}: {len(lost)} chunk(s) missing from the source "
+                    f"{src.root}, first {lost[0].hex()}"
+                )
+            order = sorted(need, key=lambda c: (locs[c][0], locs[c][1]))  # source pack order
+            sink = RecordSink(dst, replace=premium)
+
+            def fetch(cid: bytes):
+                loc = locs[cid]
+                buf = src.read_record_raw(cid, loc)
+                data = decode_record(buf, cid, f"{src.root} pack #{loc[0]}@{loc[1]}")
+                if premium and loc[4] & FLAG_ZSTD:
+                    return cid, len(data), data, 0
+                return cid, loc[2], memoryview(buf)[REC.size:], loc[4]
+
+            ok = False
+            try:
+                with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+                    it = iter(order)
+                    window: deque = deque()
+                    limit = max(2, threads * 4)
+
+                    def fill() -> None:
+                        while len(window) < limit:
+                            cid = next(it, None)
+                            if cid is None:
+                                return
+                            window.append(pool.submit(fetch, cid))
+
+                    fill()
+                    while window:
+                        cid, raw_len, payload, flags = window.popleft().result()
+                        fill()
+                        sink.add(cid, raw_len, payload, flags)
+                        res.chunks_sent += 1
+                        done += raw_len
+                        if progress:
+                            progress(done, total)
+                sink.flush()
+                ok = True
+            finally:
+                if not ok:
+                    sink.abort()
+                res.bytes_sent = sink.written
+        res.manifest_published = _publish_manifest(dst, digest, m)
+    return res
+
+
+def _publish_manifest(dst: BlobStore, digest: str, m: manifest.Manifest) -> bool:
+    """Publish ``m`` in ``dst`` unless a good copy is there; a damaged one is replaced by an
+    atomic rename. Returns True when a manifest file was written."""
+    if dst.has_manifest(digest):
+        try:
+            dst.load_manifest(digest)
+            return False
+        except IntegrityError:
+            pass
+    atomic_write(dst.manifest_path(digest), manifest.compress(m.encode()))
+    return True
