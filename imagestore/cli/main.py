@@ -16,7 +16,9 @@ import click
 from .. import __version__
 from ..errors import ImagestoreError
 from .common import common_options
+from .disk_cmds import disk_group
 from .region_cmds import region_group
+from .sig_cmds import sig_group
 from .store_cmds import init_cmd, store_group
 
 
@@ -66,6 +68,8 @@ def cli() -> None:
 
 cli.add_command(init_cmd)
 cli.add_command(store_group)
+cli.add_command(sig_group)
+cli.add_command(disk_group)
 cli.add_command(region_group)
 
 

@@ -1,0 +1,108 @@
+"""`imagestore disk …`: disks created from image versions (Microsoft.Compute/disks)."""
+
+from __future__ import annotations
+
+import click
+
+from ..formats import WRITE_FORMATS
+from ..gallery import disks
+from .common import common_options
+from .output import emit
+from .sig_cmds import (
+    gallery_service,
+    progress_factory,
+    rg_filter_option,
+    rg_option,
+    tags_opt,
+    tags_option,
+)
+
+
+@click.group("disk")
+def disk_group() -> None:
+    """Disks created from image versions.
+
+    \b
+    Example:
+      imagestore disk create -n vm1-os --gallery-image-reference myGallery/myImage1
+    """
+
+
+def name_option(f):
+    return click.option("-n", "--name", required=True, metavar="NAME", help="Disk name.")(f)
+
+
+@disk_group.command("create")
+@rg_option
+@name_option
+@click.option("--gallery-image-reference", "reference", required=True, metavar="ID",
+              help="Image version id, or image definition id (= its latest version); full ARM "
+                   "id or GALLERY/DEFINITION[/VERSION].")
+@click.option("--gallery-image-reference-lun", "lun", type=int, default=None, metavar="N",
+              help="Data disk LUN (default: the OS disk).")
+@click.option("--format", "fmt", default="raw", show_default=True,
+              metavar="|".join(WRITE_FORMATS), help="Disk file format.")
+@click.option("--path", default=None, metavar="FILE",
+              help="Disk file to create (default <store>/disks/NAME.<ext>).")
+@click.option("-l", "--location", default=None, metavar="REGION", help="Region (default local).")
+@click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 64))
+@tags_option
+@common_options
+@click.pass_context
+def disk_create(ctx, rg, name, reference, lun, fmt, path, location, threads, tags) -> None:
+    """Create a new, independent disk file from an image version.
+
+    \b
+    Example:
+      imagestore disk create -n vm1-os --gallery-image-reference myGallery/myImage1 \\
+          --format vhdx --path /var/lib/vms/vm1-os.vhdx
+    """
+    emit(ctx, disks.create_disk(
+        gallery_service(ctx), rg, name, reference, lun=lun, fmt=fmt, path=path,
+        location=location, tags=tags_opt(tags), progress=progress_factory(ctx), threads=threads,
+    ))
+
+
+@disk_group.command("show")
+@rg_option
+@name_option
+@common_options
+@click.pass_context
+def disk_show(ctx, rg, name) -> None:
+    """Show a disk.
+
+    \b
+    Example:
+      imagestore disk show -n vm1-os --query properties.localStorage.path
+    """
+    emit(ctx, disks.show_disk(gallery_service(ctx), rg, name))
+
+
+@disk_group.command("list")
+@rg_filter_option
+@common_options
+@click.pass_context
+def disk_list(ctx, rg) -> None:
+    """List disks.
+
+    \b
+    Example:
+      imagestore disk list -o table
+    """
+    emit(ctx, disks.list_disks(gallery_service(ctx), rg))
+
+
+@disk_group.command("delete")
+@rg_option
+@name_option
+@click.option("--delete-file", is_flag=True, help="Also remove the disk file.")
+@common_options
+@click.pass_context
+def disk_delete(ctx, rg, name, delete_file) -> None:
+    """Delete a disk resource; the file stays unless --delete-file is given.
+
+    \b
+    Example:
+      imagestore disk delete -n vm1-os --delete-file
+    """
+    disks.delete_disk(gallery_service(ctx), rg, name, delete_file=delete_file)

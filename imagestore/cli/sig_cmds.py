@@ -1,0 +1,586 @@
+"""`imagestore sig …`: galleries, image definitions and image versions, with az's flag names.
+
+The commands are thin: they parse flags and call :class:`imagestore.gallery.GalleryService`.
+"""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import InvalidArgument
+from ..gallery import GalleryService, validate
+from ..gallery.ids import DEFAULT_RG
+from .common import common_options, open_home
+from .output import emit
+from .progress import progress_for
+
+
+class Variadic(click.Option):
+    """An az-style option that takes one or more values: ``--tags a=b c=d``. It may also be
+    repeated; values stop at the next option."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs["multiple"] = True
+        super().__init__(*args, **kwargs)
+
+    def add_to_parser(self, parser, ctx) -> None:  # noqa: ANN001 - click's signature
+        super().add_to_parser(parser, ctx)
+        opt = None
+        for name in self.opts:
+            opt = parser._long_opt.get(name) or parser._short_opt.get(name)
+            if opt is not None:
+                break
+        if opt is None:  # pragma: no cover - click internals changed
+            return
+        orig = opt.process
+
+        def process(value, state) -> None:  # noqa: ANN001
+            orig(value, state)
+            while state.rargs and not _is_option(state.rargs[0]):
+                orig(state.rargs.pop(0), state)
+
+        opt.process = process
+
+
+def _is_option(arg: str) -> bool:
+    if len(arg) < 2 or not arg.startswith("-"):
+        return False
+    try:
+        float(arg)
+        return False
+    except ValueError:
+        return True
+
+
+def given(values: tuple | list | None) -> list | None:
+    """A Variadic option's values, or None when the option was not used."""
+    return list(values) if values else None
+
+
+def int_list(field: str, values: tuple | list | None) -> list[int]:
+    out = []
+    for v in values or ():
+        for tok in str(v).replace(",", " ").split():
+            try:
+                out.append(int(tok))
+            except ValueError:
+                raise InvalidArgument(f"{field}: '{tok}' is not an integer") from None
+    return out
+
+
+def tags_opt(values: tuple | None) -> dict | None:
+    return validate.tags(given(values))
+
+
+def gallery_service(ctx: click.Context) -> GalleryService:
+    root = ctx.find_root()
+    svc = root.meta.get("imagestore.gallery")
+    if svc is None:
+        svc = GalleryService(open_home(ctx))
+        root.meta["imagestore.gallery"] = svc
+        root.call_on_close(svc.close)
+    return svc
+
+
+def progress_factory(ctx: click.Context):
+    return lambda label: progress_for(ctx, label)
+
+
+def rg_option(f):
+    return click.option("-g", "--resource-group", "rg", default=DEFAULT_RG, show_default=True,
+                        metavar="RG", help="Resource group.")(f)
+
+
+def rg_filter_option(f):
+    return click.option("-g", "--resource-group", "rg", default=None, metavar="RG",
+                        help="Resource group (default: all).")(f)
+
+
+def gallery_option(f):
+    return click.option("-r", "--gallery-name", "gallery", required=True, metavar="GALLERY",
+                        help="Gallery name.")(f)
+
+
+def image_option(f):
+    return click.option("-i", "--gallery-image-definition", "image", required=True,
+                        metavar="DEFINITION", help="Image definition name.")(f)
+
+
+def version_option(f):
+    return click.option("-e", "--gallery-image-version", "version", required=True,
+                        metavar="MAJOR.MINOR.PATCH", help="Image version name.")(f)
+
+
+def set_option(f):
+    return click.option("--set", "sets", cls=Variadic, metavar="PATH=VALUE",
+                        help="Set a property by its path in the JSON output, e.g. "
+                             "properties.description=x (az's generic update).")(f)
+
+
+def tags_option(f):
+    return click.option("--tags", cls=Variadic, metavar="KEY=VALUE...",
+                        help="Space-separated tags.")(f)
+
+
+def three_state(name: str, help: str):
+    """az's three-state flag: ``--flag`` alone means true; ``--flag true|false`` also works."""
+    return click.option(name, default=None, is_flag=False, flag_value="true",
+                        metavar="[true|false]", help=help)
+
+
+def flag_value(field: str, value: str | None) -> bool:
+    return bool(validate.boolean(field, value)) if value is not None else False
+
+
+def no_wait_option(f):
+    return click.option("--no-wait", is_flag=True,
+                        help="Do not wait for the operation to finish (operations are "
+                             "synchronous today; accepted for az compatibility).")(f)
+
+
+# -- sig (galleries) ------------------------------------------------------------------------
+
+
+@click.group("sig")
+def sig_group() -> None:
+    """Galleries, image definitions and image versions (az sig).
+
+    \b
+    Example:
+      imagestore sig create -r myGallery
+      imagestore sig list -o table
+    """
+
+
+@sig_group.command("create")
+@rg_option
+@gallery_option
+@click.option("-l", "--location", default=None, metavar="REGION", help="Region (default local).")
+@click.option("--description", default=None)
+@tags_option
+@common_options
+@click.pass_context
+def sig_create(ctx, rg, gallery, location, description, tags) -> None:
+    """Create a gallery.
+
+    \b
+    Example:
+      imagestore sig create -r myGallery --description "Team images"
+    """
+    svc = gallery_service(ctx)
+    emit(ctx, svc.create_gallery(rg, gallery, location=location, description=description,
+                                 tags=tags_opt(tags)))
+
+
+@sig_group.command("show")
+@rg_option
+@gallery_option
+@common_options
+@click.pass_context
+def sig_show(ctx, rg, gallery) -> None:
+    """Show a gallery.
+
+    \b
+    Example:
+      imagestore sig show -r myGallery
+    """
+    emit(ctx, gallery_service(ctx).show_gallery(rg, gallery))
+
+
+@sig_group.command("list")
+@rg_filter_option
+@common_options
+@click.pass_context
+def sig_list(ctx, rg) -> None:
+    """List galleries.
+
+    \b
+    Example:
+      imagestore sig list -o table
+    """
+    emit(ctx, gallery_service(ctx).list_galleries(rg))
+
+
+@sig_group.command("update")
+@rg_option
+@gallery_option
+@click.option("--description", default=None)
+@tags_option
+@set_option
+@common_options
+@click.pass_context
+def sig_update(ctx, rg, gallery, description, tags, sets) -> None:
+    """Update a gallery. Only the description (and tags) may change.
+
+    \b
+    Example:
+      imagestore sig update -r myGallery --set properties.description="Team images"
+    """
+    emit(ctx, gallery_service(ctx).update_gallery(
+        rg, gallery, description=description, tags=tags_opt(tags), sets=sets or ()))
+
+
+@sig_group.command("delete")
+@rg_option
+@gallery_option
+@common_options
+@click.pass_context
+def sig_delete(ctx, rg, gallery) -> None:
+    """Delete an empty gallery (refused while it has image definitions).
+
+    \b
+    Example:
+      imagestore sig delete -r myGallery
+    """
+    gallery_service(ctx).delete_gallery(rg, gallery)
+
+
+# -- sig image-definition ----------------------------------------------------------------------
+
+
+@sig_group.group("image-definition")
+def image_definition_group() -> None:
+    """Image definitions: publisher/offer/sku, OS type and state, features, recommendations.
+
+    \b
+    Example:
+      imagestore sig image-definition create -r myGallery -i myImage1 \\
+          -p Contoso -f Finance -s Backend --os-type Linux
+    """
+
+
+@image_definition_group.command("create")
+@rg_option
+@gallery_option
+@image_option
+@click.option("-p", "--publisher", required=True)
+@click.option("-f", "--offer", required=True)
+@click.option("-s", "--sku", required=True)
+@click.option("--os-type", required=True, metavar="Linux|Windows")
+@click.option("--os-state", default=None, metavar="Generalized|Specialized",
+              help="Default Generalized.")
+@click.option("--hyper-v-generation", default=None, metavar="V1|V2", help="Default V1.")
+@click.option("--architecture", default=None, metavar="x64|Arm64", help="Default x64.")
+@click.option("--features", cls=Variadic, metavar="NAME=VALUE...",
+              help='e.g. "SecurityType=TrustedLaunch IsAcceleratedNetworkSupported=true"')
+@click.option("--description", default=None)
+@click.option("--eula", default=None)
+@click.option("--privacy-statement-uri", default=None)
+@click.option("--release-note-uri", default=None)
+@click.option("--end-of-life-date", default=None, metavar="DATE")
+@click.option("--minimum-cpu-core", type=int, default=None)
+@click.option("--maximum-cpu-core", type=int, default=None)
+@click.option("--minimum-memory", type=int, default=None)
+@click.option("--maximum-memory", type=int, default=None)
+@click.option("--disallowed-disk-types", cls=Variadic, metavar="TYPE...")
+@click.option("--plan-publisher", default=None)
+@click.option("--plan-name", default=None)
+@click.option("--plan-product", default=None)
+@click.option("-l", "--location", default=None, metavar="REGION",
+              help="Region (default: the gallery's).")
+@tags_option
+@common_options
+@click.pass_context
+def image_definition_create(ctx, rg, gallery, image, publisher, offer, sku, os_type, os_state,
+                            hyper_v_generation, architecture, features, description, eula,
+                            privacy_statement_uri, release_note_uri, end_of_life_date,
+                            minimum_cpu_core, maximum_cpu_core, minimum_memory, maximum_memory,
+                            disallowed_disk_types, plan_publisher, plan_name, plan_product,
+                            location, tags) -> None:
+    """Create an image definition.
+
+    \b
+    Example:
+      imagestore sig image-definition create -r myGallery -i myImage1 \\
+          -p Contoso -f Finance -s Backend --os-type Linux --hyper-v-generation V2 \\
+          --features "SecurityType=TrustedLaunch IsAcceleratedNetworkSupported=true"
+    """
+    emit(ctx, gallery_service(ctx).create_image(
+        rg, gallery, image, publisher=publisher, offer=offer, sku=sku, os_type=os_type,
+        os_state=os_state, hyper_v_generation=hyper_v_generation, architecture=architecture,
+        features=given(features), description=description, eula=eula,
+        privacy_statement_uri=privacy_statement_uri, release_note_uri=release_note_uri,
+        end_of_life_date=end_of_life_date, minimum_cpu_core=minimum_cpu_core,
+        maximum_cpu_core=maximum_cpu_core, minimum_memory=minimum_memory,
+        maximum_memory=maximum_memory, disallowed_disk_types=given(disallowed_disk_types),
+        plan_publisher=plan_publisher, plan_name=plan_name, plan_product=plan_product,
+        location=location, tags=tags_opt(tags),
+    ))
+
+
+@image_definition_group.command("show")
+@rg_option
+@gallery_option
+@image_option
+@common_options
+@click.pass_context
+def image_definition_show(ctx, rg, gallery, image) -> None:
+    """Show an image definition.
+
+    \b
+    Example:
+      imagestore sig image-definition show -r myGallery -i myImage1
+    """
+    emit(ctx, gallery_service(ctx).show_image(rg, gallery, image))
+
+
+@image_definition_group.command("list")
+@rg_option
+@gallery_option
+@common_options
+@click.pass_context
+def image_definition_list(ctx, rg, gallery) -> None:
+    """List the image definitions of a gallery.
+
+    \b
+    Example:
+      imagestore sig image-definition list -r myGallery -o table
+    """
+    emit(ctx, gallery_service(ctx).list_images(rg, gallery))
+
+
+@image_definition_group.command("update")
+@rg_option
+@gallery_option
+@image_option
+@click.option("--description", default=None)
+@click.option("--end-of-life-date", default=None, metavar="DATE")
+@click.option("--release-note-uri", default=None)
+@click.option("--minimum-cpu-core", type=int, default=None)
+@click.option("--maximum-cpu-core", type=int, default=None)
+@click.option("--minimum-memory", type=int, default=None)
+@click.option("--maximum-memory", type=int, default=None)
+@tags_option
+@set_option
+@common_options
+@click.pass_context
+def image_definition_update(ctx, rg, gallery, image, description, end_of_life_date,
+                            release_note_uri, minimum_cpu_core, maximum_cpu_core, minimum_memory,
+                            maximum_memory, tags, sets) -> None:
+    """Update an image definition. Only recommended vCPU/memory, description, end-of-life
+    date and release notes (and tags) may change.
+
+    \b
+    Example:
+      imagestore sig image-definition update -r myGallery -i myImage1 \\
+          --set properties.recommended.vCPUs.max=16 --end-of-life-date 2030-12-31
+    """
+    emit(ctx, gallery_service(ctx).update_image(
+        rg, gallery, image, description=description, end_of_life_date=end_of_life_date,
+        release_note_uri=release_note_uri, minimum_cpu_core=minimum_cpu_core,
+        maximum_cpu_core=maximum_cpu_core, minimum_memory=minimum_memory,
+        maximum_memory=maximum_memory, tags=tags_opt(tags), sets=sets or (),
+    ))
+
+
+@image_definition_group.command("delete")
+@rg_option
+@gallery_option
+@image_option
+@common_options
+@click.pass_context
+def image_definition_delete(ctx, rg, gallery, image) -> None:
+    """Delete an image definition (refused while it has versions).
+
+    \b
+    Example:
+      imagestore sig image-definition delete -r myGallery -i myImage1
+    """
+    gallery_service(ctx).delete_image(rg, gallery, image)
+
+
+# -- sig image-version -------------------------------------------------------------------------
+
+
+@sig_group.group("image-version")
+def image_version_group() -> None:
+    """Image versions: capture disks from VHD/VHDX/raw files, replicate, delete.
+
+    \b
+    Example:
+      imagestore sig image-version create -r myGallery -i myImage1 -e 1.0.0 --os-vhd-uri os.vhdx
+    """
+
+
+@image_version_group.command("create")
+@rg_option
+@gallery_option
+@image_option
+@version_option
+@click.option("--os-vhd-uri", default=None, metavar="PATH_OR_FILE_URI",
+              help="OS disk source: a raw, VHD or VHDX file (path or file:// URI).")
+@click.option("--data-vhds-uris", cls=Variadic, metavar="PATH_OR_FILE_URI...",
+              help="Data disk sources.")
+@click.option("--data-vhds-luns", cls=Variadic, metavar="LUN...",
+              help="LUNs of the data disks, in the order of --data-vhds-uris (default 0, 1, …).")
+@click.option("--image-version", "source_version", default=None, metavar="VERSION_ID",
+              help="Copy an existing image version (full id or GALLERY/DEFINITION/VERSION) by "
+                   "reference: no data is written.")
+@click.option("-l", "--location", default=None, metavar="REGION",
+              help="Source region (default local).")
+@click.option("--target-regions", cls=Variadic, metavar="REGION[=COUNT][=SKU]...",
+              help="Regions to replicate to (must include the source region).")
+@click.option("--replica-count", type=int, default=None, help="Default replicas per region (1).")
+@click.option("--storage-account-type", default=None,
+              metavar="Standard_LRS|Standard_ZRS|Premium_LRS")
+@click.option("--replication-mode", default=None, metavar="Full|Shallow")
+@three_state("--exclude-from-latest", "Never pick this version as 'latest'.")
+@click.option("--end-of-life-date", default=None, metavar="DATE")
+@three_state("--block-deletion-before-end-of-life", "Refuse deletion before the end-of-life date.")
+@three_state("--allow-replicated-location-deletion",
+             "safetyProfile.allowDeletionOfReplicatedLocations.")
+@click.option("--allow-parent-dir", default=None, metavar="DIR",
+              help="Allow differencing parents to resolve inside DIR too.")
+@click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 64))
+@no_wait_option
+@tags_option
+@common_options
+@click.pass_context
+def image_version_create(ctx, rg, gallery, image, version, os_vhd_uri, data_vhds_uris,
+                         data_vhds_luns, source_version, location, target_regions, replica_count,
+                         storage_account_type, replication_mode, exclude_from_latest,
+                         end_of_life_date, block_deletion_before_end_of_life,
+                         allow_replicated_location_deletion, allow_parent_dir, threads, no_wait,
+                         tags) -> None:
+    """Create an image version by capturing disk files, or from another image version.
+
+    \b
+    Example:
+      imagestore sig image-version create -r myGallery -i myImage1 -e 1.0.0 \\
+          --os-vhd-uri os.vhdx --data-vhds-uris data.vhd --data-vhds-luns 1
+      imagestore sig image-version create -r otherGallery -i myImage1 -e 1.0.0 \\
+          --image-version myGallery/myImage1/1.0.0
+    """
+    out = gallery_service(ctx).create_version(
+        rg, gallery, image, version, os_vhd_uri=os_vhd_uri,
+        data_vhds_uris=given(data_vhds_uris) or [],
+        data_vhds_luns=int_list("--data-vhds-luns", data_vhds_luns),
+        image_version=source_version, location=location, target_regions=given(target_regions),
+        replica_count=replica_count, storage_account_type=storage_account_type,
+        replication_mode=replication_mode,
+        exclude_from_latest=flag_value("--exclude-from-latest", exclude_from_latest),
+        end_of_life_date=end_of_life_date,
+        block_deletion_before_end_of_life=flag_value(
+            "--block-deletion-before-end-of-life", block_deletion_before_end_of_life),
+        allow_deletion_of_replicated_locations=flag_value(
+            "--allow-replicated-location-deletion", allow_replicated_location_deletion),
+        tags=tags_opt(tags), progress=progress_factory(ctx), threads=threads,
+        allow_parent_dir=allow_parent_dir,
+    )
+    if not no_wait:  # az prints nothing with --no-wait; `wait --created` follows the operation
+        emit(ctx, out)
+
+
+@image_version_group.command("show")
+@rg_option
+@gallery_option
+@image_option
+@version_option
+@click.option("--expand", default=None, metavar="ReplicationStatus",
+              help="Include properties.replicationStatus.")
+@common_options
+@click.pass_context
+def image_version_show(ctx, rg, gallery, image, version, expand) -> None:
+    """Show an image version.
+
+    \b
+    Example:
+      imagestore sig image-version show -r myGallery -i myImage1 -e 1.0.0 \\
+          --expand ReplicationStatus --query properties.replicationStatus
+    """
+    emit(ctx, gallery_service(ctx).show_version(rg, gallery, image, version, expand=expand))
+
+
+@image_version_group.command("list")
+@rg_option
+@gallery_option
+@image_option
+@common_options
+@click.pass_context
+def image_version_list(ctx, rg, gallery, image) -> None:
+    """List the versions of an image definition.
+
+    \b
+    Example:
+      imagestore sig image-version list -r myGallery -i myImage1 -o table
+    """
+    emit(ctx, gallery_service(ctx).list_versions(rg, gallery, image))
+
+
+@image_version_group.command("update")
+@rg_option
+@gallery_option
+@image_option
+@version_option
+@click.option("--target-regions", cls=Variadic, metavar="REGION[=COUNT][=SKU]...")
+@click.option("--replica-count", type=int, default=None)
+@three_state("--exclude-from-latest", "Never pick this version as 'latest'.")
+@click.option("--end-of-life-date", default=None, metavar="DATE")
+@no_wait_option
+@tags_option
+@set_option
+@common_options
+@click.pass_context
+def image_version_update(ctx, rg, gallery, image, version, target_regions, replica_count,
+                         exclude_from_latest, end_of_life_date, no_wait, tags, sets) -> None:
+    """Update an image version. Only target regions, replica counts, exclude-from-latest and
+    the end-of-life date (and tags) may change.
+
+    \b
+    Example:
+      imagestore sig image-version update -r myGallery -i myImage1 -e 2.0.0 \\
+          --exclude-from-latest false
+      imagestore sig image-version update -r myGallery -i myImage1 -e 2.0.0 \\
+          --set properties.publishingProfile.targetRegions[0].excludeFromLatest=true
+    """
+    out = gallery_service(ctx).update_version(
+        rg, gallery, image, version, target_regions=given(target_regions),
+        replica_count=replica_count, exclude_from_latest=exclude_from_latest,
+        end_of_life_date=end_of_life_date, tags=tags_opt(tags), sets=sets or (),
+    )
+    if not no_wait:
+        emit(ctx, out)
+
+
+@image_version_group.command("delete")
+@rg_option
+@gallery_option
+@image_option
+@version_option
+@no_wait_option
+@common_options
+@click.pass_context
+def image_version_delete(ctx, rg, gallery, image, version, no_wait) -> None:
+    """Delete an image version; its data becomes garbage for `store gc` unless another
+    version shares it. Disks created from it keep working.
+
+    \b
+    Example:
+      imagestore sig image-version delete -r myGallery -i myImage1 -e 1.0.0
+    """
+    gallery_service(ctx).delete_version(rg, gallery, image, version)
+
+
+@image_version_group.command("wait")
+@rg_option
+@gallery_option
+@image_option
+@version_option
+@click.option("--created", "condition", flag_value="created", help="Wait until provisioned.")
+@click.option("--updated", "condition", flag_value="updated", help="Wait until provisioned.")
+@click.option("--deleted", "condition", flag_value="deleted", help="Wait until deleted.")
+@click.option("--exists", "condition", flag_value="exists", help="Wait until it exists.")
+@click.option("--timeout", default=3600, show_default=True, type=int, help="Seconds.")
+@click.option("--interval", default=1, show_default=True, type=int, help="Polling interval, seconds.")
+@common_options
+@click.pass_context
+def image_version_wait(ctx, rg, gallery, image, version, condition, timeout, interval) -> None:
+    """Wait for an image version operation to finish (for --no-wait).
+
+    \b
+    Example:
+      imagestore sig image-version wait -r myGallery -i myImage1 -e 1.0.0 --created
+    """
+    gallery_service(ctx).wait_version(rg, gallery, image, version,
+                                      condition=condition or "created",
+                                      timeout=float(timeout), interval=float(interval))

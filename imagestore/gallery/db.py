@@ -1,0 +1,175 @@
+"""The gallery's SQLite metadata: connection (WAL, foreign keys on), transactions, and the
+schema as ordered, named migrations recorded in ``schema_migrations``.
+
+Every change goes through :func:`transaction` (``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on
+any exception), so a failed command leaves the metadata exactly as it was.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from ..errors import StoreBusy, from_oserror
+
+
+def _script(con: sqlite3.Connection, sql: str) -> None:
+    """Run DDL statements inside the current transaction (executescript would COMMIT)."""
+    for stmt in sql.split(";"):
+        if stmt.strip():
+            con.execute(stmt)
+
+
+def _m0001_initial(con: sqlite3.Connection) -> None:
+    _script(
+        con,
+        """
+        CREATE TABLE regions (
+            name        TEXT PRIMARY KEY COLLATE NOCASE,
+            created     TEXT NOT NULL
+        );
+        CREATE TABLE galleries (
+            id          INTEGER PRIMARY KEY,
+            rg          TEXT NOT NULL COLLATE NOCASE,
+            name        TEXT NOT NULL COLLATE NOCASE,
+            location    TEXT NOT NULL,
+            tags        TEXT NOT NULL DEFAULT '{}',
+            props       TEXT NOT NULL,
+            created     TEXT NOT NULL,
+            UNIQUE (rg, name)
+        );
+        CREATE TABLE images (
+            id          INTEGER PRIMARY KEY,
+            gallery_id  INTEGER NOT NULL REFERENCES galleries(id) ON DELETE RESTRICT,
+            name        TEXT NOT NULL COLLATE NOCASE,
+            location    TEXT NOT NULL,
+            tags        TEXT NOT NULL DEFAULT '{}',
+            props       TEXT NOT NULL,
+            publisher   TEXT NOT NULL COLLATE NOCASE,
+            offer       TEXT NOT NULL COLLATE NOCASE,
+            sku         TEXT NOT NULL COLLATE NOCASE,
+            created     TEXT NOT NULL,
+            UNIQUE (gallery_id, name),
+            UNIQUE (gallery_id, publisher, offer, sku)
+        );
+        CREATE TABLE versions (
+            id          INTEGER PRIMARY KEY,
+            image_id    INTEGER NOT NULL REFERENCES images(id) ON DELETE RESTRICT,
+            name        TEXT NOT NULL,
+            major       INTEGER NOT NULL,
+            minor       INTEGER NOT NULL,
+            patch       INTEGER NOT NULL,
+            location    TEXT NOT NULL,
+            tags        TEXT NOT NULL DEFAULT '{}',
+            props       TEXT NOT NULL,
+            provisioning_state TEXT NOT NULL,
+            source_version_id  TEXT,
+            created     TEXT NOT NULL,
+            UNIQUE (image_id, major, minor, patch)
+        );
+        -- one row per disk image of a version, lun -1 being the OS disk
+        CREATE TABLE version_disks (
+            version_id  INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+            lun         INTEGER NOT NULL,
+            digest      TEXT NOT NULL,
+            virtual_size INTEGER NOT NULL,
+            allocated_bytes INTEGER NOT NULL,
+            data_bytes  INTEGER NOT NULL,
+            stored_bytes INTEGER NOT NULL,
+            host_caching TEXT NOT NULL,
+            source_uri  TEXT,
+            source_format TEXT,
+            PRIMARY KEY (version_id, lun)
+        );
+        CREATE INDEX version_disks_digest ON version_disks(digest);
+        -- replication state of a version per target region (the replication work updates it)
+        CREATE TABLE version_regions (
+            version_id  INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+            region      TEXT NOT NULL COLLATE NOCASE,
+            state       TEXT NOT NULL,
+            progress    INTEGER NOT NULL,
+            details     TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (version_id, region)
+        );
+        CREATE TABLE disks (
+            id          INTEGER PRIMARY KEY,
+            rg          TEXT NOT NULL COLLATE NOCASE,
+            name        TEXT NOT NULL COLLATE NOCASE,
+            location    TEXT NOT NULL,
+            tags        TEXT NOT NULL DEFAULT '{}',
+            props       TEXT NOT NULL,
+            path        TEXT NOT NULL,
+            format      TEXT NOT NULL,
+            created     TEXT NOT NULL,
+            UNIQUE (rg, name)
+        );
+        """
+    )
+    con.execute(
+        "INSERT INTO regions(name, created) VALUES ('local', ?)",
+        (datetime.now(UTC).isoformat(),),
+    )
+
+
+#: ordered, named schema steps; append only, never edit a released step
+MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
+    ("0001_initial", _m0001_initial),
+]
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """Open (creating if needed) and migrate the gallery database."""
+    try:
+        con = sqlite3.connect(path, isolation_level=None, timeout=30.0, check_same_thread=False)
+    except sqlite3.OperationalError as e:
+        raise from_oserror(OSError(str(e)), path) from None
+    con.row_factory = sqlite3.Row
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=FULL")
+    con.execute("PRAGMA foreign_keys=ON")
+    con.execute("PRAGMA busy_timeout=30000")
+    migrate(con)
+    return con
+
+
+def applied(con: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in con.execute("SELECT name FROM schema_migrations ORDER BY seq")]
+
+
+def migrate(con: sqlite3.Connection) -> None:
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " seq INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, applied_at TEXT NOT NULL)"
+    )
+    done = set(applied(con))
+    for seq, (name, step) in enumerate(MIGRATIONS, start=1):
+        if name in done:
+            continue
+        with transaction(con):
+            # re-check inside the write lock: another process may have migrated meanwhile
+            if con.execute("SELECT 1 FROM schema_migrations WHERE name=?", (name,)).fetchone():
+                continue
+            step(con)
+            con.execute(
+                "INSERT INTO schema_migrations(seq, name, applied_at) VALUES (?, ?, ?)",
+                (seq, name, datetime.now(UTC).isoformat()),
+            )
+
+
+@contextmanager
+def transaction(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction: all of it is committed, or none of it."""
+    try:
+        con.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as e:
+        if "locked" in str(e) or "busy" in str(e):
+            raise StoreBusy(f"gallery database is busy (another imagestore is writing): {e}") from None
+        raise
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")

@@ -1,0 +1,101 @@
+"""ARM resource ids of the gallery layer: formatting, and parsing of full ids and short forms.
+
+Full ids::
+
+    /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/galleries/{g}
+        /images/{d}/versions/{v}
+    /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/disks/{name}
+
+Short forms (resource group from ``-g``, default ``default``): ``g/d/v`` names a version,
+``g/d`` names a definition (= its latest version). ``latest`` as the version means the same.
+Segment keywords are matched case-insensitively, as ARM does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import InvalidArgument, NotFound
+
+SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+DEFAULT_RG = "default"
+PROVIDER = "Microsoft.Compute"
+
+GALLERY_TYPE = "Microsoft.Compute/galleries"
+IMAGE_TYPE = "Microsoft.Compute/galleries/images"
+VERSION_TYPE = "Microsoft.Compute/galleries/images/versions"
+DISK_TYPE = "Microsoft.Compute/disks"
+
+
+def _prefix(rg: str) -> str:
+    return f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{rg}/providers/{PROVIDER}"
+
+
+def gallery_id(rg: str, gallery: str) -> str:
+    return f"{_prefix(rg)}/galleries/{gallery}"
+
+
+def image_id(rg: str, gallery: str, image: str) -> str:
+    return f"{gallery_id(rg, gallery)}/images/{image}"
+
+
+def version_id(rg: str, gallery: str, image: str, version: str) -> str:
+    return f"{image_id(rg, gallery, image)}/versions/{version}"
+
+
+def disk_id(rg: str, name: str) -> str:
+    return f"{_prefix(rg)}/disks/{name}"
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A reference to an image version, or to a definition (``version is None`` = latest)."""
+
+    rg: str
+    gallery: str
+    image: str
+    version: str | None
+
+    @property
+    def is_latest(self) -> bool:
+        return self.version is None
+
+
+def parse_image_ref(text: str, default_rg: str = DEFAULT_RG, *, field: str = "id") -> ImageRef:
+    """Parse a full ARM version/definition id or a short form ``g/d/v`` / ``g/d``."""
+    raw = (text or "").strip()
+    if not raw:
+        raise InvalidArgument(f"{field}: empty image reference")
+    if raw.startswith("/"):
+        parts = raw.strip("/").split("/")
+        keys = [p.lower() for p in parts[0::2]]
+        vals = parts[1::2]
+        if len(parts) % 2 or any(not v for v in vals):
+            raise InvalidArgument(f"{field}: '{text}' is not a valid resource id")
+        want = ["subscriptions", "resourcegroups", "providers", "galleries", "images"]
+        if keys[: len(want)] != want or len(keys) not in (5, 6) or (
+            len(keys) == 6 and keys[5] != "versions"
+        ):
+            raise InvalidArgument(
+                f"{field}: '{text}' is not a gallery image definition or version id "
+                f"(/subscriptions/S/resourceGroups/RG/providers/Microsoft.Compute/galleries/G"
+                f"/images/D[/versions/V])"
+            )
+        if vals[2].lower() != PROVIDER.lower():
+            raise InvalidArgument(f"{field}: provider '{vals[2]}' is not {PROVIDER}")
+        if vals[0].lower() != SUBSCRIPTION:
+            raise NotFound(f"{field}: subscription '{vals[0]}' not found (the local subscription is {SUBSCRIPTION})")
+        rg, g, d = vals[1], vals[3], vals[4]
+        v = vals[5] if len(vals) == 6 else None
+    else:
+        parts = raw.split("/")
+        if len(parts) not in (2, 3) or any(not p for p in parts):
+            raise InvalidArgument(
+                f"{field}: '{text}' is neither a resource id nor GALLERY/DEFINITION[/VERSION]"
+            )
+        rg = default_rg
+        g, d = parts[0], parts[1]
+        v = parts[2] if len(parts) == 3 else None
+    if v is not None and v.lower() == "latest":
+        v = None
+    return ImageRef(rg, g, d, v)

@@ -1,0 +1,147 @@
+"""ARM JSON shaping: database rows -> the resource JSON the Azure REST API returns.
+
+Property names follow the REST API (``properties.publishingProfile.targetRegions[]`` …).
+Facts Azure does not have (manifest digests, byte counts, local file paths) live under
+``properties.localStorage`` and never replace an Azure property.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from . import ids
+
+GIB = 1 << 30
+
+
+def size_in_gb(n: int) -> int:
+    return (n + GIB - 1) // GIB
+
+
+def _base(rid: str, name: str, rtype: str, row: sqlite3.Row) -> dict:
+    return {
+        "id": rid,
+        "name": name,
+        "type": rtype,
+        "location": row["location"],
+        "tags": json.loads(row["tags"]),
+    }
+
+
+def gallery_json(row: sqlite3.Row) -> dict:
+    props = json.loads(row["props"])
+    out = _base(ids.gallery_id(row["rg"], row["name"]), row["name"], ids.GALLERY_TYPE, row)
+    p: dict = {}
+    if props.get("description") is not None:
+        p["description"] = props["description"]
+    p["identifier"] = {"uniqueName": f"{ids.SUBSCRIPTION}-{row['name'].upper()}"}
+    p["provisioningState"] = "Succeeded"
+    out["properties"] = p
+    return out
+
+
+IMAGE_ORDER = (
+    "description", "eula", "privacyStatementUri", "releaseNoteUri", "osType", "osState",
+    "hyperVGeneration", "endOfLifeDate", "identifier", "recommended", "disallowed",
+    "purchasePlan", "features", "architecture",
+)
+
+
+def image_json(row: sqlite3.Row) -> dict:
+    """``row`` joins images with its gallery (columns rg, gallery)."""
+    props = json.loads(row["props"])
+    out = _base(ids.image_id(row["rg"], row["gallery"], row["name"]), row["name"], ids.IMAGE_TYPE, row)
+    p = {k: props[k] for k in IMAGE_ORDER if props.get(k) is not None}
+    p["provisioningState"] = "Succeeded"
+    out["properties"] = p
+    return out
+
+
+def disk_image_json(d: sqlite3.Row, with_source: bool) -> dict:
+    out: dict = {"sizeInGB": size_in_gb(d["virtual_size"]), "hostCaching": d["host_caching"]}
+    if with_source and d["source_uri"]:
+        out["source"] = {"uri": d["source_uri"]}
+    return out
+
+
+def local_disk_json(d: sqlite3.Row) -> dict:
+    return {
+        "manifestDigest": d["digest"],
+        "virtualSize": d["virtual_size"],
+        "allocatedBytes": d["allocated_bytes"],
+        "dataBytes": d["data_bytes"],
+        "storedBytes": d["stored_bytes"],
+        "sourceFormat": d["source_format"],
+    }
+
+
+def version_json(row: sqlite3.Row, disks: list[sqlite3.Row], regions: list[sqlite3.Row],
+                 *, expand_replication: bool = False) -> dict:
+    """``row`` joins versions with image and gallery (columns rg, gallery, image)."""
+    props = json.loads(row["props"])
+    out = _base(
+        ids.version_id(row["rg"], row["gallery"], row["image"], row["name"]), row["name"],
+        ids.VERSION_TYPE, row,
+    )
+    by_ref = row["source_version_id"] is not None
+    sp: dict = {}
+    if by_ref:
+        sp["source"] = {"id": row["source_version_id"]}
+    os_disk = [d for d in disks if d["lun"] < 0]
+    data = sorted((d for d in disks if d["lun"] >= 0), key=lambda d: d["lun"])
+    if os_disk:
+        sp["osDiskImage"] = disk_image_json(os_disk[0], not by_ref)
+    if data:
+        sp["dataDiskImages"] = [{"lun": d["lun"], **disk_image_json(d, not by_ref)} for d in data]
+    p: dict = {
+        "publishingProfile": props["publishingProfile"],
+        "storageProfile": sp,
+        "safetyProfile": {**props["safetyProfile"], "reportedForPolicyViolation": False},
+        "provisioningState": row["provisioning_state"],
+    }
+    if expand_replication:
+        p["replicationStatus"] = replication_status(regions)
+    local: dict = {"region": row["location"]}
+    if os_disk:
+        local["osDiskImage"] = local_disk_json(os_disk[0])
+    if data:
+        local["dataDiskImages"] = [{"lun": d["lun"], **local_disk_json(d)} for d in data]
+    p["localStorage"] = local
+    out["properties"] = p
+    return out
+
+
+def replication_status(regions: list[sqlite3.Row]) -> dict:
+    states = [r["state"] for r in regions]
+    if not states:
+        agg = "Unknown"
+    elif any(s == "Failed" for s in states):
+        agg = "Failed"
+    elif all(s == "Completed" for s in states):
+        agg = "Completed"
+    elif any(s == "Replicating" for s in states):
+        agg = "InProgress"
+    else:
+        agg = "Unknown"
+    return {
+        "aggregatedState": agg,
+        "summary": [
+            {"region": r["region"], "state": r["state"], "progress": r["progress"],
+             "details": r["details"]}
+            for r in regions
+        ],
+    }
+
+
+def disk_json(row: sqlite3.Row) -> dict:
+    props = json.loads(row["props"])
+    out = _base(ids.disk_id(row["rg"], row["name"]), row["name"], ids.DISK_TYPE, row)
+    out["sku"] = {"name": "Standard_LRS", "tier": "Standard"}
+    out["properties"] = props
+    return out
+
+
+def file_uri(path: str) -> str:
+    return Path(path).absolute().as_uri()
