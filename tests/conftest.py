@@ -64,6 +64,34 @@ def run_imagestore(*args: str, check: bool = True, **kw) -> subprocess.Completed
     return p
 
 
+def dir_bytes(path: str) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.path.getsize(os.path.join(dirpath, f))
+            except FileNotFoundError:
+                pass
+    return total
+
+
+def kill_when_grown(proc: subprocess.Popen, watch: str, grow: int, timeout: float = 60.0) -> bool:
+    """SIGKILL ``proc`` once the files under ``watch`` have grown by ``grow`` bytes: a kill in
+    the middle of the work, however fast the machine. Returns False if it finished first."""
+    import time
+
+    start = dir_bytes(watch)
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        if dir_bytes(watch) - start >= grow:
+            proc.kill()
+            proc.wait()
+            return True
+        time.sleep(0.002)
+    proc.wait()
+    return False
+
+
 def make_ext4(path: str, size: str = "256M", src: str = "/usr/share/doc") -> str:
     """A realistic image: an ext4 filesystem populated from system files."""
     need("mkfs.ext4")

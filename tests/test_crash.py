@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from .conftest import run_imagestore
+from .conftest import kill_when_grown, run_imagestore
 
 MiB = 1 << 20
 
@@ -53,20 +53,20 @@ def verify_clean(store: str) -> dict:
 def test_sigkill_during_ingest(tmp_path, big_source):
     store = str(tmp_path / "store")
     run_imagestore("--store", store, "init", "--chunk-size", "256K")
+    packs = os.path.join(store, "regions", "local", "packs")
     rnd = random.Random(1234)
     kills = 0
     for attempt in range(6):
-        # fresh data each time, so that no attempt is sped up by the chunks of the last
-        src = make_source(str(tmp_path / f"src{attempt}.raw"), attempt, mib=256)
+        # fresh data each time, so that no attempt is sped up by the chunks of the last; killed
+        # when a random share of its pack data has been written (before or after the first
+        # index commit at 256 MiB)
+        src = make_source(str(tmp_path / f"src{attempt}.raw"), attempt, mib=320)
         proc = start(store, "store", "ingest", src)
-        time.sleep(rnd.uniform(0.2, 0.7))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait()
+        # ~160 MiB of pack data per source (a third random, a third half zero, the rest dedups)
+        kills += kill_when_grown(proc, packs, int(rnd.uniform(0.05, 0.9) * 140 * MiB))
         verify_clean(store)
         os.unlink(src)
-    assert kills >= 3  # the source is big enough that most attempts are really killed
+    assert kills >= 5
     res = json.loads(run_imagestore("--store", store, "store", "ingest", big_source).stdout)
     out = str(tmp_path / "out.raw")
     run_imagestore("--store", store, "store", "materialize", res["digest"], "--path", out)

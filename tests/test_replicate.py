@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import pytest
@@ -23,7 +21,7 @@ from imagestore.store.maintenance import stats, verify
 from imagestore.store.materialize import materialize
 from imagestore.store.packs import scan_pack
 
-from .conftest import need, run_imagestore
+from .conftest import kill_when_grown, need, run_imagestore
 
 MiB = 1 << 20
 
@@ -150,16 +148,13 @@ def test_sigkill_replication_resumes_without_duplicates(tmp_path):
     kills = 0
     argv = [sys.executable, "-m", "imagestore.cli.main", "--store", store, "region", "replicate",
             digest, "--to", "west", "--threads", "1"]
-    for _attempt in range(6):
+    for _attempt in range(4):
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(rnd.uniform(0.3, 0.9))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait()
+        # kill once a random share of what is still missing has arrived in the zone
+        kills += kill_when_grown(proc, zone, int(rnd.uniform(0.05, 0.3) * 384 * MiB))
         if proc.returncode == 0:
             break
-    assert kills >= 2
+    assert kills >= 3
     res = json.loads(run_imagestore(*argv[3:]).stdout)
     home = Home.open(store)
     reg = RegionRegistry(home)
