@@ -118,7 +118,7 @@ def test_library_replicate_progress_and_idempotence(tmp_path):
     other = open_slot(str(tmp_path / "dst2"), home.config)
     pack = os.path.join(src.packs_dir, os.listdir(src.packs_dir)[0])
     with open(pack, "r+b") as f:
-        f.seek(100)
+        f.seek(4096 + 100)  # inside the first payload (raw payloads start 4 KiB-aligned)
         f.write(b"\xff\xff\xff\xff")
     with pytest.raises(IntegrityError, match="does not match its hash|damaged"):
         replicate(src, other, digest)

@@ -69,10 +69,14 @@ def ingest_cmd(ctx: click.Context, file: str, allow_parent_dir: str | None, thre
 @click.option("--format", "fmt", default="raw", show_default=True,
               type=click.Choice(WRITE_FORMATS, case_sensitive=False))
 @click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@click.option("--no-verify", is_flag=True,
+              help="Do not re-read chunks that are shared (reflinked) into the disk; "
+                   "only safe right after 'store verify'. Copied chunks are always checked.")
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 64))
 @common_options
 @click.pass_context
-def materialize_cmd(ctx: click.Context, digest: str, out: str, fmt: str, force: bool, threads: int) -> None:
+def materialize_cmd(ctx: click.Context, digest: str, out: str, fmt: str, force: bool,
+                    no_verify: bool, threads: int) -> None:
     """Write the disk with manifest DIGEST to a new file.
 
     \b
@@ -83,7 +87,7 @@ def materialize_cmd(ctx: click.Context, digest: str, out: str, fmt: str, force: 
     bar = progress_for(ctx, "materialize")
     try:
         res = materialize(home.blob_store(), digest, out, fmt=fmt.lower(), overwrite=force,
-                          threads=threads, progress=bar)
+                          threads=threads, progress=bar, verify=not no_verify)
     finally:
         bar.close()
     emit(ctx, res.to_json())

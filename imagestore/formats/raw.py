@@ -92,6 +92,16 @@ class RawWriter:
         except OSError as e:
             raise from_oserror(e, self.path) from None
 
+    def clone(self, src_fd: int, src_off: int, offset: int, length: int) -> bool:
+        """Share ``length`` bytes of ``src_fd`` at ``src_off`` into the disk at ``offset``
+        (FICLONERANGE) instead of copying. False when the filesystem cannot; then write."""
+        from ..accel import reflink_range
+
+        try:
+            return reflink_range(src_fd, src_off, self.fd, offset, length)
+        except OSError:
+            return False
+
     def finish(self) -> None:
         try:
             os.fsync(self.fd)

@@ -25,7 +25,7 @@ from ..fsutil import atomic_write, remove_stale_temps
 from . import index, manifest
 from .layout import CasConfig, read_config, write_config
 from .lock import StoreLock
-from .packs import decode_record, read_record
+from .packs import REC, decode_record, read_record
 
 DIGEST_LEN = 32
 
@@ -123,6 +123,11 @@ class BlobStore:
         fd, name = self._pack_fd(pack_id)
         buf = read_record(fd, off, stored_len)
         return decode_record(buf, cid, f"{self.packs_dir}/{name}@{off}")
+
+    def payload_fd(self, loc: index.Location) -> tuple[int, int]:
+        """(pack fd, file offset of the payload) of a stored record, for block sharing."""
+        fd, _ = self._pack_fd(loc[0])
+        return fd, loc[1] + REC.size
 
     def read_record_raw(self, cid: bytes, loc: index.Location) -> bytes:
         """The stored record (header + payload) as it is, for replication."""

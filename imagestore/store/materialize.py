@@ -20,6 +20,7 @@ from ..errors import Conflict, IntegrityError, InvalidArgument, from_oserror
 from ..formats import create_writer
 from . import index
 from .cas import BlobStore
+from .packs import payload_aligned
 
 Progress = Callable[[int, int], None]
 ChunkSource = Callable[[bytes], bytes]
@@ -32,6 +33,7 @@ class MaterializeResult:
     virtual_size: int
     written_bytes: int
     digest: str
+    cloned_bytes: int = 0
 
     def to_json(self) -> dict:
         return {
@@ -40,6 +42,7 @@ class MaterializeResult:
             "virtualSize": self.virtual_size,
             "writtenBytes": self.written_bytes,
             "digest": self.digest,
+            "clonedBytes": self.cloned_bytes,
         }
 
 
@@ -53,9 +56,16 @@ def materialize(
     threads: int = 2,
     progress: Progress | None = None,
     read_chunk: ChunkSource | None = None,
+    verify: bool = True,
 ) -> MaterializeResult:
     """Write the disk ``digest`` to ``path``. ``read_chunk`` overrides how chunks are fetched
-    (replicas with fail-over use it); by default the store's own packs are read."""
+    (replicas with fail-over use it); by default the store's own packs are read.
+
+    Where the writer can share blocks (raw output) and a chunk is stored uncompressed on a
+    4 KiB boundary (Premium / ``--compression none`` stores, incompressible data), the chunk is
+    reflinked from the pack instead of written: no data copied, no space used. The chunk is
+    still read and hash-checked first unless ``verify`` is False.
+    """
     if os.path.isdir(path):
         raise InvalidArgument(f"--path: {path} is a directory")
     if os.path.lexists(path) and not overwrite:
@@ -80,8 +90,14 @@ def materialize(
         ok = False
         try:
 
+            can_clone = read_chunk is None and hasattr(writer, "clone")
+            cloned = 0
+
             def work(item: tuple[int, int, bytes]):
                 off, n, cid = item
+                if can_clone and n % 4096 == 0 and payload_aligned(locs[cid][1], locs[cid][4]):
+                    data = store.read_chunk(cid, locs[cid]) if verify else None
+                    return off, data, ("clone", cid, n)
                 data = read_chunk(cid) if read_chunk else store.read_chunk(cid, locs[cid])
                 if len(data) != n:
                     raise IntegrityError(f"chunk {cid.hex()}: length {len(data)} != manifest's {n}")
@@ -104,6 +120,18 @@ def materialize(
                 while window:
                     off, data, runs = window.popleft().result()
                     fill()
+                    if isinstance(runs, tuple):  # a block-sharing candidate
+                        _, cid, n = runs
+                        src_fd, src_off = store.payload_fd(locs[cid])
+                        if writer.clone(src_fd, src_off, off, n):
+                            cloned += n
+                            done += n
+                            if progress is not None:
+                                progress(done, total)
+                            continue
+                        if data is None:
+                            data = store.read_chunk(cid, locs[cid])
+                        runs = nonzero_runs(data)
                     mv = memoryview(data)
                     for s, e in runs:
                         writer.write(off + s, mv[s:e])
@@ -124,4 +152,6 @@ def materialize(
                     os.unlink(tmp)
                 except FileNotFoundError:
                     pass
-    return MaterializeResult(path, fmt, writer.virtual_size, written, store.check_digest(digest))
+    return MaterializeResult(
+        path, fmt, writer.virtual_size, written, store.check_digest(digest), cloned
+    )

@@ -25,6 +25,12 @@ from ..errors import IntegrityError, from_oserror
 
 REC = struct.Struct("<4sB3xII16s")
 REC_MAGIC = b"ISC1"
+#: a padding record: header only meaningful field is the stored length of the gap it covers
+PAD_MAGIC = b"ISPD"
+#: uncompressed payloads at least this large start on a 4 KiB boundary of the pack file, so a
+#: disk file can share (reflink) their blocks instead of copying them
+ALIGN_MIN = 64 * 1024
+ALIGN = 4096
 FLAG_ZSTD = 1
 PACK_MAX = 1 << 30  # roll over to a new pack after 1 GiB
 
@@ -47,8 +53,24 @@ class PackWriter:
         self.size = 0
 
     def append(self, cid: bytes, raw_len: int, payload: bytes, flags: int) -> int:
-        """Append one record; returns its offset."""
+        """Append one record; returns its offset.
+
+        An uncompressed payload of ALIGN_MIN bytes or more is placed on a 4 KiB boundary; the
+        gap before it is a padding record (``ISPD`` header, then a hole), so a pack stays a
+        sequence of self-describing records.
+        """
         off = self.size
+        if not flags & FLAG_ZSTD and len(payload) >= ALIGN_MIN:
+            gap = (-(off + REC.size)) % ALIGN
+            if gap:
+                if gap < REC.size:
+                    gap += ALIGN
+                pad = REC.pack(PAD_MAGIC, 0, 0, gap - REC.size, bytes(16))
+                try:
+                    os.pwrite(self.fd, pad, off)
+                except OSError as e:
+                    raise from_oserror(e, self.path) from None
+                off += gap
         hdr = REC.pack(REC_MAGIC, flags, raw_len, len(payload), cid)
         try:
             os.pwritev(self.fd, [hdr, payload], off) if len(payload) else os.pwrite(self.fd, hdr, off)
@@ -103,6 +125,11 @@ def decode_record(buf: bytes, cid: bytes, where: str) -> bytes:
     return data
 
 
+def payload_aligned(offset: int, flags: int) -> bool:
+    """True when the record at ``offset`` holds raw bytes starting on a 4 KiB boundary."""
+    return not flags & FLAG_ZSTD and (offset + REC.size) % ALIGN == 0
+
+
 def read_record(fd: int, offset: int, stored_len: int) -> bytes:
     n = REC.size + stored_len
     buf = os.pread(fd, n, offset)
@@ -121,6 +148,9 @@ def scan_pack(fd: int, size: int):
     while off + REC.size <= size:
         hdr = os.pread(fd, REC.size, off)
         magic, flags, raw_len, stored_len, rid = REC.unpack(hdr)
+        if magic == PAD_MAGIC:
+            off += REC.size + stored_len
+            continue
         if magic != REC_MAGIC or off + REC.size + stored_len > size:
             return
         yield off, flags, raw_len, stored_len, rid
