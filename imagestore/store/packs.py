@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import secrets
 import struct
+import threading
 
 import xxhash
 import zstandard
@@ -92,17 +93,36 @@ class PackWriter:
             self.fd = -1
 
 
+_tls = threading.local()
+
+
+def _compressor(level: int) -> zstandard.ZstdCompressor:
+    """One compressor per thread and level: creating a zstd context per chunk costs more
+    than compressing a 1 MiB chunk at level 1."""
+    cache = getattr(_tls, "cctx", None)
+    if cache is None:
+        cache = _tls.cctx = {}
+    c = cache.get(level)
+    if c is None:
+        c = cache[level] = zstandard.ZstdCompressor(level=level)
+    return c
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    d = getattr(_tls, "dctx", None)
+    if d is None:
+        d = _tls.dctx = zstandard.ZstdDecompressor()
+    return d
+
+
 def encode_chunk(data: bytes | memoryview, level: int | None) -> tuple[bytes, int]:
     """Compress with zstd when it pays; returns (payload, flags)."""
     if level is None:
         return bytes(data), 0
-    comp = zstandard.ZstdCompressor(level=level).compress(data)
+    comp = _compressor(level).compress(data)
     if len(comp) < len(data) - len(data) // 64:  # at least ~1.5% smaller, else keep raw
         return comp, FLAG_ZSTD
     return bytes(data), 0
-
-
-_dctx_cache: dict[int, zstandard.ZstdDecompressor] = {}
 
 
 def decode_record(buf: bytes, cid: bytes, where: str) -> bytes:
@@ -115,7 +135,7 @@ def decode_record(buf: bytes, cid: bytes, where: str) -> bytes:
     payload = memoryview(buf)[REC.size:]
     if flags & FLAG_ZSTD:
         try:
-            data = zstandard.ZstdDecompressor().decompress(payload, max_output_size=raw_len)
+            data = _decompressor().decompress(payload, max_output_size=raw_len)
         except zstandard.ZstdError:
             raise IntegrityError(f"chunk {cid.hex()} in {where}: compressed data damaged") from None
     else:
