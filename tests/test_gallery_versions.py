@@ -63,7 +63,7 @@ def test_create_show_list(env):
     r = run("sig", "image-version", "create", "-r", "g", "-i", "d", "-e", "1.0.0",
             "--os-vhd-uri", "file://" + run.src[1], "--data-vhds-uris", run.src[2], run.src[3],
             "--data-vhds-luns", "3", "1", "--end-of-life-date", "2099-01-01",
-            "--tags", "a=b", "--replication-mode", "shallow", "--storage-account-type",
+            "--tags", "a=b", "--replication-mode", "full", "--storage-account-type",
             "premium_lrs", "--replica-count", "2")
     assert r.exit_code == 0, r.stderr
     v = json.loads(r.stdout)
@@ -76,7 +76,7 @@ def test_create_show_list(env):
     assert pp["targetRegions"] == [
         {"name": "local", "regionalReplicaCount": 2, "storageAccountType": "Premium_LRS"}]
     assert pp["replicaCount"] == 2 and pp["excludeFromLatest"] is False
-    assert pp["storageAccountType"] == "Premium_LRS" and pp["replicationMode"] == "Shallow"
+    assert pp["storageAccountType"] == "Premium_LRS" and pp["replicationMode"] == "Full"
     assert pp["endOfLifeDate"] == "2099-01-01T00:00:00+00:00"
     assert pp["publishedDate"].endswith("+00:00")
     sp = p["storageProfile"]
@@ -177,29 +177,33 @@ def test_create_needs_a_source(env):
               "--os-vhd-uri", env.src[1]), NOT_FOUND, "image definition 'g/nope' not found")
 
 
-def test_target_regions_must_include_source(env):
+def test_target_regions_must_include_source(env, monkeypatch):
     run = env
-    with db(run) as con:
-        con.execute("INSERT INTO regions(name, created) VALUES ('west', 'now')")
+    monkeypatch.setenv("IMAGESTORE_AUTOSTART_WORKER", "0")  # queued work stays queued
+    run.json("region", "create", "west", "--path", str(run.tmp / "west"))
     fails(ver(run, "1.0.0", "--target-regions", "west"), INVALID,
           "--target-regions: must include the source region 'local'")
-    v = json.loads(ver(run, "1.0.0", "--target-regions", "local=2", "west=1=Standard_ZRS").stdout)
+    r = ver(run, "1.0.0", "--target-regions", "local=2", "west=1=Standard_ZRS", "--no-wait")
+    assert r.exit_code == 0 and r.stdout == ""
+    v = run.json("sig", "image-version", "show", "-r", "g", "-i", "d", "-e", "1.0.0")
     assert v["properties"]["publishingProfile"]["targetRegions"] == [
         {"name": "local", "regionalReplicaCount": 2, "storageAccountType": "Standard_LRS"},
         {"name": "west", "regionalReplicaCount": 1, "storageAccountType": "Standard_ZRS"}]
+    assert v["properties"]["provisioningState"] == "Creating"
     show = ["sig", "image-version", "show", "-r", "g", "-i", "d", "--expand", "ReplicationStatus",
             "--query", "properties.replicationStatus", "-e"]
     assert run.json(*show, "1.0.0") == {
         "aggregatedState": "InProgress",
         "summary": [
-            {"region": "local", "state": "Completed", "progress": 100, "details": ""},
-            {"region": "west", "state": "Replicating", "progress": 0,
-             "details": "queued for replication"}]}
+            {"region": "local", "state": "Queued", "progress": 0, "details": ""},
+            {"region": "west", "state": "Queued", "progress": 0, "details": ""}]}
     # not usable in a region before replication completes there
     fails(run("disk", "create", "-n", "w", "--gallery-image-reference", "g/d/1.0.0", "-l", "west"),
-          CONFLICT, "not available in region 'west' yet (replication Replicating)")
+          CONFLICT, "not available in region 'west' yet (replication Queued)")
     fails(run("disk", "create", "-n", "w", "--gallery-image-reference", "g/d", "-l", "west"),
-          NOT_FOUND, "no version qualifies as latest in region 'west'", "(replication Replicating in west)")
+          NOT_FOUND, "no version qualifies as latest in region 'west'", "(replication Queued in west)")
+    run.json("worker", "--once")
+    assert run.json(*show, "1.0.0")["aggregatedState"] == "Completed"
     # removing a replicated region needs safetyProfile.allowDeletionOfReplicatedLocations
     upd = ["sig", "image-version", "update", "-r", "g", "-i", "d", "--target-regions", "local", "-e"]
     fails(run(*upd, "1.0.0"), CONFLICT, "--target-regions: removing region(s) west is not allowed",
@@ -381,15 +385,16 @@ def test_latest(env):
     run.json(*upd, "2.0.0", "--set", "properties.publishingProfile.targetRegions[0].excludeFromLatest=true",
              "properties.publishingProfile.excludeFromLatest=false")
     assert latest_digest(run) == dig["1.10.0"]
-    # a version not fully provisioned is skipped
+    # a version not completed in the region is skipped
     with db(run) as con:
-        con.execute("UPDATE versions SET provisioning_state='Creating' WHERE name='1.10.0'")
+        con.execute("UPDATE version_regions SET state='Replicating' WHERE version_id = "
+                    "(SELECT id FROM versions WHERE name='1.10.0')")
     assert latest_digest(run) == dig["1.9.0"]
     for v in ("1.0.0", "1.9.0"):
         run.json(*upd, v, "--exclude-from-latest", "true")
     r = latest_digest(run)
     fails(r, NOT_FOUND, "image definition 'g/d': no version qualifies as latest in region 'local'",
-          "2.0.0 (excluded from latest)", "1.10.0 (Creating)")
+          "2.0.0 (excluded from latest)", "1.10.0 (replication Replicating in local)")
     run.json("sig", "image-definition", "create", "-r", "g", "-i", "empty", "-p", "E", "-f", "O",
              "-s", "S", "--os-type", "Linux")
     fails(latest_digest(run, "g/empty"), NOT_FOUND, "no version qualifies as latest", "(0 version(s))")
@@ -527,10 +532,11 @@ def test_region_hooks(env):
     from imagestore.home import Home
 
     run = env
-    with db(run) as con:
-        con.execute("INSERT INTO regions(name, created) VALUES ('west', 'now')")
+    run.json("region", "create", "west", "--path", str(run.tmp / "west"))
     ver(run, "1.0.0")
     ver(run, "2.0.0", "--target-regions", "local", "west", src=2)
+    with db(run) as con:
+        con.execute("UPDATE version_regions SET state='Replicating' WHERE region='west'")
     home = Home.open(run.store)
     svc = GalleryService(home)
     try:

@@ -20,6 +20,7 @@ from .disk_cmds import disk_group
 from .region_cmds import region_group
 from .sig_cmds import sig_group
 from .store_cmds import init_cmd, store_group
+from .worker_cmds import worker_cmd
 
 
 class UserError(click.ClickException):
@@ -71,6 +72,7 @@ cli.add_command(store_group)
 cli.add_command(sig_group)
 cli.add_command(disk_group)
 cli.add_command(region_group)
+cli.add_command(worker_cmd)
 
 
 def main(argv: list[str] | None = None) -> None:

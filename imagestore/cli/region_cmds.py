@@ -104,14 +104,18 @@ def show_cmd(ctx: click.Context, name: str) -> None:
 @common_options
 @click.pass_context
 def delete_cmd(ctx: click.Context, name: str, delete_data: bool) -> None:
-    """Delete region NAME. The default region `local` cannot be deleted.
+    """Delete region NAME. The default region `local` cannot be deleted, nor a region that
+    holds the only completed copy of an image version.
 
     \b
     Example:
       imagestore region delete westeurope --delete-data
     """
+    from .sig_cmds import gallery_service
+
     reg = _registry(ctx)
-    r = reg.delete(name, delete_data=delete_data)
+    r = reg.delete(name, delete_data=delete_data,
+                   holds_only_copy=lambda n: gallery_service(ctx).holds_only_copy(n))
     emit(ctx, {**r.to_json(reg.home), "deleted": True, "dataDeleted": delete_data})
 
 

@@ -134,8 +134,9 @@ def flag_value(field: str, value: str | None) -> bool:
 
 def no_wait_option(f):
     return click.option("--no-wait", is_flag=True,
-                        help="Do not wait for the operation to finish (operations are "
-                             "synchronous today; accepted for az compatibility).")(f)
+                        help="Return at once (prints nothing, as az); the capture and the "
+                             "replication run in the background worker. Follow with `sig "
+                             "image-version wait` or `show --expand ReplicationStatus`.")(f)
 
 
 # -- sig (galleries) ------------------------------------------------------------------------
@@ -450,6 +451,16 @@ def image_version_create(ctx, rg, gallery, image, version, os_vhd_uri, data_vhds
           --os-vhd-uri os.vhdx --data-vhds-uris data.vhd --data-vhds-luns 1
       imagestore sig image-version create -r otherGallery -i myImage1 -e 1.0.0 \\
           --image-version myGallery/myImage1/1.0.0
+      imagestore sig image-version create -r myGallery -i myImage1 -e 1.1.0 \\
+          --os-vhd-uri os.vhdx --target-regions local westeurope=2=Standard_ZRS --no-wait
+      imagestore sig image-version create -r myGallery -i myImage1 -e 0.9.0 \\
+          --os-vhd-uri huge.vhdx --replication-mode Shallow
+
+    \b
+    Replication: each target region gets REGION[=COUNT][=SKU] copies (COUNT defaults to
+    --replica-count); only missing chunks are sent. Standard_ZRS puts each copy in its own
+    zone, Premium_LRS stores it uncompressed. Shallow references the source file instead of
+    copying it (source region only; limited concurrent disk creation).
     """
     out = gallery_service(ctx).create_version(
         rg, gallery, image, version, os_vhd_uri=os_vhd_uri,
@@ -465,7 +476,7 @@ def image_version_create(ctx, rg, gallery, image, version, os_vhd_uri, data_vhds
         allow_deletion_of_replicated_locations=flag_value(
             "--allow-replicated-location-deletion", allow_replicated_location_deletion),
         tags=tags_opt(tags), progress=progress_factory(ctx), threads=threads,
-        allow_parent_dir=allow_parent_dir,
+        allow_parent_dir=allow_parent_dir, no_wait=no_wait,
     )
     if not no_wait:  # az prints nothing with --no-wait; `wait --created` follows the operation
         emit(ctx, out)
@@ -537,6 +548,7 @@ def image_version_update(ctx, rg, gallery, image, version, target_regions, repli
         rg, gallery, image, version, target_regions=given(target_regions),
         replica_count=replica_count, exclude_from_latest=exclude_from_latest,
         end_of_life_date=end_of_life_date, tags=tags_opt(tags), sets=sets or (),
+        no_wait=no_wait, progress=progress_factory(ctx),
     )
     if not no_wait:
         emit(ctx, out)
@@ -575,12 +587,26 @@ def image_version_delete(ctx, rg, gallery, image, version, no_wait) -> None:
 @common_options
 @click.pass_context
 def image_version_wait(ctx, rg, gallery, image, version, condition, timeout, interval) -> None:
-    """Wait for an image version operation to finish (for --no-wait).
+    """Wait for an image version operation to finish (for --no-wait), starting a background
+    worker if none is running. A terminal shows a progress bar per region (bytes and rate);
+    scripts poll `show --expand ReplicationStatus` instead. Exit 5 if provisioning failed.
 
     \b
     Example:
       imagestore sig image-version wait -r myGallery -i myImage1 -e 1.0.0 --created
     """
-    gallery_service(ctx).wait_version(rg, gallery, image, version,
-                                      condition=condition or "created",
-                                      timeout=float(timeout), interval=float(interval))
+    from ..gallery.jobs import RegionBars
+
+    bars = RegionBars(progress_factory(ctx))
+
+    def show(rows) -> None:
+        for r in rows:
+            bars(r["region"], r["state"], r["bytes_done"], r["bytes_total"])
+
+    try:
+        gallery_service(ctx).wait_version(rg, gallery, image, version,
+                                          condition=condition or "created",
+                                          timeout=float(timeout), interval=float(interval),
+                                          progress=show)
+    finally:
+        bars.close()

@@ -113,9 +113,57 @@ def _m0001_initial(con: sqlite3.Connection) -> None:
     )
 
 
+def _m0002_replication(con: sqlite3.Connection) -> None:
+    """Regions come from the region registry (``regions/<name>/region.json``), no longer from
+    a table; per-region replication progress in bytes and a generation counter; shallow
+    sources on version disks; the job queue and the worker lease."""
+    _script(
+        con,
+        """
+        DROP TABLE regions;
+        ALTER TABLE version_regions ADD COLUMN gen INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE version_regions ADD COLUMN bytes_done INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE version_regions ADD COLUMN bytes_total INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE version_regions ADD COLUMN bytes_sent INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE version_regions ADD COLUMN updated TEXT;
+        ALTER TABLE version_disks ADD COLUMN shallow_path TEXT;
+        ALTER TABLE version_disks ADD COLUMN fingerprint TEXT;
+        -- work for the background worker. version_id has no foreign key: a job may outlive
+        -- its version (the worker then cleans up what it had written)
+        CREATE TABLE jobs (
+            id          INTEGER PRIMARY KEY,
+            kind        TEXT NOT NULL,
+            version_id  INTEGER,
+            payload     TEXT NOT NULL DEFAULT '{}',
+            state       TEXT NOT NULL,
+            attempts    INTEGER NOT NULL DEFAULT 0,
+            worker_pid  INTEGER,
+            error       TEXT,
+            created     TEXT NOT NULL,
+            started     TEXT
+        );
+        CREATE INDEX jobs_state ON jobs(state, id);
+        -- at most one worker at a time holds the lease: its pid and a heartbeat
+        CREATE TABLE worker_lease (
+            id          INTEGER PRIMARY KEY CHECK (id = 1),
+            pid         INTEGER NOT NULL,
+            host        TEXT NOT NULL,
+            heartbeat   REAL NOT NULL,
+            started     TEXT NOT NULL
+        );
+        UPDATE version_regions SET state = 'Queued', details = ''
+            WHERE state = 'Replicating' AND details = 'queued for replication';
+        INSERT INTO jobs(kind, version_id, state, created)
+            SELECT DISTINCT 'version', version_id, 'queued', datetime('now')
+            FROM version_regions WHERE state = 'Queued'
+        """
+    )
+
+
 #: ordered, named schema steps; append only, never edit a released step
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("0001_initial", _m0001_initial),
+    ("0002_replication", _m0002_replication),
 ]
 
 

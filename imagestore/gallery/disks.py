@@ -1,5 +1,10 @@
 """Disks (``Microsoft.Compute/disks``) created from image versions: each one a new,
-independent disk file written from the version's manifest, registered as a resource."""
+independent disk file written from the version's manifest, registered as a resource.
+
+``-l REGION`` reads the region's copies of the version with fail-over: every chunk comes from
+the first copy that has a good one (the version's copies in placement order, then any other
+slot of the region). A shallow version's disk is streamed from its source file after the
+fingerprint check, holding one of the version's deployment slots (see :mod:`.shallow`)."""
 
 from __future__ import annotations
 
@@ -9,8 +14,8 @@ import sqlite3
 
 from ..errors import Conflict, InvalidArgument, NotFound
 from ..formats import WRITE_FORMATS
-from ..store.materialize import materialize
-from . import db, ids, resources, validate
+from ..regions.replicas import materialize_from_copies, open_slot
+from . import db, ids, resources, shallow, validate
 from .service import DEFAULT_LOCATION, GalleryService, ProgressFactory, _dumps
 from .validate import iso, now_utc
 
@@ -65,8 +70,11 @@ def create_disk(
         raise Conflict(f"--path: {path} already exists")
     bar = progress("create disk") if progress else None
     try:
-        res = materialize(svc.home.blob_store(location), drow["digest"], path, fmt=fmt,
-                          overwrite=False, threads=threads, progress=bar)
+        if drow["shallow_path"]:
+            virtual_size, written = _from_shallow(svc, vrow, vid, drow, path, fmt, bar)
+        else:
+            res = _from_copies(svc, vrow, location, drow["digest"], path, fmt, threads, bar)
+            virtual_size, written = res.virtual_size, res.written_bytes
     finally:
         if bar is not None:
             bar.close()
@@ -80,17 +88,17 @@ def create_disk(
     props["hyperVGeneration"] = image_props["hyperVGeneration"]
     props.update({
         "creationData": {"createOption": "FromImage", "galleryImageReference": ref},
-        "diskSizeGB": resources.size_in_gb(res.virtual_size),
-        "diskSizeBytes": res.virtual_size,
+        "diskSizeGB": resources.size_in_gb(virtual_size),
+        "diskSizeBytes": virtual_size,
         "timeCreated": iso(now_utc()),
         "provisioningState": "Succeeded",
         "diskState": "Unattached",
         "localStorage": {
             "path": path,
             "format": fmt,
-            "virtualSize": res.virtual_size,
-            "writtenBytes": res.written_bytes,
-            "manifestDigest": drow["digest"],
+            "virtualSize": virtual_size,
+            "writtenBytes": written,
+            "manifestDigest": drow["digest"] or None,
             "requestedReference": reference,
         },
     })
@@ -110,6 +118,43 @@ def create_disk(
             pass
         raise
     return show_disk(svc, rg, name)
+
+
+def _from_copies(svc: GalleryService, vrow, location: str, digest: str, path: str, fmt: str,
+                 threads: int, bar):
+    pp = json.loads(vrow["props"])["publishingProfile"]
+    tr = next((t for t in pp["targetRegions"] if t["name"].lower() == location.lower()), {})
+    paths = svc.region_copies(location, int(tr.get("regionalReplicaCount") or 1),
+                              tr.get("storageAccountType") or "Standard_LRS")
+    cfg = svc.home.config
+    slots = []
+    try:
+        for p in paths:
+            if os.path.exists(os.path.join(p, "manifests", f"{digest}.mf")):
+                slots.append(open_slot(p, cfg, create=False))
+        if not slots:
+            raise NotFound(f"--location: no copy of manifest {digest} in region '{location}' "
+                           f"(run 'imagestore store verify --repair --region {location}')")
+        return materialize_from_copies(slots, digest, path, fmt=fmt, overwrite=False,
+                                       threads=threads, progress=bar)
+    finally:
+        for s in slots:
+            s.close()
+
+
+def _from_shallow(svc: GalleryService, vrow, vid: str, drow, path: str, fmt: str, bar):
+    what = f"image version '{vrow['gallery']}/{vrow['image']}/{vrow['name']}'"
+    fp = json.loads(drow["fingerprint"] or "{}")
+    src = drow["shallow_path"]
+    with shallow.deploy_slot(svc.home.root, f"v{vrow['id']}", what):
+        shallow.check(src, fp, what)
+        out = shallow.create_disk_from_source(src, path, fmt, progress=bar)
+        try:
+            shallow.check(src, fp, what)  # changed while it was read: the disk is not valid
+        except Exception:
+            os.unlink(path)
+            raise
+    return out
 
 
 def show_disk(svc: GalleryService, rg: str, name: str) -> dict:

@@ -67,14 +67,18 @@ def disk_image_json(d: sqlite3.Row, with_source: bool) -> dict:
 
 
 def local_disk_json(d: sqlite3.Row) -> dict:
-    return {
-        "manifestDigest": d["digest"],
+    out = {
+        "manifestDigest": d["digest"] or None,
         "virtualSize": d["virtual_size"],
         "allocatedBytes": d["allocated_bytes"],
         "dataBytes": d["data_bytes"],
         "storedBytes": d["stored_bytes"],
         "sourceFormat": d["source_format"],
     }
+    if d["shallow_path"]:
+        out["shallowSource"] = {"path": d["shallow_path"],
+                                "fingerprint": json.loads(d["fingerprint"] or "{}")}
+    return out
 
 
 def version_json(row: sqlite3.Row, disks: list[sqlite3.Row], regions: list[sqlite3.Row],
@@ -108,23 +112,33 @@ def version_json(row: sqlite3.Row, disks: list[sqlite3.Row], regions: list[sqlit
         local["osDiskImage"] = local_disk_json(os_disk[0])
     if data:
         local["dataDiskImages"] = [{"lun": d["lun"], **local_disk_json(d)} for d in data]
+    if expand_replication:
+        local["replication"] = [
+            {"region": r["region"], "bytesDone": r["bytes_done"], "bytesTotal": r["bytes_total"],
+             "bytesSent": r["bytes_sent"], "updated": r["updated"]}
+            for r in regions
+        ]
     p["localStorage"] = local
     out["properties"] = p
     return out
 
 
-def replication_status(regions: list[sqlite3.Row]) -> dict:
-    states = [r["state"] for r in regions]
+def aggregated_state(states: list[str]) -> str:
+    """As the REST API derives it: InProgress while any region is queued or replicating;
+    then Failed if any region failed; Completed when all completed; Unknown otherwise."""
     if not states:
-        agg = "Unknown"
-    elif any(s == "Failed" for s in states):
-        agg = "Failed"
-    elif all(s == "Completed" for s in states):
-        agg = "Completed"
-    elif any(s == "Replicating" for s in states):
-        agg = "InProgress"
-    else:
-        agg = "Unknown"
+        return "Unknown"
+    if any(s in ("Queued", "Replicating") for s in states):
+        return "InProgress"
+    if any(s == "Failed" for s in states):
+        return "Failed"
+    if all(s == "Completed" for s in states):
+        return "Completed"
+    return "Unknown"
+
+
+def replication_status(regions: list[sqlite3.Row]) -> dict:
+    agg = aggregated_state([r["state"] for r in regions])
     return {
         "aggregatedState": agg,
         "summary": [

@@ -5,6 +5,16 @@ Every change runs in one SQLite transaction. Image version capture writes its da
 blob store first and inserts the version's rows only afterwards, so a failed capture leaves no
 version behind (manifests it published are removed again; chunks it wrote are garbage for
 ``store gc``).
+
+**Regions** come from the region registry (:mod:`imagestore.regions.registry`). A version is
+captured into copy 0 of its source region (``location``; for ``local`` the store's own blob
+store). Every target region, the source region included, has one ``version_regions`` row:
+``Queued -> Replicating -> Completed | Failed`` with ``progress`` (percent), failure
+``details`` and a generation counter ``gen`` (bumped when an update re-queues the region, so a
+worker finishing an outdated pass never marks it Completed). The copying is done by
+:mod:`.jobs` (a background worker, or inline for a synchronous command). ``provisioningState``
+is ``Creating``/``Updating`` while regions are queued or replicating, then ``Succeeded`` when
+every target region completed, ``Failed`` otherwise.
 """
 
 from __future__ import annotations
@@ -20,8 +30,11 @@ from contextlib import ExitStack
 from ..errors import Conflict, IntegrityError, InvalidArgument, NotFound
 from ..formats import open_disk
 from ..home import DEFAULT_REGION, Home
+from ..regions import replicas
+from ..regions.registry import RegionRegistry
+from ..store.cas import BlobStore
 from ..store.ingest import IngestResult, ingest
-from . import db, ids, patch, resources, validate
+from . import db, ids, patch, resources, shallow, validate
 from .validate import iso, now_utc
 
 #: a progress factory: label -> callable(done, total) with .close()
@@ -76,12 +89,13 @@ RegionLookup = Callable[[str], "str | None"]
 
 
 class GalleryService:
-    """``region_lookup`` plugs in the region registry; without it the ``regions`` table of
-    the gallery database (holding ``local``) decides which regions exist."""
+    """``region_lookup`` overrides which regions exist (tests); by default the region
+    registry of the store decides."""
 
     def __init__(self, home: Home, *, region_lookup: RegionLookup | None = None) -> None:
         self.home = home
         self.con: sqlite3.Connection = db.connect(home.db_path)
+        self.registry = RegionRegistry(home)
         self.region_lookup = region_lookup
 
     def close(self) -> None:
@@ -92,8 +106,24 @@ class GalleryService:
     def _lookup_region(self, name: str) -> str | None:
         if self.region_lookup is not None:
             return self.region_lookup(name)
-        row = self.con.execute("SELECT name FROM regions WHERE name = ?", (name,)).fetchone()
-        return row[0] if row else None
+        r = self.registry.find(name)
+        return r.name if r is not None else None
+
+    def open_source_store(self, location: str) -> tuple[BlobStore, bool]:
+        """Copy 0 of region ``location``, where captures go; the flag says whether the
+        caller must close it (the home's cached ``local`` store is shared)."""
+        if location.lower() == DEFAULT_REGION:
+            return self.home.blob_store(DEFAULT_REGION), False
+        region = self.registry.get(location, "--location")
+        replicas.check_zones(region, [region.zones[0]])
+        return replicas.open_slot(region.zones[0], self.home.config), True
+
+    def region_copies(self, region_name: str, copies: int, sku: str) -> list[str]:
+        """Slot directories of a version's copies in a region (placement order), followed by
+        any other slot of the region (fail-over reads may use them too)."""
+        region = self.registry.get(region_name, "--location")
+        plan = replicas.plan_copies(region, copies, sku)
+        return plan + [p for p in replicas.region_slots(region) if p not in plan]
 
     def region_exists(self, name: str) -> bool:
         return self._lookup_region(name) is not None
@@ -146,6 +176,12 @@ class GalleryService:
         if row is None:
             raise NotFound(f"image version '{gallery}/{image}/{version}' not found in resource group '{rg}'")
         return row
+
+    def version_row_by_pk(self, version_pk: int) -> sqlite3.Row | None:
+        return self.con.execute(_V_SQL + "WHERE v.id = ?", (version_pk,)).fetchone()
+
+    def version_pk(self, rg: str, gallery: str, image: str, version: str) -> int:
+        return self._version_row(rg, gallery, image, version)["id"]
 
     def _disks_of(self, version_pk: int) -> list[sqlite3.Row]:
         return self.con.execute(
@@ -443,9 +479,21 @@ class GalleryService:
             if tr.get("excludeFromLatest") is not None:
                 d["excludeFromLatest"] = validate.boolean(
                     f"{field}[{i}].excludeFromLatest", tr["excludeFromLatest"])
+            if d["storageAccountType"] == "Standard_ZRS":
+                region = self.registry.find(name) if self.region_lookup is None else None
+                if region is not None and d["regionalReplicaCount"] > len(region.zones):
+                    raise InvalidArgument(
+                        f"{field}: region '{name}': Standard_ZRS keeps each of "
+                        f"{d['regionalReplicaCount']} copies in a distinct zone, but the region "
+                        f"has {len(region.zones)} zone(s)")
             out.append(d)
         if location.lower() not in seen:
             raise InvalidArgument(f"{field}: must include the source region '{location}'")
+        total = sum(d["regionalReplicaCount"] for d in out)
+        if total > validate.MAX_REPLICAS:
+            raise InvalidArgument(
+                f"{field}: {total} replicas in total; an image version has at most "
+                f"{validate.MAX_REPLICAS} replicas over all its regions")
         return out
 
     def _source_rows_by_reference(self, ref_text: str, rg: str, img: sqlite3.Row) -> tuple[str, list[dict]]:
@@ -482,8 +530,12 @@ class GalleryService:
         end_of_life_date: str | None = None, block_deletion_before_end_of_life: bool = False,
         allow_deletion_of_replicated_locations: bool = False, tags: dict | None = None,
         progress: ProgressFactory | None = None, threads: int = 2,
-        allow_parent_dir: str | None = None,
+        allow_parent_dir: str | None = None, no_wait: bool = False,
     ) -> dict:
+        """Create a version. ``no_wait``: return at once (provisioningState Creating); the
+        capture and the replication run in the background worker. Otherwise the capture runs
+        here and any replication work is done before returning (a failed region raises
+        Conflict; the version stays, Failed, as in Azure)."""
         # 1. validate everything before writing anything
         validate.resource_group(rg)
         img = self._image_row(rg, gallery, image)
@@ -555,71 +607,171 @@ class GalleryService:
             },
         }
         # 2. the data
-        store = self.home.blob_store(location)
+        shallow_mode = mode == "Shallow"
+        if shallow_mode:
+            others = [t["name"] for t in trs if t["name"].lower() != location.lower()]
+            if others:
+                raise InvalidArgument(
+                    f"--target-regions: a Shallow version lives in its source region "
+                    f"'{location}' only (it references the source file); remove {', '.join(others)}")
+        store, close_store = self.open_source_store(location)
         published: list[str] = []  # manifests this call created (removed again on failure)
         source_id: str | None = None
         disk_rows: list[dict] = []
+        capture_later = False
         try:
             if image_version:
                 source_id, disk_rows = self._source_rows_by_reference(image_version, rg, img)
+            elif shallow_mode:
+                disk_rows = self._shallow_rows(sources, allow_parent_dir)
+            elif no_wait:
+                self._check_sources(sources, allow_parent_dir)  # header checks only
+                capture_later = True
             else:
-                before = set(store.list_manifests())
-                with ExitStack() as stack:
-                    readers = []
-                    for lun, _u, p in sources:
-                        r = open_disk(p, allow_parent_dir=allow_parent_dir)
-                        stack.callback(r.close)
-                        readers.append((lun, p, r))
-                    for lun, p, r in readers:
-                        label = "capture os disk" if lun < 0 else f"capture data disk lun {lun}"
-                        bar = progress(label) if progress else None
-                        try:
-                            res: IngestResult = ingest(store, r, threads=threads, progress=bar)
-                        finally:
-                            if bar is not None:
-                                bar.close()
-                        if res.digest not in before and res.digest not in published:
-                            published.append(res.digest)
-                        disk_rows.append({
-                            "lun": lun, "digest": res.digest, "virtual_size": res.virtual_size,
-                            "allocated_bytes": res.allocated_bytes, "data_bytes": res.data_bytes,
-                            "stored_bytes": res.stored_bytes,
-                            "host_caching": "ReadWrite" if lun < 0 else "None",
-                            "source_uri": resources.file_uri(p), "source_format": res.source_format,
-                        })
+                disk_rows = self._capture(store, sources, threads=threads, progress=progress,
+                                          allow_parent_dir=allow_parent_dir, published=published)
             # 3. the rows, all in one transaction
             with db.transaction(self.con):
                 if self._version_exists(img["id"], major, minor, patch_):
                     raise Conflict(f"image version '{gallery}/{image}/{version}' already exists")
                 for d in disk_rows:
-                    if not store.has_manifest(d["digest"]):
+                    if d["digest"] and not image_version and not store.has_manifest(d["digest"]):
                         raise IntegrityError(
                             f"manifest {d['digest']} is missing from region '{location}' (removed "
                             f"by a concurrent deletion?); run the command again"
                         )
+                states = {}
+                for t in trs:
+                    if shallow_mode:
+                        done = True
+                    elif capture_later or t["name"].lower() != location.lower():
+                        done = False
+                    else:  # the source region: copy 0 is the captured data itself
+                        done = (t["regionalReplicaCount"] == 1
+                                and t["storageAccountType"] != "Premium_LRS"
+                                and all(not d["digest"] or store.has_manifest(d["digest"])
+                                        for d in disk_rows))
+                    states[t["name"]] = done
+                pending = not all(states.values())
                 cur = self.con.execute(
                     "INSERT INTO versions(image_id, name, major, minor, patch, location, tags, props, "
                     "provisioning_state, source_version_id, created) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (img["id"], version, major, minor, patch_, location, _dumps(tags or {}),
-                     _dumps(props), "Succeeded", source_id, now),
+                     _dumps(props), "Creating" if pending else "Succeeded", source_id, now),
                 )
                 vpk = cur.lastrowid
-                for d in disk_rows:
+                self._insert_disks(vpk, disk_rows)
+                for t in trs:
+                    done = states[t["name"]]
                     self.con.execute(
-                        "INSERT INTO version_disks(version_id, lun, digest, virtual_size, "
-                        "allocated_bytes, data_bytes, stored_bytes, host_caching, source_uri, "
-                        "source_format) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                        (vpk, d["lun"], d["digest"], d["virtual_size"], d["allocated_bytes"],
-                         d["data_bytes"], d["stored_bytes"], d["host_caching"], d["source_uri"],
-                         d["source_format"]),
-                    )
-                self._sync_version_regions(vpk, location, trs)
+                        "INSERT INTO version_regions(version_id, region, state, progress, details, "
+                        "updated) VALUES (?,?,?,?,?,?)",
+                        (vpk, t["name"], "Completed" if done else "Queued", 100 if done else 0, "",
+                         now))
+                if pending:
+                    from . import jobs
+
+                    payload = {}
+                    if capture_later:
+                        payload["capture"] = {
+                            "sources": [[lun, u, p] for lun, u, p in sources],
+                            "allowParentDir": allow_parent_dir, "threads": threads}
+                    jobs.queue_version_job(self.con, vpk, payload)
         except BaseException:
             for digest in published:
                 if not self._digest_referenced(digest):
                     store.remove_manifest(digest)
             raise
+        finally:
+            if close_store:
+                store.close()
+        if pending:
+            self._after_queue(vpk, no_wait=no_wait, progress=progress)
         return self.show_version(rg, gallery, image, version)
+
+    def _after_queue(self, vpk: int, *, no_wait: bool, progress: ProgressFactory | None) -> None:
+        """Work was queued for the version: hand it to a background worker (``no_wait``) or
+        do it now and report a failure as an error."""
+        from . import jobs
+
+        if no_wait:
+            jobs.ensure_worker(self)
+            return
+        jobs.run_inline(self, vpk, progress=progress)
+        self._raise_if_failed(vpk)
+
+    def _raise_if_failed(self, vpk: int) -> None:
+        row = self.version_row_by_pk(vpk)
+        if row is None or row["provisioning_state"] != "Failed":
+            return
+        failed = [r for r in self._regions_of(vpk) if r["state"] == "Failed"]
+        why = "; ".join(f"region '{r['region']}': {r['details']}" for r in failed[:3])
+        raise Conflict(f"image version '{row['gallery']}/{row['image']}/{row['name']}': "
+                       f"provisioning failed ({why or 'see the replication status'})")
+
+    def _check_sources(self, sources, allow_parent_dir: str | None) -> None:
+        for _lun, _u, p in sources:
+            open_disk(p, allow_parent_dir=allow_parent_dir).close()
+
+    def _shallow_rows(self, sources, allow_parent_dir: str | None) -> list[dict]:
+        rows = []
+        for lun, _u, p in sources:
+            r = open_disk(p, allow_parent_dir=allow_parent_dir)
+            try:
+                vsize, fmt = r.virtual_size, r.format
+            finally:
+                r.close()
+            real = os.path.realpath(p)
+            rows.append({
+                "lun": lun, "digest": "", "virtual_size": vsize, "allocated_bytes": 0,
+                "data_bytes": 0, "stored_bytes": 0,
+                "host_caching": "ReadWrite" if lun < 0 else "None",
+                "source_uri": resources.file_uri(p), "source_format": fmt,
+                "shallow_path": real, "fingerprint": _dumps(shallow.fingerprint(real)),
+            })
+        return rows
+
+    def _capture(self, store: BlobStore, sources, *, threads: int,
+                 progress: ProgressFactory | None, allow_parent_dir: str | None,
+                 published: list[str]) -> list[dict]:
+        """Ingest every source into ``store``; digests new to the store go to ``published``."""
+        before = set(store.list_manifests())
+        disk_rows: list[dict] = []
+        with ExitStack() as stack:
+            readers = []
+            for lun, _u, p in sources:
+                r = open_disk(p, allow_parent_dir=allow_parent_dir)
+                stack.callback(r.close)
+                readers.append((lun, p, r))
+            for lun, p, r in readers:
+                label = "capture os disk" if lun < 0 else f"capture data disk lun {lun}"
+                bar = progress(label) if progress else None
+                try:
+                    res: IngestResult = ingest(store, r, threads=threads, progress=bar)
+                finally:
+                    if bar is not None:
+                        bar.close()
+                if res.digest not in before and res.digest not in published:
+                    published.append(res.digest)
+                disk_rows.append({
+                    "lun": lun, "digest": res.digest, "virtual_size": res.virtual_size,
+                    "allocated_bytes": res.allocated_bytes, "data_bytes": res.data_bytes,
+                    "stored_bytes": res.stored_bytes,
+                    "host_caching": "ReadWrite" if lun < 0 else "None",
+                    "source_uri": resources.file_uri(p), "source_format": res.source_format,
+                })
+        return disk_rows
+
+    def _insert_disks(self, vpk: int, disk_rows: list[dict]) -> None:
+        for d in disk_rows:
+            self.con.execute(
+                "INSERT INTO version_disks(version_id, lun, digest, virtual_size, "
+                "allocated_bytes, data_bytes, stored_bytes, host_caching, source_uri, "
+                "source_format, shallow_path, fingerprint) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (vpk, d["lun"], d["digest"], d["virtual_size"], d["allocated_bytes"],
+                 d["data_bytes"], d["stored_bytes"], d["host_caching"], d["source_uri"],
+                 d["source_format"], d.get("shallow_path"), d.get("fingerprint")),
+            )
 
     def _version_exists(self, image_pk: int, major: int, minor: int, patch_: int) -> bool:
         return self.con.execute(
@@ -632,25 +784,69 @@ class GalleryService:
             "SELECT 1 FROM version_disks WHERE digest = ? LIMIT 1", (digest,)
         ).fetchone() is not None
 
-    def _sync_version_regions(self, version_pk: int, source_region: str,
-                              target_regions: list[dict]) -> None:
-        """Replication hook: one version_regions row per target region. The source region
-        holds the captured data (Completed); any other region is queued as Replicating at 0 %
-        until the replication work copies the data there and marks it Completed. A region
-        not Completed is never used for 'latest' or disk creation there."""
-        want = {tr["name"].lower(): tr["name"] for tr in target_regions}
-        have = {r["region"].lower() for r in self._regions_of(version_pk)}
-        for key in have - set(want):
-            self.con.execute(
-                "DELETE FROM version_regions WHERE version_id = ? AND region = ?", (version_pk, key))
-        for key, name in want.items():
-            if key not in have:
-                done = key == source_region.lower()
+    def _sync_version_regions(self, version_pk: int, old_trs: list[dict],
+                              target_regions: list[dict]) -> tuple[list[str], list[tuple[str, int]], bool]:
+        """Update the version_regions rows for new target regions (inside the caller's
+        transaction). New regions, more copies, another storage account type and Failed
+        regions are (re-)queued with a new generation. Returns the regions removed, the
+        regions whose copy count went down (name, new count) and whether work was queued."""
+        rows = {r["region"].lower(): r for r in self._regions_of(version_pk)}
+        old = {t["name"].lower(): t for t in old_trs}
+        want = {t["name"].lower(): t for t in target_regions}
+        now = iso(now_utc())
+        removed = [rows[k]["region"] for k in rows if k not in want]
+        for name in removed:
+            self.con.execute("DELETE FROM version_regions WHERE version_id = ? AND region = ?",
+                             (version_pk, name))
+        fewer: list[tuple[str, int]] = []
+        queued = False
+        for key, t in want.items():
+            r = rows.get(key)
+            if r is None:
                 self.con.execute(
-                    "INSERT INTO version_regions(version_id, region, state, progress, details) "
-                    "VALUES (?,?,?,?,?)",
-                    (version_pk, name, "Completed" if done else "Replicating", 100 if done else 0,
-                     "" if done else "queued for replication"))
+                    "INSERT INTO version_regions(version_id, region, state, progress, details, "
+                    "updated) VALUES (?,?,?,?,?,?)", (version_pk, t["name"], "Queued", 0, "", now))
+                queued = True
+                continue
+            o = old.get(key, t)
+            n_old, n_new = o["regionalReplicaCount"], t["regionalReplicaCount"]
+            if n_new < n_old:
+                fewer.append((r["region"], n_new))
+            if (n_new > n_old or o["storageAccountType"] != t["storageAccountType"]
+                    or r["state"] == "Failed"):
+                self.con.execute(
+                    "UPDATE version_regions SET state = 'Queued', progress = 0, details = '', "
+                    "bytes_done = 0, gen = gen + 1, updated = ? WHERE version_id = ? AND region = ?",
+                    (now, version_pk, r["region"]))
+                queued = True
+        return removed, fewer, queued
+
+    def needed_copies(self, region: str, digest: str, exclude_version: int | None = None) -> int:
+        """How many copies of ``digest`` the other versions targeting ``region`` need there."""
+        rows = self.con.execute(
+            "SELECT v.props AS props, r.region AS region FROM version_disks d "
+            "JOIN versions v ON v.id = d.version_id JOIN version_regions r ON r.version_id = v.id "
+            "WHERE d.digest = ? AND r.region = ? AND v.id IS NOT ?",
+            (digest, region, exclude_version)).fetchall()
+        need = 0
+        for r in rows:
+            for t in json.loads(r["props"])["publishingProfile"]["targetRegions"]:
+                if t["name"].lower() == region.lower():
+                    need = max(need, int(t.get("regionalReplicaCount") or 1))
+        return need
+
+    def drop_copies(self, region_name: str, digests: Iterable[str], keep: int,
+                    exclude_version: int | None) -> list[str]:
+        """Unpublish ``digests`` from the slots of a region beyond the first ``keep`` copies,
+        keeping what other versions still need there. Returns the slots changed."""
+        region = self.registry.find(region_name)
+        if region is None:
+            return []
+        changed: list[str] = []
+        for d in dict.fromkeys(x for x in digests if x):
+            k = max(keep, self.needed_copies(region.name, d, exclude_version))
+            changed += replicas.remove_copies(region, d, keep=k)
+        return changed
 
     def show_version(self, rg: str, gallery: str, image: str, version: str, *,
                      expand: str | None = None) -> dict:
@@ -673,8 +869,12 @@ class GalleryService:
         self, rg: str, gallery: str, image: str, version: str, *,
         target_regions: list[str] | None = None, replica_count: int | None = None,
         exclude_from_latest: bool | str | None = None, end_of_life_date: str | None = None,
-        tags: dict | None = None, sets: Iterable[str] = (),
+        tags: dict | None = None, sets: Iterable[str] = (), no_wait: bool = False,
+        progress: ProgressFactory | None = None,
     ) -> dict:
+        """Update the mutable fields. New regions and copies are replicated (in the background
+        with ``no_wait``, else before returning); removed regions and copies are unpublished
+        at once and their space reclaimed by a gc job of the region."""
         row = self._version_row(rg, gallery, image, version)
         cur = self._version_json(row)
         for k in _VERSION_COMPUTED:
@@ -726,20 +926,52 @@ class GalleryService:
                 out_pp.pop("endOfLifeDate", None)
             else:
                 out_pp["endOfLifeDate"] = eol
+        if old_pp.get("replicationMode") == "Shallow":
+            others = [t["name"] for t in trs if t["name"].lower() != row["location"].lower()]
+            if others:
+                raise InvalidArgument(
+                    f"{field}: a Shallow version lives in its source region '{row['location']}' "
+                    f"only; it cannot be replicated to {', '.join(others)}")
         props = json.loads(row["props"])
         props["publishingProfile"] = out_pp
         new_tags = validate.tags_value("tags", new.get("tags"))
+        from . import jobs
+
         with db.transaction(self.con):
             row2 = self._version_row(rg, gallery, image, version)
             self.con.execute(
                 "UPDATE versions SET props = ?, tags = ? WHERE id = ?",
                 (_dumps(props), _dumps(new_tags), row2["id"]),
             )
-            self._sync_version_regions(row2["id"], row2["location"], trs)
+            removed, fewer, queued = self._sync_version_regions(
+                row2["id"], old_pp["targetRegions"], trs)
+            if queued:
+                if row2["provisioning_state"] != "Creating":
+                    self.con.execute("UPDATE versions SET provisioning_state = 'Updating' "
+                                     "WHERE id = ?", (row2["id"],))
+                jobs.queue_version_job(self.con, row2["id"], {})
+        digests = [d["digest"] for d in self._disks_of(row2["id"]) if d["digest"]]
+        gc_regions = []
+        for name in removed:
+            if self.drop_copies(name, digests, 0, row2["id"]):
+                gc_regions.append(name)
+        for name, n in fewer:
+            if self.drop_copies(name, digests, n, row2["id"]):
+                gc_regions.append(name)
+        if gc_regions:
+            with db.transaction(self.con):
+                for name in gc_regions:
+                    jobs.queue_gc_job(self.con, name, row2["id"])
+        if queued or gc_regions:
+            self._after_queue(row2["id"], no_wait=no_wait, progress=progress)
         return self.show_version(rg, gallery, image, version)
 
     def delete_version(self, rg: str, gallery: str, image: str, version: str) -> list[str]:
-        """Delete the version; returns the manifest digests it freed for ``store gc``."""
+        """Delete the version; its copies are unpublished from every region (keeping what
+        other versions still use there). Returns the manifest digests no version references
+        any more (their chunks are garbage for ``store gc`` / ``region gc``)."""
+        from . import jobs
+
         with db.transaction(self.con):
             row = self._version_row(rg, gallery, image, version)
             props = json.loads(row["props"])
@@ -750,26 +982,30 @@ class GalleryService:
                         f"image version '{gallery}/{image}/{version}': deletion is blocked until its "
                         f"end of life date {eol} (safetyProfile.blockDeletionBeforeEndOfLife)"
                     )
-            digests = sorted({d["digest"] for d in self._disks_of(row["id"])})
-            regions = [r["region"] for r in self._regions_of(row["id"])] or [row["location"]]
+            digests = sorted({d["digest"] for d in self._disks_of(row["id"]) if d["digest"]})
+            regions = [r["region"] for r in self._regions_of(row["id"])]
             self.con.execute("DELETE FROM versions WHERE id = ?", (row["id"],))
+            jobs.cancel_version_jobs(self.con, row["id"])
         # Unreference the data in a second transaction: holding the write lock, a version
         # being created concurrently either committed its reference already (the digest is
-        # kept) or will find the manifest gone and fail cleanly (see create_version).
+        # kept) or will find the manifest gone and fail cleanly (see create_version). A worker
+        # still copying the deleted version finds it gone and removes what it published.
         with db.transaction(self.con):
             freed = [d for d in digests if not self._digest_referenced(d)]
             for region in dict.fromkeys([row["location"], *regions]):
-                if self.region_exists(region) and os.path.isdir(self.home.region_dir(region)):
-                    store = self.home.blob_store(region)
-                    for d in freed:
-                        store.remove_manifest(d)
+                self.drop_copies(region, digests, 0, None)
         return freed
 
     def wait_version(self, rg: str, gallery: str, image: str, version: str, *, condition: str,
-                     timeout: float = 3600.0, interval: float = 1.0) -> None:
-        """Block until the version is created/updated (provisioningState Succeeded),
-        deleted, or exists. Operations are synchronous today; the replication work makes
-        some of them asynchronous."""
+                     timeout: float = 3600.0, interval: float = 1.0,
+                     progress: Callable | None = None) -> None:
+        """Block until the version is created/updated (provisioningState Succeeded; Failed
+        raises Conflict with the failed regions' details), deleted, or exists. While it waits
+        for queued work it makes sure a worker runs. ``progress(rows)`` gets the version's
+        version_regions rows at every poll."""
+        from ..errors import StoreBusy
+        from . import jobs
+
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -781,14 +1017,16 @@ class GalleryService:
             if condition == "exists" and row is not None:
                 return
             if condition in ("created", "updated") and row is not None:
+                if progress is not None:
+                    progress(self._regions_of(row["id"]))
                 state = row["provisioning_state"]
                 if state == "Succeeded":
                     return
                 if state == "Failed":
+                    self._raise_if_failed(row["id"])
                     raise Conflict(f"image version '{gallery}/{image}/{version}': provisioning failed")
+                jobs.ensure_worker(self)
             if time.monotonic() >= deadline:
-                from ..errors import StoreBusy
-
                 raise StoreBusy(f"image version '{gallery}/{image}/{version}': not {condition} after {timeout:g} s")
             time.sleep(interval)
 
@@ -796,9 +1034,10 @@ class GalleryService:
 
     def latest_version_row(self, rg: str, gallery: str, image: str,
                            region: str = DEFAULT_LOCATION) -> sqlite3.Row:
-        """Highest Major, then Minor, then Patch among versions that are provisioned,
-        present in ``region`` and not excluded from latest there (the per-region flag
-        overriding the global one)."""
+        """Highest Major, then Minor, then Patch among versions whose replication to
+        ``region`` has completed and that are not excluded from latest there (the per-region
+        flag overriding the global one). A version still replicating elsewhere, or failed in
+        another region, qualifies where it is complete."""
         self._image_row(rg, gallery, image)
         rows = self.con.execute(
             _V_SQL + "WHERE g.rg = ? AND g.name = ? AND i.name = ? "
@@ -808,9 +1047,6 @@ class GalleryService:
         skipped: list[str] = []
         for r in rows:
             pp = json.loads(r["props"])["publishingProfile"]
-            if r["provisioning_state"] != "Succeeded":
-                skipped.append(f"{r['name']} ({r['provisioning_state']})")
-                continue
             tr = next((t for t in pp["targetRegions"] if t["name"].lower() == region.lower()), None)
             if tr is None:
                 skipped.append(f"{r['name']} (not in region {region})")
@@ -824,8 +1060,9 @@ class GalleryService:
             reg = self.con.execute(
                 "SELECT state FROM version_regions WHERE version_id = ? AND region = ?",
                 (r["id"], region)).fetchone()
-            if reg is not None and reg[0] != "Completed":
-                skipped.append(f"{r['name']} (replication {reg[0]} in {region})")
+            if reg is None or reg[0] != "Completed":
+                state = reg[0] if reg is not None else "missing"
+                skipped.append(f"{r['name']} (replication {state} in {region})")
                 continue
             return r
         why = f": {', '.join(skipped)}" if skipped else ""

@@ -30,6 +30,10 @@ source records are decompressed (already verified) and written raw, and chunks `
 compressed are rewritten raw with their index row replaced in the same transaction that
 publishes the new pack. Disk creation then reads without decompressing.
 
+Replicating a store onto itself is a no-op, except with ``premium=True``: the compressed
+chunks of the manifest are then rewritten uncompressed in place (the gallery uses this for a
+Premium_LRS source region, whose first copy is the captured data itself).
+
 A chunk that is missing or damaged in ``src`` stops the replication with an
 :class:`IntegrityError` naming it; nothing is published for the manifest.
 """
@@ -235,7 +239,7 @@ def replicate(
             sizes.setdefault(cid, n)
         res.chunks_total = len(sizes)
         res.data_bytes = total = sum(sizes.values())
-        if same:
+        if same and not premium:
             res.chunks_skipped = len(sizes)
             if progress:
                 progress(total, total)
@@ -247,7 +251,7 @@ def replicate(
         done = total - sum(need.values())
         if progress:
             progress(done, total)
-        if need:
+        if need and not same:  # same store (Premium in place): no foreign packs to adopt
             _adopt(dst, need, premium, res)
             done = total - sum(need.values())
         if need:
