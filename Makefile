@@ -8,8 +8,12 @@ setup:
 demo: setup
 	bash scripts/demo.sh
 
+# The whole suite runs on the active backend (native when it built); the data-path tests run
+# a second time on the pure-Python twin, which must give identical results.
 test: setup
 	python3 -m pytest -q -p no:cacheprovider tests
+	IMAGESTORE_PUREPYTHON=1 python3 -m pytest -q -p no:cacheprovider \
+	    tests/test_store.py tests/test_format_matrix.py tests/test_giant.py tests/test_reflink_store.py
 
 lint:
 	ruff check .
