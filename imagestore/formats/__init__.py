@@ -8,7 +8,10 @@
 from __future__ import annotations
 
 import os
+import secrets
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ..errors import BadImage, InvalidArgument, NotFound, from_oserror
 from .base import DiskReader, DiskWriter, coalesce
@@ -21,6 +24,7 @@ __all__ = [
     "coalesce",
     "create_writer",
     "detect_format",
+    "new_disk_file",
     "open_disk",
 ]
 
@@ -168,6 +172,37 @@ def create_writer(path: str, virtual_size: int, fmt: str) -> DiskWriter:
     from . import vhdx
 
     return vhdx.create_vhdx_writer(path, virtual_size, fixed=(fmt == "vhdx-fixed"))
+
+
+@contextmanager
+def new_disk_file(path: str, virtual_size: int, fmt: str) -> Iterator[DiskWriter]:
+    """A writer for a new disk at ``path`` that appears only when complete.
+
+    The disk is written to a hidden temp file beside ``path``; on success the writer is
+    finished (fsynced) and the file renamed into place; on any failure it is removed, so a
+    failed or killed disk creation never leaves a partial disk behind.
+    """
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise InvalidArgument(f"--path: directory {parent} does not exist")
+    tmp = os.path.join(parent, f".{os.path.basename(path)}.imagestore-{secrets.token_hex(4)}")
+    writer = create_writer(tmp, virtual_size, fmt)
+    ok = False
+    try:
+        yield writer
+        writer.finish()
+        try:
+            os.replace(tmp, path)
+        except OSError as e:
+            raise from_oserror(e, path) from None
+        ok = True
+    finally:
+        if not ok:
+            writer.abort()
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
 
 
 def _check_fs_limit(path: str, virtual_size: int) -> None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -33,7 +32,7 @@ import xxhash
 
 from ..accel import nonzero_runs
 from ..errors import Conflict, IntegrityError, InvalidArgument, NotFound, from_oserror
-from ..formats import create_writer, open_disk
+from ..formats import new_disk_file, open_disk
 
 MiB = 1 << 20
 STEP = 4 * MiB
@@ -134,18 +133,12 @@ def create_disk_from_source(src: str, path: str, fmt: str, *, allow_parent_dir: 
                             progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
     """Stream the source's allocated extents to a new disk file at ``path`` (temp file +
     rename). Returns (virtual size, bytes written)."""
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise InvalidArgument(f"--path: directory {parent} does not exist")
     reader = open_disk(src, allow_parent_dir=allow_parent_dir)
     try:
         extents = list(reader.extents())
         total = sum(n for _o, n in extents)
-        tmp = os.path.join(parent, f".{os.path.basename(path)}.imagestore-{secrets.token_hex(4)}")
-        writer = create_writer(tmp, reader.virtual_size, fmt)
         written = done = 0
-        ok = False
-        try:
+        with new_disk_file(path, reader.virtual_size, fmt) as writer:
             for off, n in extents:
                 pos, end = off, off + n
                 while pos < end:
@@ -159,19 +152,6 @@ def create_disk_from_source(src: str, path: str, fmt: str, *, allow_parent_dir: 
                     done += m
                     if progress is not None:
                         progress(done, total)
-            writer.finish()
-            try:
-                os.replace(tmp, path)
-            except OSError as e:
-                raise from_oserror(e, path) from None
-            ok = True
-        finally:
-            if not ok:
-                writer.abort()
-                try:
-                    os.unlink(tmp)
-                except FileNotFoundError:
-                    pass
         return writer.virtual_size, written
     finally:
         reader.close()

@@ -9,15 +9,14 @@ is renamed into place only when complete: a failure leaves no partial disk behin
 from __future__ import annotations
 
 import os
-import secrets
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..accel import nonzero_runs
-from ..errors import Conflict, IntegrityError, InvalidArgument, from_oserror
-from ..formats import create_writer
+from ..errors import Conflict, IntegrityError, InvalidArgument
+from ..formats import new_disk_file
 from . import index
 from .cas import BlobStore
 from .packs import payload_aligned
@@ -70,9 +69,6 @@ def materialize(
         raise InvalidArgument(f"--path: {path} is a directory")
     if os.path.lexists(path) and not overwrite:
         raise Conflict(f"{path}: file exists (pass --force to replace it)")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise InvalidArgument(f"--path: directory {parent} does not exist")
     with store.lock(exclusive=False):
         m = store.load_manifest(digest)
         locs = index.lookup_many(store.con, m.ids()) if read_chunk is None else {}
@@ -84,12 +80,8 @@ def materialize(
                     f"first {missing[0].hex()}"
                 )
         total = m.data_bytes
-        tmp = os.path.join(parent, f".{os.path.basename(path)}.imagestore-{secrets.token_hex(4)}")
-        writer = create_writer(tmp, m.virtual_size, fmt)
         written = 0
-        ok = False
-        try:
-
+        with new_disk_file(path, m.virtual_size, fmt) as writer:
             can_clone = read_chunk is None and hasattr(writer, "clone")
             cloned = 0
 
@@ -139,19 +131,6 @@ def materialize(
                     done += len(data)
                     if progress is not None:
                         progress(done, total)
-            writer.finish()
-            try:
-                os.replace(tmp, path)
-            except OSError as e:
-                raise from_oserror(e, path) from None
-            ok = True
-        finally:
-            if not ok:
-                writer.abort()
-                try:
-                    os.unlink(tmp)
-                except FileNotFoundError:
-                    pass
     return MaterializeResult(
         path, fmt, writer.virtual_size, written, store.check_digest(digest), cloned
     )
