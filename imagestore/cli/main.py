@@ -15,6 +15,7 @@ import click
 
 from .. import __version__
 from ..errors import ImagestoreError
+from .bench_cmds import bench_group
 from .common import common_options
 from .disk_cmds import disk_group
 from .region_cmds import region_group
@@ -69,6 +70,7 @@ def cli() -> None:
 
 cli.add_command(init_cmd)
 cli.add_command(store_group)
+cli.add_command(bench_group)
 cli.add_command(sig_group)
 cli.add_command(disk_group)
 cli.add_command(region_group)

@@ -1,0 +1,166 @@
+"""`imagestore bench …`: imagestore against qemu-img, cp and dd on the same data, in one run.
+
+Each subcommand prints one table (``-o table`` unless ``-o`` is given; ``-o json`` gives the
+same rows as JSON). See :mod:`imagestore.bench` for what each row means.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+
+import click
+
+from .. import bench as B
+from ..errors import InvalidArgument, IOFailure
+from .common import common_options
+from .output import emit
+
+
+def _bench_options(f: Callable) -> Callable:
+    f = click.option("--verbose", "-v", is_flag=True, help="Log each step on stderr.")(f)
+    f = click.option("--cache", type=click.Choice(("cold", "warm")), default="cold", show_default=True,
+                     help="cold: drop the source files from the page cache before every timed run.")(f)
+    f = click.option("--repeat", type=click.IntRange(1, 100), default=None,
+                     help="Runs per measurement, best time kept (default 3, 1 with --tiny).")(f)
+    f = click.option("--workdir", default=None, metavar="DIR",
+                     help="Where scratch files go (default: a new directory under /tmp).")(f)
+    f = click.option("--threads", type=click.IntRange(1, 64), default=2, show_default=True,
+                     help="Worker threads for imagestore's ingest/materialize/convert.")(f)
+    f = click.option("--image", default=None, metavar="FILE",
+                     help="Run on this disk image (raw, VHD, VHDX) instead of a generated one.")(f)
+    f = click.option("--tiny", is_flag=True, help="A 64 MiB image and one run each: a smoke test.")(f)
+    f = click.option("--size", default=None, metavar="SIZE",
+                     help="Size of the generated image (default 1G; 64M with --tiny).")(f)
+    return f
+
+
+def _settings(ctx: click.Context, size: str | None, tiny: bool, image: str | None, threads: int,
+              workdir: str | None, repeat: int | None, cache: str, verbose: bool) -> B.Settings:
+    out = ctx.find_root().meta.setdefault("imagestore.output", {})
+    out.setdefault("output", "table")
+    if image is not None and not os.path.isfile(image):
+        raise InvalidArgument(f"--image: {image} is not a file")
+    base = workdir or tempfile.gettempdir()
+    try:
+        os.makedirs(base, exist_ok=True)
+        wd = tempfile.mkdtemp(prefix="imagestore-bench-", dir=base)
+    except OSError as e:
+        raise IOFailure(f"--workdir: {base}: {e.strerror}") from None
+    log_on = verbose or sys.stderr.isatty()
+
+    def log(msg: str) -> None:
+        if log_on:
+            click.echo(f"bench: {msg}", err=True)
+
+    s = B.Settings(
+        workdir=wd,
+        size=B.settings_size(size, tiny),
+        tiny=tiny,
+        image=os.path.abspath(image) if image else None,
+        threads=threads,
+        repeat=repeat or (1 if tiny else 3),
+        cache=cache,
+        log=log,
+    )
+    ctx.call_on_close(lambda: B.rm(wd))
+    return s
+
+
+def _run(ctx: click.Context, s: B.Settings, fn: Callable[[B.Settings], list[dict]]) -> None:
+    from ..accel import BACKEND
+
+    load0 = os.getloadavg()[0]
+    try:
+        rows = fn(s)
+    except B.BenchError as e:
+        raise IOFailure(str(e)) from None
+    load1 = os.getloadavg()[0]
+    emit(ctx, rows)
+    click.echo(
+        f"# backend {BACKEND}, {os.cpu_count()} cpus, threads {s.threads}, cache {s.cache}, "
+        f"best of {s.repeat}, image {s.image or f'generated {s.size >> 20} MiB ext4'}, "
+        f"load average {load0:.2f} -> {load1:.2f}; "
+        f"ratio = imagestore time / reference time (lower is better)",
+        err=True,
+    )
+
+
+@click.group("bench")
+def bench_group() -> None:
+    """Benchmarks against qemu-img, cp and dd on the same data, with ratios.
+
+    \b
+    Example:
+      imagestore bench machine
+      imagestore bench capture --size 1G
+      imagestore bench capture --image my-disk.vhdx -o json
+    """
+
+
+@bench_group.command("machine")
+@_bench_options
+@common_options
+@click.pass_context
+def machine_cmd(ctx: click.Context, **kw) -> None:
+    """The machine's limits: dd write with fsync, sequential read cold and warm, one core's
+    xxh3, zstd and zero scan.
+
+    \b
+    Example:
+      imagestore bench machine --size 1G
+    """
+    _run(ctx, _settings(ctx, **kw), B.bench_machine)
+
+
+@bench_group.command("capture")
+@_bench_options
+@common_options
+@click.pass_context
+def capture_cmd(ctx: click.Context, **kw) -> None:
+    """Capture, re-capture, disk creation and format conversion vs qemu-img convert and cp.
+
+    \b
+    Example:
+      imagestore bench capture --size 1G --threads 2
+    """
+    _run(ctx, _settings(ctx, **kw), B.bench_capture)
+
+
+@bench_group.command("chunk-sizes")
+@click.option("--chunk-sizes", "sizes", default=",".join(B.CHUNK_SIZES), show_default=True,
+              help="Comma-separated chunk sizes.")
+@_bench_options
+@common_options
+@click.pass_context
+def chunk_sizes_cmd(ctx: click.Context, sizes: str, **kw) -> None:
+    """Dedup of v2 (v1 with files changed in place) against v1, ingest speed, index and
+    manifest sizes, per chunk size.
+
+    \b
+    Example:
+      imagestore bench chunk-sizes --chunk-sizes 256K,1M,4M
+    """
+    from ..store.layout import make_config
+
+    chosen = tuple(x.strip() for x in sizes.split(",") if x.strip())
+    for c in chosen:
+        make_config(c, None)  # refuse a bad size before any work
+    _run(ctx, _settings(ctx, **kw), lambda s: B.bench_chunk_sizes(s, chosen))
+
+
+@bench_group.command("sparse")
+@_bench_options
+@common_options
+@click.pass_context
+def sparse_cmd(ctx: click.Context, **kw) -> None:
+    """Capture of a 15 TiB sparse raw file and a 32 TiB dynamic VHDX in a child process:
+    wall time and peak RSS.
+
+    \b
+    Example:
+      imagestore bench sparse
+    """
+    _run(ctx, _settings(ctx, **kw), B.bench_sparse)
