@@ -65,11 +65,12 @@ def run_imagestore(*args: str, check: bool = True, **kw) -> subprocess.Completed
 
 
 def dir_bytes(path: str) -> int:
+    """Bytes allocated by the files under ``path`` (sparse files count what they hold)."""
     total = 0
     for dirpath, _dirs, files in os.walk(path):
         for f in files:
             try:
-                total += os.path.getsize(os.path.join(dirpath, f))
+                total += os.stat(os.path.join(dirpath, f)).st_blocks * 512
             except FileNotFoundError:
                 pass
     return total

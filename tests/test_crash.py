@@ -83,13 +83,12 @@ def test_sigkill_during_materialize_leaves_no_partial_file(tmp_path, big_source)
     store = str(tmp_path / "store")
     res = json.loads(run_imagestore("--store", store, "store", "ingest", big_source).stdout)
     out = tmp_path / "out.raw"
+    rnd = random.Random(77)
     kills = 0
-    for delay in (0.25, 0.3, 0.35, 0.4):
+    for _ in range(4):
         proc = start(store, "store", "materialize", res["digest"], "--path", str(out), "--force")
-        time.sleep(delay)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+        # killed once a random share of the ~150 MiB of disk data has been written
+        if kill_when_grown(proc, str(tmp_path), int(rnd.uniform(0.05, 0.8) * 150 * MiB)):
             kills += 1
             assert not out.exists()  # the disk appears only complete, by rename
         else:

@@ -17,6 +17,7 @@ from imagestore.home import Home
 from imagestore.regions import RegionRegistry, replicate
 from imagestore.regions.replicas import open_slot, region_slots
 from imagestore.store import index
+from imagestore.store.layout import CasConfig
 from imagestore.store.maintenance import stats, verify
 from imagestore.store.materialize import materialize
 from imagestore.store.packs import scan_pack
@@ -95,7 +96,7 @@ def run_cfg(run):
 
 
 def test_library_replicate_progress_and_idempotence(tmp_path):
-    home = Home.open(str(tmp_path / "s"))
+    home = Home.open(str(tmp_path / "s"), cfg=CasConfig(chunk_size=MiB))
     src = home.blob_store()
     from imagestore.formats import open_disk
     from imagestore.store.ingest import ingest
@@ -186,6 +187,7 @@ def test_two_replications_at_once(tmp_path):
     indexes every chunk once and verifies clean (the loser's duplicates are dead space)."""
     store = str(tmp_path / "store")
     src = make_random(str(tmp_path / "src.raw"), 96, 11)
+    run_imagestore("--store", store, "init", "--chunk-size", "1M")
     digest = json.loads(run_imagestore("--store", store, "store", "ingest", src).stdout)["digest"]
     run_imagestore("--store", store, "region", "create", "west", "--path", str(tmp_path / "z"))
     argv = [sys.executable, "-m", "imagestore.cli.main", "--store", store, "region", "replicate",

@@ -17,7 +17,7 @@ from .progress import progress_for
 
 
 @click.command("init")
-@click.option("--chunk-size", default=None, metavar="SIZE", help="Chunk size, a power of two (default 1M).")
+@click.option("--chunk-size", default=None, metavar="SIZE", help="Chunk size, a power of two (default 256K).")
 @click.option("--compression", default=None, metavar="zstd[:LEVEL]|none", help="Chunk compression (default zstd:1).")
 @common_options
 @click.pass_context

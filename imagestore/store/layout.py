@@ -22,7 +22,7 @@ from ..fsutil import atomic_write
 CAS_FORMAT = "imagestore-cas"
 CAS_VERSION = 1
 HASH_ALGO = "xxh3-128"
-DEFAULT_CHUNK_SIZE = 1 << 20
+DEFAULT_CHUNK_SIZE = 256 << 10  # chosen from the chunk-size table in benchmarks/README.md
 DEFAULT_COMPRESSION = "zstd:1"
 MIN_CHUNK = 4096
 MAX_CHUNK = 64 << 20

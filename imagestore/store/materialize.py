@@ -83,6 +83,9 @@ def materialize(
         written = 0
         with new_disk_file(path, m.virtual_size, fmt) as writer:
             can_clone = read_chunk is None and hasattr(writer, "clone")
+            # writers whose write() may run concurrently at distinct offsets (raw) are written
+            # by the workers themselves; the others get their writes in order from this thread
+            direct = getattr(writer, "concurrent", False)
             cloned = 0
 
             def work(item: tuple[int, int, bytes]):
@@ -93,7 +96,14 @@ def materialize(
                 data = read_chunk(cid) if read_chunk else store.read_chunk(cid, locs[cid])
                 if len(data) != n:
                     raise IntegrityError(f"chunk {cid.hex()}: length {len(data)} != manifest's {n}")
-                return off, data, nonzero_runs(data)
+                runs = nonzero_runs(data)
+                if not direct:
+                    return off, data, runs
+                mv = memoryview(data)
+                for s, e in runs:
+                    writer.write(off + s, mv[s:e])
+                writer.written(off, n)
+                return off, n, sum(e - s for s, e in runs)
 
             with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
                 it = iter(m.extents())
@@ -112,6 +122,12 @@ def materialize(
                 while window:
                     off, data, runs = window.popleft().result()
                     fill()
+                    if isinstance(runs, int):  # written by the worker: (offset, length, bytes)
+                        written += runs
+                        done += data
+                        if progress is not None:
+                            progress(done, total)
+                        continue
                     if isinstance(runs, tuple):  # a block-sharing candidate
                         _, cid, n = runs
                         src_fd, src_off = store.payload_fd(locs[cid])
