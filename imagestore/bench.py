@@ -8,6 +8,9 @@ Every comparison returns a list of rows (plain dicts), one per measurement::
     target   the issue's target       cache    "cold" (sources dropped from the page cache
                                                before each run) or "warm"
 
+``bench replicate`` rows also carry ``sentBytes`` (bytes written to the target) and, on the
+incremental row, ``changedBytes`` (bytes changed in v2).
+
 A pair is one ``imagestore`` row followed by its reference rows; the ratio sits on each
 reference row (imagestore's wall time divided by that tool's). Absolute times drift from run
 to run on a shared machine: compare ratios measured in one run.
@@ -36,12 +39,15 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import numpy as np
 import xxhash
 import zstandard
 
 from .accel import BACKEND, is_zero, nonzero_runs
 from .formats import create_writer, open_disk
 from .home import Home
+from .store.index import lookup_many as index_lookup_many
+from .store.index import pack_names as index_pack_names
 from .store.ingest import ingest
 from .store.layout import make_config, parse_size
 from .store.materialize import materialize
@@ -82,6 +88,8 @@ class Settings:
     threads: int = 2
     repeat: int = 3
     cache: str = "cold"  # "cold" or "warm"
+    compressibility: float | None = None  # bench replicate: generated data instead of ext4
+    change_rate: float = 0.02  # bench replicate: share of v1's data changed in v2
     log: Callable[[str], None] = field(default=lambda _m: None)
 
     @property
@@ -883,6 +891,233 @@ def bench_sparse(s: Settings) -> list[dict]:
         rows.append({**row("capture 32 TiB dynamic VHDX (3 MiB data), child process", "imagestore",
                            t, 3 * MiB, cache="warm"), "peakRSS_MiB": round(rss / MiB, 1),
                      "target": "seconds (issue 3)"})
+    return rows
+
+
+# ----------------------------------------------------------------------------------------
+# bench replicate
+# ----------------------------------------------------------------------------------------
+
+
+def make_synthetic(path: str, size: int, compressibility: float, seed: int = 20261126) -> None:
+    """A fully allocated raw file of ``size`` bytes (rounded down to 4 KiB) that zstd shrinks
+    by about ``compressibility`` (0 = random, 0.5 ~ 2:1, 0.9 ~ 10:1): every 4 KiB block is
+    random bytes followed by a repeated-text filler, so no two chunks are alike and every chunk
+    compresses the same."""
+    blk = 4096
+    k = max(1, blk - int(round(blk * compressibility)))  # random bytes per block
+    filler = np.frombuffer((b"imagestore generated filler. " * (blk // 16))[: blk - k], np.uint8)
+    rng = np.random.default_rng(seed)
+    nblocks = size // blk
+    with open(path, "wb") as f:
+        done = 0
+        while done < nblocks:
+            nb = min(2048, nblocks - done)  # 8 MiB at a time
+            a = np.empty((nb, blk), np.uint8)
+            a[:, :k] = np.frombuffer(rng.bytes(nb * k), np.uint8).reshape(nb, k)
+            a[:, k:] = filler
+            f.write(a.tobytes())
+            done += nb
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _raw_copy_of(s: Settings, dst: str) -> None:
+    """The user's ``--image`` as a raw file at ``dst`` (a hard link when it is raw already and
+    on the same file system: only read, never written)."""
+    r = open_disk(s.image)
+    fmt = r.format
+    r.close()
+    s.log(f"using {s.image} ({fmt})")
+    if fmt == "raw":
+        try:
+            os.link(s.image, dst)  # same file system: no copy needed
+        except OSError:
+            run(["cp", "--sparse=always", s.image, dst])
+    else:
+        qfmt = {"vhd": "vpc", "vhdx": "vhdx"}[fmt.split("-")[0]]
+        run(["qemu-img", "convert", "-f", qfmt, "-O", "raw", s.image, dst])
+    fsync_path(dst)
+
+
+def _version_packs(st, digest: str) -> tuple[int, list[str]]:
+    """(stored bytes of the version's unique chunks, record headers included; the pack files
+    of ``st`` holding them)."""
+    from .store.packs import REC
+
+    m = st.load_manifest(digest)
+    ids = list(dict.fromkeys(cid for _o, _n, cid in m.extents()))
+    locs = index_lookup_many(st.con, ids)
+    names = index_pack_names(st.con)
+    stored = sum(REC.size + loc[3] for loc in locs.values())
+    packs = sorted({os.path.join(st.packs_dir, names[loc[0]]) for loc in locs.values()})
+    return stored, packs
+
+
+def cp_files(files: list[str], dst_dir: str) -> None:
+    """``cp -r FILES DIR``, then fsync every copied file and the directory."""
+    run(["cp", "-r", *files, dst_dir])
+    for p in _files(dst_dir):
+        fsync_path(p)
+    fsync_path(dst_dir)
+
+
+def bench_replicate(s: Settings) -> list[dict]:
+    """Full replication of v1 to a new region vs ``cp -r`` of the packs it needs; incremental
+    replication of v2 (v1 changed in place) to a region holding v1 vs the full replication of
+    v2; fan-out of v1 to 3 regions, concurrent vs sequential."""
+    from .regions.registry import RegionRegistry
+    from .regions.replicas import open_slot, plan_copies
+    from .regions.replicate import replicate
+    from .store.cas import BlobStore
+
+    rows: list[dict] = []
+    cache = s.cache
+    th = s.threads
+    with scratch(s, "replicate-") as d:
+        # -- the data: v1, and v2 = v1 with ~change_rate of its data changed in place
+        v1 = os.path.join(d, "v1.raw")
+        v2 = os.path.join(d, "v2.raw")
+        if s.image:
+            _raw_copy_of(s, v1)
+            how = "random 4-64 KiB overwrites"
+            what = s.image
+        elif s.compressibility is not None:
+            s.log(f"generating {s.size >> 20} MiB, compressibility {s.compressibility}")
+            make_synthetic(v1, s.size, s.compressibility)
+            how = "random 4-64 KiB overwrites"
+            what = f"generated {s.size >> 20} MiB, compressibility {s.compressibility}"
+        else:
+            src, n = pick_source(s.size, d)
+            s.log(f"building v1: {s.size >> 20} MiB ext4 from {src} ({n >> 20} MiB)")
+            make_ext4(v1, s.size, src)
+            how = "debugfs rm + write"
+            what = f"{s.size >> 20} MiB ext4 (mkfs.ext4 -d {src})"
+        run(["cp", "--sparse=always", v1, v2])
+        budget = max(64 << 10, int(allocated_bytes(v1) * s.change_rate))
+        if s.image or s.compressibility is not None:
+            nchanges, changed = _scatter_changes(v2, budget)
+        else:
+            nchanges, changed = _debugfs_changes(s, d, src, v2, budget)
+        fsync_path(v2)
+        s.log(f"v2: {nchanges} changes, {changed >> 10} KiB ({how})")
+
+        # -- the source region (local) holds v1 and v2
+        root = os.path.join(d, "store")
+        home, local = new_store(root)
+        try:
+            for v in (v1, v2):
+                r = open_disk(v)
+                try:
+                    res = ingest(local, r, threads=th)
+                finally:
+                    r.close()
+                if v == v1:
+                    d1, ing1 = res.digest, res
+                else:
+                    d2 = res.digest
+            stored1, packs1 = _version_packs(local, d1)
+            stored2, _packs2 = _version_packs(local, d2)
+            cfg = home.config
+            reg = RegionRegistry(home)
+            slots: dict[str, str] = {}
+            for name in ("full", "full-v2", "incr", "fan-1", "fan-2", "fan-3"):
+                region = reg.create(f"bench-{name}", [os.path.join(d, "zones", name)])
+                slots[name] = plan_copies(region, 1)[0]
+        finally:
+            home.close()
+        ratio = ing1.data_bytes / max(1, stored1)
+        s.log(f"v1: {ing1.data_bytes >> 20} MiB of data, {stored1 >> 20} MiB stored "
+              f"({ratio:.2f}:1) in {len(packs1)} pack file(s)")
+        src_packs = os.path.join(root, "regions", "local", "packs")
+        copy_dir = os.path.join(d, "cp-out")
+        sent: dict[str, int] = {}
+
+        def reset(*names: str) -> None:
+            for n in names:
+                rm(slots[n])
+                BlobStore.create(slots[n], cfg)
+            rm(copy_dir)
+            os.makedirs(copy_dir)
+
+        def settle(*extra: str) -> None:
+            os.sync()  # the last run's writeback out of the next timing
+            if s.cold:
+                drop_cache(src_packs, *extra)
+            else:
+                for q in _files(src_packs):
+                    warm(q)
+
+        def prep(*names: str) -> Callable[[], None]:
+            def f() -> None:
+                reset(*names)
+                settle()
+            return f
+
+        def repl(digest: str, name: str, key: str | None = None) -> Callable[[], object]:
+            def f() -> None:
+                h = Home.open(root, create=False)
+                dst = open_slot(slots[name], cfg, create=False)
+                try:
+                    r = replicate(h.blob_store(), dst, digest, threads=th)
+                finally:
+                    dst.close()
+                    h.close()
+                sent[key or name] = r.bytes_sent
+            return f
+
+        # 1. full replication of v1 to a new region vs cp -r of the pack files it needs
+        s.log("full replication vs cp -r of the packs")
+        t_full, t_cp = interleaved(s, [
+            (repl(d1, "full"), prep("full")),
+            (lambda: cp_files(packs1, copy_dir), prep()),
+        ])
+        cp_bytes = sum(os.path.getsize(p) for p in packs1)
+        rows += pair("full replication of v1, local -> new region", t_full, stored1, [
+            (f"cp -r of the {len(packs1)} pack file(s) holding v1's chunks + fsync", "cp", t_cp),
+        ], target="<=1.0 (issue 5)", cache=cache)
+        rows[-2]["sentBytes"] = sent["full"]
+        rows[-1]["sentBytes"] = cp_bytes
+
+        # 2. incremental: v2 to a region that holds v1, vs the full replication of v2
+        s.log("incremental replication of v2 vs full replication of v2")
+
+        def prep_incr() -> None:
+            reset("incr")
+            repl(d1, "incr", "incr-v1")()  # the region holds v1 (not timed)
+            settle(slots["incr"])
+
+        t_inc, t_full2 = interleaved(s, [
+            (repl(d2, "incr"), prep_incr),
+            (repl(d2, "full-v2"), prep("full-v2")),
+        ])
+        rows += pair(f"incremental replication of v2 -> region holding v1 "
+                     f"({changed / 1e6:.1f} MB changed, {how})", t_inc, stored2, [
+            ("full replication of v2 -> new region", "imagestore", t_full2),
+        ], target="<=0.2 (issue 5)", cache=cache)
+        rows[-2]["sentBytes"] = sent["incr"]
+        rows[-2]["changedBytes"] = changed
+        rows[-1]["sentBytes"] = sent["full-v2"]
+
+        # 3. fan-out of v1 to 3 new regions: 3 replications at once (threads) vs one by one
+        s.log("fan-out to 3 regions, concurrent vs sequential")
+        fans = ("fan-1", "fan-2", "fan-3")
+
+        def concurrent() -> None:
+            with ThreadPoolExecutor(max_workers=len(fans)) as pool:
+                for fut in [pool.submit(repl(d1, n)) for n in fans]:
+                    fut.result()
+
+        def sequential() -> None:
+            for n in fans:
+                repl(d1, n)()
+
+        t_conc, t_seq = interleaved(s, [(concurrent, prep(*fans)), (sequential, prep(*fans))])
+        rows += pair("fan-out of v1 to 3 new regions, 3 replications at once", t_conc,
+                     3 * stored1, [("3 replications one after another", "imagestore", t_seq)],
+                     cache=cache)
+        rows[-2]["sentBytes"] = rows[-1]["sentBytes"] = sum(sent[n] for n in fans)
+    s.log(f"data: {what}")
     return rows
 
 

@@ -65,3 +65,40 @@ def test_bench_bad_input_is_one_line(tmp_path):
     assert p.stderr.strip().count("\n") == 0 and "missing.raw" in p.stderr
     p = _imagestore("bench", "chunk-sizes", "--tiny", "--chunk-sizes", "3K")
     assert p.returncode != 0 and "--chunk-size" in p.stderr
+
+
+def test_bench_replicate_tiny_full_incremental_fanout(tmp_path):
+    if not shutil.which("debugfs"):
+        pytest.skip("debugfs (e2fsprogs) is needed to change files in place")
+    wd = tmp_path / "wd"
+    p = _imagestore("bench", "replicate", "--tiny", "--workdir", str(wd), "-o", "json")
+    assert p.returncode == 0, p.stderr
+    rows = json.loads(p.stdout)
+    names = [r["name"] for r in rows]
+    assert names[0].startswith("full replication of v1") and names[1].startswith("  vs cp -r")
+    assert names[2].startswith("incremental replication of v2")
+    assert names[3] == "  vs full replication of v2 -> new region"
+    assert names[4].startswith("fan-out of v1 to 3") and names[5].startswith("  vs 3 replications")
+    for r in rows:
+        assert r["seconds"] > 0 and r["bytes"] > 0 and r["sentBytes"] > 0 and r["cache"] == "cold"
+    for r in rows[1::2]:
+        assert r["ratio"] > 0
+    assert rows[1]["target"] == "<=1.0 (issue 5)" and rows[3]["target"] == "<=0.2 (issue 5)"
+    full, cp, incr, full2 = rows[:4]
+    assert full["sentBytes"] == full["bytes"]  # every record of v1 crossed over
+    assert cp["sentBytes"] >= full["bytes"]  # the pack files hold at least those records
+    # v2 sends about the changed chunks: more than the changed bytes (whole chunks), far less
+    # than a full copy of v2
+    assert incr["changedBytes"] > 0
+    assert incr["sentBytes"] < full2["sentBytes"] / 2
+    assert rows[4]["sentBytes"] == 3 * full["sentBytes"]
+    assert "ratio = imagestore time / reference time" in p.stderr
+    assert os.listdir(wd) == []  # scratch files cleaned up
+    # generated data of a chosen compressibility and change rate
+    p = _imagestore("bench", "replicate", "--tiny", "--size", "16M", "--compressibility", "0.5",
+                    "--change-rate", "0.05", "--workdir", str(wd), "-o", "json")
+    assert p.returncode == 0, p.stderr
+    rows = json.loads(p.stdout)
+    assert len(rows) == 6 and 0 < rows[2]["sentBytes"] < rows[3]["sentBytes"]
+    assert "compressibility 0.5" in p.stderr
+    assert os.listdir(wd) == []

@@ -79,9 +79,15 @@ def _run(ctx: click.Context, s: B.Settings, fn: Callable[[B.Settings], list[dict
         raise IOFailure(str(e)) from None
     load1 = os.getloadavg()[0]
     emit(ctx, rows)
+    if s.image:
+        data = s.image
+    elif s.compressibility is not None:
+        data = f"generated {s.size >> 20} MiB, compressibility {s.compressibility}"
+    else:
+        data = f"generated {s.size >> 20} MiB ext4"
     click.echo(
         f"# backend {BACKEND}, {os.cpu_count()} cpus, threads {s.threads}, cache {s.cache}, "
-        f"best of {s.repeat}, image {s.image or f'generated {s.size >> 20} MiB ext4'}, "
+        f"best of {s.repeat}, image {data}, "
         f"load average {load0:.2f} -> {load1:.2f}; "
         f"ratio = imagestore time / reference time (lower is better)",
         err=True,
@@ -97,6 +103,7 @@ def bench_group() -> None:
       imagestore bench machine
       imagestore bench capture --size 1G
       imagestore bench capture --image my-disk.vhdx -o json
+      imagestore bench replicate --size 1G
     """
 
 
@@ -149,6 +156,36 @@ def chunk_sizes_cmd(ctx: click.Context, sizes: str, **kw) -> None:
     for c in chosen:
         make_config(c, None)  # refuse a bad size before any work
     _run(ctx, _settings(ctx, **kw), lambda s: B.bench_chunk_sizes(s, chosen))
+
+
+@bench_group.command("replicate")
+@click.option("--compressibility", type=click.FloatRange(0.0, 0.95), default=None, metavar="F",
+              help="Replicate generated data of --size instead of an ext4 image: each 4 KiB "
+                   "block is a share F of repeated text (compresses away) and 1-F random bytes "
+                   "(0 = incompressible, 0.5 ~ 2:1).")
+@click.option("--change-rate", type=click.FloatRange(0.0001, 0.9), default=0.02, show_default=True,
+              metavar="F", help="Share of v1's data changed in place in v2 (files rewritten by "
+                                "debugfs in the ext4 image, else random 4-64 KiB overwrites).")
+@_bench_options
+@common_options
+@click.pass_context
+def replicate_cmd(ctx: click.Context, compressibility: float | None, change_rate: float, **kw) -> None:
+    """Full replication to a new region vs cp -r of the packs it needs; incremental
+    replication of v2 (v1 changed in place) vs full; fan-out to 3 regions, concurrent vs
+    sequential.
+
+    \b
+    Example:
+      imagestore bench replicate --size 1G
+      imagestore bench replicate --size 4G --compressibility 0.5 --change-rate 0.05
+      imagestore bench replicate --image my-disk.vhdx --workdir /mnt/fast
+    """
+    if compressibility is not None and kw.get("image"):
+        raise InvalidArgument("--compressibility: generated data and --image are exclusive")
+    s = _settings(ctx, **kw)
+    s.compressibility = compressibility
+    s.change_rate = change_rate
+    _run(ctx, s, B.bench_replicate)
 
 
 @bench_group.command("sparse")
