@@ -199,3 +199,134 @@ def test_two_replications_at_once(tmp_path):
     rep = json.loads(run_imagestore("--store", store, "region", "verify", "west").stdout)
     assert rep["clean"] and [s["chunksChecked"] for s in rep["slots"]] == [96, 96]
     assert all(s["unreferencedChunks"] == 0 for s in rep["slots"])
+
+
+def _payload_sums_match(store) -> int:
+    """Check every index row's psum against the payload in its pack; returns rows checked."""
+    from imagestore.store.packs import REC, read_record
+
+    n = 0
+    for cid, pack, off, _rl, sl, _fl, psum in store.con.execute(
+            "SELECT id, pack, offset, raw_len, stored_len, flags, psum FROM chunks"):
+        fd, _ = store.pack_fd(pack)
+        rec = read_record(fd, off, sl)
+        assert rec[16:32] == bytes(cid)
+        assert psum == index.payload_sum(rec[REC.size:]), cid.hex()
+        n += 1
+    return n
+
+
+def test_payload_checksum_checked_on_arrival(tmp_path):
+    """Replication checks each record against the payload checksum (psum) its source row
+    recorded; rows without one (older stores) or with a wrong one get the full
+    decompress-and-hash check, and a damaged compressed payload is refused either way."""
+    from imagestore.formats import open_disk
+    from imagestore.store.ingest import ingest
+
+    home = Home.open(str(tmp_path / "s"), cfg=CasConfig(chunk_size=256 << 10))
+    src = home.blob_store()
+    raw = tmp_path / "d.raw"
+    rnd = random.Random(9)
+    # compressible text chunks and incompressible random ones, so both record kinds occur
+    text = b"".join(b"line %d of a log file\n" % i for i in range(400_000))[: 6 * MiB]
+    assert len(text) == 6 * MiB
+    raw.write_bytes(text + rnd.randbytes(2 * MiB))
+    reader = open_disk(str(raw))
+    digest = ingest(src, reader).digest
+    reader.close()
+    flags = {f for (f,) in src.con.execute("SELECT flags FROM chunks")}
+    assert flags == {0, 1}
+    assert _payload_sums_match(src) == 32  # every row written by ingest carries its psum
+
+    # 1. an older store: no psums -> the full check, and the target gets correct psums
+    src.con.execute("UPDATE chunks SET psum = NULL")
+    a = open_slot(str(tmp_path / "a"), home.config)
+    assert replicate(src, a, digest).chunks_sent == 32
+    assert _payload_sums_match(a) == 32 and verify(a).clean
+
+    # 2. a wrong psum in the source index, data intact: falls back to the full check, accepted
+    rows = src.con.execute("SELECT id FROM chunks").fetchall()
+    src.con.execute("UPDATE chunks SET psum = 12345")
+    b = open_slot(str(tmp_path / "b"), home.config)
+    assert replicate(src, b, digest).chunks_sent == len(rows)
+    assert _payload_sums_match(b) == 32 and verify(b).clean
+    out = str(tmp_path / "out.raw")
+    materialize(b, digest, out)
+    assert open(out, "rb").read() == raw.read_bytes()
+
+    # 3. psums back, then one compressed payload damaged: refused, nothing published
+    src.con.execute("UPDATE chunks SET psum = NULL")
+    for cid, pack, off, _rl, sl, _fl in index.iter_all(src.con):
+        fd, _ = src.pack_fd(pack)
+        from imagestore.store.packs import REC, read_record
+        src.con.execute("UPDATE chunks SET psum=? WHERE id=?",
+                        (index.payload_sum(read_record(fd, off, sl)[REC.size:]), cid))
+    cid, pack, off, _rl, sl, _fl = next(r for r in index.iter_all(src.con) if r[5] == 1)
+    path = os.path.join(src.packs_dir, index.pack_names(src.con)[pack])
+    with open(path, "r+b") as f:
+        f.seek(off + 32 + sl // 2)
+        byte = f.read(1)
+        f.seek(off + 32 + sl // 2)
+        f.write(bytes([byte[0] ^ 0x55]))
+    c = open_slot(str(tmp_path / "c"), home.config)
+    with pytest.raises(IntegrityError, match=cid.hex()):
+        replicate(src, c, digest)
+    assert not c.has_manifest(digest) and verify(c).clean
+    for s in (a, b, c):
+        s.close()
+    home.close()
+
+
+def test_index_without_psum_column_is_migrated(tmp_path):
+    """An index written before the psum column existed is upgraded when the store opens."""
+    import sqlite3
+
+    home = Home.open(str(tmp_path / "s"), cfg=CasConfig(chunk_size=MiB))
+    st = home.blob_store()
+    path = st.index_path
+    home.close()
+    con = sqlite3.connect(path)
+    con.executescript(
+        "DROP TABLE chunks; CREATE TABLE chunks (id BLOB PRIMARY KEY, pack INTEGER NOT NULL "
+        "REFERENCES packs(id), offset INTEGER NOT NULL, raw_len INTEGER NOT NULL, "
+        "stored_len INTEGER NOT NULL, flags INTEGER NOT NULL) WITHOUT ROWID;")
+    con.close()
+    home = Home.open(str(tmp_path / "s"))
+    st = home.blob_store()
+    cols = [r[1] for r in st.con.execute("PRAGMA table_info(chunks)")]
+    assert cols[-1] == "psum"
+    raw = tmp_path / "d.raw"
+    raw.write_bytes(random.Random(3).randbytes(2 * MiB))
+    from imagestore.formats import open_disk
+    from imagestore.store.ingest import ingest
+
+    reader = open_disk(str(raw))
+    ingest(st, reader)
+    reader.close()
+    assert _payload_sums_match(st) == 2
+    home.close()
+
+
+def test_verify_reports_a_wrong_payload_checksum_and_repair_fixes_it(run, ext4_image, tmp_path):
+    """A psum that does not match its record is index damage: verify names the chunk, and
+    the region's repair rewrites the record from the other copy with a correct psum."""
+    d = run.json("store", "ingest", ext4_image)["digest"]
+    run.json("region", "create", "west", "--path", str(tmp_path / "w1"), "--path", str(tmp_path / "w2"))
+    run.json("region", "replicate", d, "--to", "west", "--copies", "2")
+    home = Home.open(run.store)
+    reg = RegionRegistry(home)
+    slot = open_slot(region_slots(reg.get("west"))[0], home.config, create=False)
+    cid = slot.con.execute("SELECT id FROM chunks LIMIT 1").fetchone()[0]
+    slot.con.execute("UPDATE chunks SET psum = (psum + 1) % 9223372036854775807 WHERE id=?", (cid,))
+    rep = verify(slot)
+    assert not rep.clean and [b["chunk"] for b in rep.bad_chunks] == [bytes(cid).hex()]
+    assert "payload checksum" in rep.bad_chunks[0]["error"]
+    slot.close()
+    home.close()
+    fixed = run.json("region", "verify", "west", "--repair")
+    assert fixed["clean"], fixed
+    home = Home.open(run.store)
+    slot = open_slot(region_slots(RegionRegistry(home).get("west"))[0], home.config, create=False)
+    assert verify(slot).clean
+    slot.close()
+    home.close()

@@ -13,12 +13,18 @@ exclusive lock, cannot remove anything either side relies on):
    is fsynced and its rows published. So a resumed replication does not copy again what
    already arrived and leaves no duplicate record behind. A pack that a live writer holds
    (replication writers keep an exclusive ``flock`` on their pack) is left alone;
-4. copy the rest: each record is read from ``src`` and verified (header, decompression,
-   xxh3-128) *before* it is written; records are appended to a new pack that is fsynced and
-   then published in one index transaction (``INSERT OR IGNORE``: a chunk another writer
-   published meanwhile is not indexed twice). Every ``COMMIT_EVERY`` bytes the pack is closed
-   and published and a new one started, so a kill loses at most the pack in progress, which
-   the next run adopts;
+4. copy the rest: records are read from ``src`` in runs (neighbours in a source pack come in
+   one ``pread`` of up to ``RUN_BYTES``, by worker threads) and each is verified *before* it
+   is written: its header (magic, id, length) and the checksum of its stored payload against
+   the ``psum`` the source index recorded when the record was written (xxh3-64 over the
+   compressed bytes: no decompression, so the check runs at memory speed). A record whose
+   source row has no ``psum`` (older stores), whose payload does not match it, or which must
+   be decompressed anyway (Premium) gets the full check: decompress and xxh3-128 against the
+   chunk id. Records are appended to a new pack whose writeback starts as it grows; the pack
+   is fsynced and then published in one index transaction (``INSERT OR IGNORE``: a chunk
+   another writer published meanwhile is not indexed twice). Every ``COMMIT_EVERY`` bytes the
+   pack is closed and published and a new one started, so a kill loses at most the pack in
+   progress, which the next run adopts;
 5. publish the manifest last (temp file, fsync, rename): the disk exists in ``dst`` only once
    all its data is there. A damaged manifest file already in ``dst`` is replaced the same way.
 
@@ -52,13 +58,29 @@ from ..errors import Conflict, IntegrityError, from_oserror
 from ..fsutil import atomic_write
 from ..store import index, manifest
 from ..store.cas import BlobStore
-from ..store.packs import FLAG_ZSTD, REC, PackWriter, decode_record, read_record, scan_pack
+from ..store.packs import (
+    FLAG_ZSTD,
+    REC,
+    REC_MAGIC,
+    PackWriter,
+    decode_record,
+    read_record,
+    read_span,
+    scan_pack,
+)
 
 #: close, fsync and publish the pack in progress every this many bytes of new pack data
-COMMIT_EVERY = 32 << 20
+COMMIT_EVERY = 128 << 20
+#: start writeback of the pack in progress every this many bytes (overlaps the disk writes
+#: with the copy, so the fsync before publishing has little left to wait for)
+WRITEBACK_EVERY = 8 << 20
+#: at most this many bytes of neighbouring source records are read by one pread
+RUN_BYTES = 2 << 20
+#: source records this close together are read in one run, the gap read and discarded
+RUN_GAP = 64 << 10
 
 Progress = Callable[[int, int], None]
-Row = tuple[bytes, int, int, int, int]  # id, offset, raw_len, stored_len, flags
+Row = index.Row
 
 
 @dataclass
@@ -95,19 +117,7 @@ class ReplicateResult:
 
 def publish_rows(con, pack_name: str, rows: list[Row], *, replace: bool = False) -> None:
     """Insert (or, with ``replace``, repoint) index rows for one pack in one transaction."""
-    verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
-    con.execute("BEGIN IMMEDIATE")
-    try:
-        con.execute("INSERT OR IGNORE INTO packs(name) VALUES (?)", (pack_name,))
-        pid = con.execute("SELECT id FROM packs WHERE name=?", (pack_name,)).fetchone()[0]
-        con.executemany(
-            f"{verb} INTO chunks(id, pack, offset, raw_len, stored_len, flags) VALUES (?,?,?,?,?,?)",
-            [(cid, pid, off, rl, sl, fl) for cid, off, rl, sl, fl in rows],
-        )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+    index.publish(con, pack_name, rows, replace=replace)
 
 
 class LockedPackWriter(PackWriter):
@@ -129,14 +139,24 @@ class RecordSink:
         self.rows: list[Row] = []
         self.size = 0
         self.written = 0
+        self.flushed_to = 0  # pack bytes whose writeback has been started
 
-    def add(self, cid: bytes, raw_len: int, payload: bytes | memoryview, flags: int) -> None:
+    def add(self, cid: bytes, raw_len: int, payload: bytes | memoryview, flags: int,
+            psum: int | None = None) -> None:
+        """Append one verified record; ``psum`` is its payload checksum when known."""
         if self.writer is None:
             self.writer = LockedPackWriter(self.dst.packs_dir)
-        off = self.writer.append(cid, raw_len, payload, flags)
-        self.rows.append((cid, off, raw_len, len(payload), flags))
+            self.flushed_to = 0
+        w = self.writer
+        off = w.append(cid, raw_len, payload, flags)
+        if psum is None:
+            psum = index.payload_sum(payload)
+        self.rows.append((cid, off, raw_len, len(payload), flags, psum))
         self.size += REC.size + len(payload)
         self.written += REC.size + len(payload)
+        if w.size - self.flushed_to >= WRITEBACK_EVERY:
+            w.start_writeback(self.flushed_to, w.size - self.flushed_to)
+            self.flushed_to = w.size
         if self.size >= COMMIT_EVERY:
             self.flush()
 
@@ -196,7 +216,8 @@ def _adopt(dst: BlobStore, need: dict[bytes, int], premium: bool, res: Replicate
                     decode_record(buf, rid, path)
                 except IntegrityError:
                     continue  # damaged: copy it again from the source
-                rows.append((rid, off, raw_len, stored_len, flags))
+                rows.append((rid, off, raw_len, stored_len, flags,
+                             index.payload_sum(memoryview(buf)[REC.size:])))
                 del need[rid]
             if rows:
                 os.fsync(fd)
@@ -263,37 +284,52 @@ def replicate(
                     f"{src.root}, first {lost[0].hex()}"
                 )
             order = sorted(need, key=lambda c: (locs[c][0], locs[c][1]))  # source pack order
+            sums = index.lookup_sums(src.con, need)
             sink = RecordSink(dst, replace=premium)
 
-            def fetch(cid: bytes):
-                loc = locs[cid]
-                buf = src.read_record_raw(cid, loc)
-                data = decode_record(buf, cid, f"{src.root} pack #{loc[0]}@{loc[1]}")
-                if premium and loc[4] & FLAG_ZSTD:
-                    return cid, len(data), data, 0
-                return cid, loc[2], memoryview(buf)[REC.size:], loc[4]
+            def fetch(run: list[bytes]) -> list[tuple[bytes, int, bytes | memoryview, int, int | None]]:
+                first, last = locs[run[0]], locs[run[-1]]
+                fd, name = src.pack_fd(first[0])
+                buf = memoryview(read_span(fd, first[1], last[1] + REC.size + last[3] - first[1]))
+                out = []
+                for cid in run:
+                    pack, off, raw_len, stored_len, flags = locs[cid]
+                    rec = buf[off - first[1] : off - first[1] + REC.size + stored_len]
+                    where = f"{src.packs_dir}/{name}@{off}"
+                    payload = rec[REC.size:]
+                    if premium and flags & FLAG_ZSTD:
+                        out.append((cid, raw_len, decode_record(rec, cid, where), 0, None))
+                        continue
+                    psum = sums.get(cid)
+                    if (psum is None or not _header_ok(rec, cid, flags, raw_len, stored_len)
+                            or index.payload_sum(payload) != psum):
+                        decode_record(rec, cid, where)  # full check: raises when damaged
+                        psum = None  # the row's psum was wrong or absent: the sink computes it
+                    out.append((cid, raw_len, payload, flags, psum))
+                return out
 
             ok = False
             try:
                 with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-                    it = iter(order)
+                    it = _runs(order, locs)
                     window: deque = deque()
-                    limit = max(2, threads * 4)
+                    limit = max(2, threads * 2)
 
                     def fill() -> None:
                         while len(window) < limit:
-                            cid = next(it, None)
-                            if cid is None:
+                            run = next(it, None)
+                            if run is None:
                                 return
-                            window.append(pool.submit(fetch, cid))
+                            window.append(pool.submit(fetch, run))
 
                     fill()
                     while window:
-                        cid, raw_len, payload, flags = window.popleft().result()
+                        records = window.popleft().result()
                         fill()
-                        sink.add(cid, raw_len, payload, flags)
-                        res.chunks_sent += 1
-                        done += raw_len
+                        for cid, raw_len, payload, flags, psum in records:
+                            sink.add(cid, raw_len, payload, flags, psum)
+                            res.chunks_sent += 1
+                            done += raw_len
                         if progress:
                             progress(done, total)
                 sink.flush()
@@ -304,6 +340,33 @@ def replicate(
                 res.bytes_sent = sink.written
         res.manifest_published = _publish_manifest(dst, digest, m)
     return res
+
+
+def _header_ok(rec: memoryview, cid: bytes, flags: int, raw_len: int, stored_len: int) -> bool:
+    """The record header matches its index row (magic, flags, lengths, chunk id)."""
+    if len(rec) != REC.size + stored_len:
+        return False
+    magic, rflags, rraw, rstored, rid = REC.unpack_from(rec)
+    return (magic, rflags, rraw, rstored, rid) == (REC_MAGIC, flags, raw_len, stored_len, cid)
+
+
+def _runs(order: list[bytes], locs: dict[bytes, index.Location]):
+    """Group ids (in source pack order) into runs of neighbouring records of one pack, each
+    at most RUN_BYTES long (a single larger record is a run of its own)."""
+    run: list[bytes] = []
+    start = end = pack = -1
+    for cid in order:
+        p, off, _rl, sl, _fl = locs[cid]
+        rec_end = off + REC.size + sl
+        if run and (p != pack or off - end > RUN_GAP or off < end or rec_end - start > RUN_BYTES):
+            yield run
+            run = []
+        if not run:
+            start, pack = off, p
+        run.append(cid)
+        end = rec_end
+    if run:
+        yield run
 
 
 def _publish_manifest(dst: BlobStore, digest: str, m: manifest.Manifest) -> bool:

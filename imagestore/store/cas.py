@@ -44,6 +44,7 @@ class BlobStore:
         self._fds: dict[str, int] = {}
         self._fd_lock = threading.Lock()
         self._cons: list = []  # every per-thread connection, closed together by close()
+        self._migrated = False
 
     # -- opening -------------------------------------------------------------------------
 
@@ -76,6 +77,9 @@ class BlobStore:
             self._local.con = c
             with self._fd_lock:
                 self._cons.append(c)
+                if not self._migrated:
+                    index.migrate(c)
+                    self._migrated = True
         return c
 
     def close(self) -> None:
@@ -91,7 +95,8 @@ class BlobStore:
 
     # -- chunks --------------------------------------------------------------------------
 
-    def _pack_fd(self, pack_id: int) -> tuple[int, str]:
+    def pack_fd(self, pack_id: int) -> tuple[int, str]:
+        """(read-only descriptor, file name) of an indexed pack, kept open by the store."""
         names = getattr(self._local, "pack_names", None)
         if names is None or pack_id not in names:
             names = index.pack_names(self.con)
@@ -120,18 +125,18 @@ class BlobStore:
             if loc is None:
                 raise IntegrityError(f"chunk {cid.hex()} is missing from {self.root}")
         pack_id, off, _raw_len, stored_len, _flags = loc
-        fd, name = self._pack_fd(pack_id)
+        fd, name = self.pack_fd(pack_id)
         buf = read_record(fd, off, stored_len)
         return decode_record(buf, cid, f"{self.packs_dir}/{name}@{off}")
 
     def payload_fd(self, loc: index.Location) -> tuple[int, int]:
         """(pack fd, file offset of the payload) of a stored record, for block sharing."""
-        fd, _ = self._pack_fd(loc[0])
+        fd, _ = self.pack_fd(loc[0])
         return fd, loc[1] + REC.size
 
     def read_record_raw(self, cid: bytes, loc: index.Location) -> bytes:
         """The stored record (header + payload) as it is, for replication."""
-        fd, _ = self._pack_fd(loc[0])
+        fd, _ = self.pack_fd(loc[0])
         return read_record(fd, loc[1], loc[3])
 
     # -- manifests -----------------------------------------------------------------------

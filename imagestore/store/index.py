@@ -3,12 +3,20 @@
 SQLite keeps the index on disk in a B-tree, so 100 million chunks cost disk pages, not Python
 objects; lookups are point queries on a WITHOUT ROWID primary key. Index rows are published
 only after the pack data they point at has been fsynced (see ``cas.py``).
+
+``psum`` is a checksum of the record's *stored* payload (xxh3-64, top bit cleared to fit a
+signed SQLite integer), taken when the record is written. Replication checks it on arrival
+instead of decompressing and re-hashing every chunk (``regions/replicate.py``); ``store
+verify`` still decompresses and checks the chunk id itself. NULL in stores written before
+the column existed (added by :func:`migrate`); readers then fall back to the full check.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator
+
+import xxhash
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS packs (
@@ -21,7 +29,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     offset     INTEGER NOT NULL,
     raw_len    INTEGER NOT NULL,
     stored_len INTEGER NOT NULL,
-    flags      INTEGER NOT NULL
+    flags      INTEGER NOT NULL,
+    psum       INTEGER
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS chunks_by_pack ON chunks(pack, offset);
 """
@@ -42,6 +51,30 @@ def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
 
 def create(con: sqlite3.Connection) -> None:
     con.executescript(SCHEMA)
+
+
+def migrate(con: sqlite3.Connection) -> None:
+    """Bring an index written by an earlier imagestore up to this schema (idempotent, safe
+    against a concurrent migration by another process)."""
+    if _has_psum(con):
+        return
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        if not _has_psum(con):
+            con.execute("ALTER TABLE chunks ADD COLUMN psum INTEGER")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _has_psum(con: sqlite3.Connection) -> bool:
+    return any(r[1] == "psum" for r in con.execute("PRAGMA table_info(chunks)"))
+
+
+def payload_sum(payload: bytes | memoryview) -> int:
+    """The ``psum`` of a stored payload."""
+    return xxhash.xxh3_64_intdigest(payload) & 0x7FFF_FFFF_FFFF_FFFF
 
 
 Location = tuple[int, int, int, int, int]  # pack id, offset, raw_len, stored_len, flags
@@ -72,16 +105,34 @@ def pack_names(con: sqlite3.Connection) -> dict[int, str]:
     return {pid: name for pid, name in con.execute("SELECT id, name FROM packs")}
 
 
-def publish(con: sqlite3.Connection, pack_name: str, rows: list[tuple[bytes, int, int, int, int]]) -> None:
-    """Insert rows (id, offset, raw_len, stored_len, flags) for one pack in one transaction."""
+Row = tuple[bytes, int, int, int, int, int | None]  # id, offset, raw_len, stored_len, flags, psum
+
+
+def lookup_sums(con: sqlite3.Connection, ids: Iterable[bytes]) -> dict[bytes, int | None]:
+    """``psum`` of each indexed chunk among ``ids`` (None where the index has none)."""
+    ids = list(dict.fromkeys(ids))
+    out: dict[bytes, int | None] = {}
+    for i in range(0, len(ids), 500):
+        part = ids[i : i + 500]
+        q = ",".join("?" * len(part))
+        for cid, psum in con.execute(f"SELECT id, psum FROM chunks WHERE id IN ({q})", part):
+            out[bytes(cid)] = psum
+    return out
+
+
+def publish(con: sqlite3.Connection, pack_name: str, rows: list[Row], *, replace: bool = False) -> None:
+    """Insert rows (id, offset, raw_len, stored_len, flags, psum) for one pack in one
+    transaction. ``replace`` repoints chunks already indexed (Premium rewrite, repair); else
+    a chunk another writer published meanwhile keeps its row."""
+    verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
     con.execute("BEGIN IMMEDIATE")
     try:
         con.execute("INSERT OR IGNORE INTO packs(name) VALUES (?)", (pack_name,))
         pid = con.execute("SELECT id FROM packs WHERE name=?", (pack_name,)).fetchone()[0]
         con.executemany(
-            "INSERT OR IGNORE INTO chunks(id, pack, offset, raw_len, stored_len, flags) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [(cid, pid, off, rl, sl, fl) for cid, off, rl, sl, fl in rows],
+            f"{verb} INTO chunks(id, pack, offset, raw_len, stored_len, flags, psum) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(cid, pid, off, rl, sl, fl, ps) for cid, off, rl, sl, fl, ps in rows],
         )
         con.execute("COMMIT")
     except BaseException:

@@ -85,18 +85,18 @@ def ingest(
         n = min(cs, size - off)
         data = reader.read(off, n)
         if is_zero(data):
-            return ci, n, None, None, 0
+            return ci, n, None, None, 0, None
         cid = xxhash.xxh3_128_digest(data)
         if index.lookup(store.con, cid) is not None:
-            return ci, n, cid, None, 0
+            return ci, n, cid, None, 0, None
         payload, flags = encode_chunk(data, level)
-        return ci, n, cid, payload, flags
+        return ci, n, cid, payload, flags, index.payload_sum(payload)
 
     idx_list: list[int] = []
     len_list: list[int] = []
     id_list: list[bytes] = []
     pending: dict[bytes, None] = {}  # new chunks written by this ingest, not yet published
-    rows: list[tuple[bytes, int, int, int, int]] = []
+    rows: list[index.Row] = []
     stored = 0
     new_chunks = 0
     done = 0
@@ -127,7 +127,7 @@ def ingest(
 
                 fill()
                 while window:
-                    ci, n, cid, payload, flags = window.popleft().result()
+                    ci, n, cid, payload, flags, psum = window.popleft().result()
                     fill()
                     done += n
                     if cid is not None:
@@ -141,7 +141,7 @@ def ingest(
                                     writer.close()
                                 writer = PackWriter(store.packs_dir)
                             off = writer.append(cid, n, payload, flags)
-                            rows.append((cid, off, n, len(payload), flags))
+                            rows.append((cid, off, n, len(payload), flags, psum))
                             pending[cid] = None
                             stored += len(payload) + 32
                             unpublished += len(payload)

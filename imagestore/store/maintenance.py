@@ -52,10 +52,18 @@ def verify(store: BlobStore, *, progress: Progress | None = None) -> VerifyRepor
         con = store.con
         total = con.execute("SELECT COALESCE(SUM(raw_len),0) FROM chunks").fetchone()[0]
         bad: set[bytes] = set()
-        for cid, pack, off, raw_len, stored_len, flags in index.iter_all(con):
+        for cid, pack, off, raw_len, stored_len, _flags, psum in con.execute(
+                "SELECT id, pack, offset, raw_len, stored_len, flags, psum FROM chunks "
+                "ORDER BY pack, offset"):
             cid = bytes(cid)
             try:
-                store.read_chunk(cid, (pack, off, raw_len, stored_len, flags))
+                fd, name = store.pack_fd(pack)
+                where = f"{store.packs_dir}/{name}@{off}"
+                buf = read_record(fd, off, stored_len)
+                decode_record(buf, cid, where)
+                if psum is not None and index.payload_sum(memoryview(buf)[REC.size:]) != psum:
+                    raise IntegrityError(f"chunk {cid.hex()} in {where}: the index's payload "
+                                         "checksum does not match the record")
             except IntegrityError as e:
                 bad.add(cid)
                 rep.bad_chunks.append({"chunk": cid.hex(), "error": str(e)})
@@ -190,7 +198,8 @@ def _compact_pack(store: BlobStore, pid: int, path: str) -> None:
             cid = bytes(cid)
             decode_record(buf, cid, path)  # never copy a damaged chunk forward
             new_off = w.append(cid, raw_len, buf[REC.size:], flags)
-            new_rows.append((cid, new_off, raw_len, stored_len, flags))
+            new_rows.append((cid, new_off, raw_len, stored_len, flags,
+                             index.payload_sum(memoryview(buf)[REC.size:])))
         w.sync()
     finally:
         os.close(fd)
@@ -201,8 +210,9 @@ def _compact_pack(store: BlobStore, pid: int, path: str) -> None:
         new_pid = con.execute("SELECT id FROM packs WHERE name=?", (w.name,)).fetchone()[0]
         con.execute("DELETE FROM chunks WHERE pack=?", (pid,))
         con.executemany(
-            "INSERT INTO chunks(id, pack, offset, raw_len, stored_len, flags) VALUES (?,?,?,?,?,?)",
-            [(c, new_pid, o, r, s, f) for c, o, r, s, f in new_rows],
+            "INSERT INTO chunks(id, pack, offset, raw_len, stored_len, flags, psum) "
+            "VALUES (?,?,?,?,?,?,?)",
+            [(c, new_pid, o, r, s, f, ps) for c, o, r, s, f, ps in new_rows],
         )
         con.execute("DELETE FROM packs WHERE id=?", (pid,))
         con.execute("COMMIT")

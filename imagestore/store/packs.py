@@ -81,6 +81,14 @@ class PackWriter:
         self.size = off + REC.size + len(payload)
         return off
 
+    def start_writeback(self, offset: int, length: int) -> None:
+        """Start writing a finished range to the disk now (asynchronous, like
+        sync_file_range(SYNC_FILE_RANGE_WRITE)), so that :meth:`sync` has little to wait for."""
+        try:
+            os.posix_fadvise(self.fd, offset, length, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass
+
     def sync(self) -> None:
         try:
             os.fsync(self.fd)
@@ -151,7 +159,11 @@ def payload_aligned(offset: int, flags: int) -> bool:
 
 
 def read_record(fd: int, offset: int, stored_len: int) -> bytes:
-    n = REC.size + stored_len
+    return read_span(fd, offset, REC.size + stored_len)
+
+
+def read_span(fd: int, offset: int, n: int) -> bytes:
+    """``n`` bytes at ``offset``, fewer only at the end of the file (a torn pack)."""
     buf = os.pread(fd, n, offset)
     while len(buf) < n:
         more = os.pread(fd, n - len(buf), offset + len(buf))
