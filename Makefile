@@ -8,12 +8,11 @@ setup:
 demo: setup
 	bash scripts/demo.sh
 
-# The whole suite runs on the active backend (native when it built); the data-path tests run
-# a second time on the pure-Python twin, which must give identical results.
+# The whole suite runs twice: on the native backend, then on the pure-Python twin
+# (IMAGESTORE_PUREPYTHON=1, inherited by every subprocess the tests start). Both must pass.
 test: setup
 	python3 -m pytest -q -p no:cacheprovider tests
-	IMAGESTORE_PUREPYTHON=1 python3 -m pytest -q -p no:cacheprovider \
-	    tests/test_store.py tests/test_format_matrix.py tests/test_giant.py tests/test_reflink_store.py
+	IMAGESTORE_PUREPYTHON=1 python3 -m pytest -q -p no:cacheprovider tests
 
 lint:
 	ruff check .
