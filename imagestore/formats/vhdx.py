@@ -22,6 +22,7 @@ from __future__ import annotations
 import bisect
 import os
 import struct
+import threading
 import uuid
 from collections.abc import Iterator
 
@@ -859,6 +860,10 @@ class VhdxWriter:
         self.block_offsets = np.zeros(self.nblocks, dtype=np.uint64)  # 0: not allocated
         self.bitmaps: dict[int, np.ndarray] = {}  # differencing only: chunk -> sector bits
         self.next_offset = self.payload_start
+        # write() may run in several threads at once for distinct ranges (block allocation is
+        # locked); a differencing disk's sector bitmaps are not, so it is written in order
+        self.concurrent = parent is None
+        self._alloc_lock = threading.Lock()
         try:
             self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         except OSError as e:
@@ -884,11 +889,31 @@ class VhdxWriter:
         off = int(self.block_offsets[blk])
         if off:
             return off
-        off = self.next_offset
-        self.next_offset += self.block_size
-        os.ftruncate(self.fd, self.next_offset)  # sparse zeros for the unwritten parts
-        self.block_offsets[blk] = off
+        with self._alloc_lock:
+            off = int(self.block_offsets[blk])
+            if off:
+                return off
+            off = self.next_offset
+            self.next_offset += self.block_size
+            os.ftruncate(self.fd, self.next_offset)  # sparse zeros for the unwritten parts
+            self.block_offsets[blk] = off
         return off
+
+    def written(self, offset: int, length: int) -> None:
+        """Start writeback of the file ranges behind a finished virtual range (asynchronous),
+        so that the fsync in :meth:`finish` has little left to do."""
+        bs = self.block_size
+        end = min(offset + length, self.virtual_size)
+        while offset < end:
+            blk, within = divmod(offset, bs)
+            n = min(end - offset, bs - within)
+            foff = int(self.block_offsets[blk])
+            if foff:
+                try:
+                    os.posix_fadvise(self.fd, foff + within, n, os.POSIX_FADV_DONTNEED)
+                except OSError:
+                    pass
+            offset += n
 
     def write(self, offset: int, data: bytes | memoryview) -> None:
         mv = memoryview(data).cast("B")
