@@ -9,8 +9,9 @@ loop mount, captures an image of SIZE with every chunk allocated (incompressible
 chunk is stored raw and 4 KiB-aligned), then times ``store materialize --format raw`` three
 ways: with hash verification (reads every chunk, shares the blocks), with ``--no-verify``
 (shares the blocks, reads nothing), and a plain copy of the same disk with
-``cp --reflink=never`` (what writing every byte costs on this filesystem). Also times the same disk at 1/4 of the size, so the growth with
-bytes (or its absence) shows. Prints one JSON object.
+``cp --reflink=never`` (what writing every byte costs on this filesystem). Also times a disk of 1/4 of the size (1/4 of the
+extents, 1/4 of the bytes) and the full size with 1 MiB chunks (1/4 of the extents, all the
+bytes), so what the time follows shows. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -59,16 +60,19 @@ def main() -> None:
     sh("mount", "-o", "loop", img, mnt)
     res: dict = {"size": size}
     try:
-        for label, n in (("full", size), ("quarter", size // 4)):
-            src = os.path.join(mnt, f"src-{label}.raw")
+        gib = size >> 30
+        for label, n, chunk in ((f"{gib}G, 256K chunks", size, "256K"),
+                                (f"{gib / 4:g}G, 256K chunks", size // 4, "256K"),
+                                (f"{gib}G, 1M chunks", size, "1M")):
+            src = os.path.join(mnt, "src.raw")
             with open(src, "wb") as f:
                 left = n
                 while left:
                     k = min(left, 64 * MiB)
                     f.write(os.urandom(k))
                     left -= k
-            store = os.path.join(mnt, f"store-{label}")
-            imagestore(store, "init", "--compression", "none")
+            store = os.path.join(mnt, "store")
+            imagestore(store, "init", "--compression", "none", "--chunk-size", chunk)
             d = imagestore(store, "store", "ingest", src)["digest"]
             os.unlink(src)
             out = os.path.join(mnt, "disk.raw")

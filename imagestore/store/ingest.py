@@ -2,9 +2,11 @@
 
 Only the reader's allocated extents are read; chunks inside them that are all zero are
 dropped (the manifest leaves them out). Reading, zero detection, hashing, the index lookup and
-compression run in worker threads (pread, xxhash, zstd and SQLite release the GIL); the
-calling thread appends new chunks to the pack in disk order, so memory stays bounded by the
-in-flight window.
+compression run in worker threads (pread, zstd and SQLite release the GIL), each taking a group
+of consecutive chunks (``GROUP_BYTES``) whose ids it looks up in one query; the calling thread
+appends new chunks to the pack in disk order, starting its writeback every
+``WRITEBACK_EVERY`` bytes, so memory stays bounded by the in-flight window and the fsync before
+each publish has little left to write.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ from .packs import PACK_MAX, PackWriter, encode_chunk
 
 #: publish index rows at least every this many bytes of new pack data
 COMMIT_EVERY = 256 << 20
+#: start writeback of the pack every this many bytes, so the fsync before publishing is short
+WRITEBACK_EVERY = 8 << 20
+#: a worker takes this many bytes of consecutive chunks at a time (one index query for them)
+GROUP_BYTES = 2 << 20
 
 Progress = Callable[[int, int], None]
 
@@ -66,6 +72,17 @@ def chunk_plan(extents: list[tuple[int, int]], chunk_size: int, size: int) -> It
         last = max(last, end - 1)
 
 
+def _groups(plan: Iterator[int], per: int) -> Iterator[list[int]]:
+    group: list[int] = []
+    for ci in plan:
+        group.append(ci)
+        if len(group) >= per:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
 def ingest(
     store: BlobStore,
     reader: DiskReader,
@@ -80,17 +97,27 @@ def ingest(
     allocated = sum(n for _, n in extents)
     plan_bytes = sum(min(cs, size - ci * cs) for ci in chunk_plan(extents, cs, size))
 
-    def work(ci: int):
-        off = ci * cs
-        n = min(cs, size - off)
-        data = reader.read(off, n)
-        if is_zero(data):
-            return ci, n, None, None, 0, None
-        cid = xxhash.xxh3_128_digest(data)
-        if index.lookup(store.con, cid) is not None:
-            return ci, n, cid, None, 0, None
-        payload, flags = encode_chunk(data, level)
-        return ci, n, cid, payload, flags, index.payload_sum(payload)
+    def work(group: list[int]) -> list[tuple]:
+        """Read, zero-check and hash a group of chunks, look their ids up in one query, and
+        compress the ones the store lacks."""
+        got = []
+        for ci in group:
+            off = ci * cs
+            n = min(cs, size - off)
+            data = reader.read(off, n)
+            if is_zero(data):
+                got.append((ci, n, None, None))
+            else:
+                got.append((ci, n, xxhash.xxh3_128_digest(data), data))
+        known = index.lookup_many(store.con, [g[2] for g in got if g[2] is not None])
+        out = []
+        for ci, n, cid, data in got:
+            if cid is None or cid in known:
+                out.append((ci, n, cid, None, 0, None))
+            else:
+                payload, flags = encode_chunk(data, level)
+                out.append((ci, n, cid, payload, flags, index.payload_sum(payload)))
+        return out
 
     idx_list: list[int] = []
     len_list: list[int] = []
@@ -102,6 +129,7 @@ def ingest(
     done = 0
     writer: PackWriter | None = None
     unpublished = 0
+    flushed_to = 0  # pack bytes whose writeback has been started
 
     def publish() -> None:
         nonlocal rows, unpublished
@@ -115,39 +143,46 @@ def ingest(
         try:
             with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
                 window: deque = deque()
-                plan = chunk_plan(extents, cs, size)
+                groups = _groups(chunk_plan(extents, cs, size), max(1, GROUP_BYTES // cs))
                 limit = max(2, threads * 4)
 
                 def fill() -> None:
                     while len(window) < limit:
-                        ci = next(plan, None)
-                        if ci is None:
+                        group = next(groups, None)
+                        if group is None:
                             return
-                        window.append(pool.submit(work, ci))
+                        window.append(pool.submit(work, group))
 
                 fill()
                 while window:
-                    ci, n, cid, payload, flags, psum = window.popleft().result()
+                    results = window.popleft().result()
                     fill()
-                    done += n
-                    if cid is not None:
+                    for ci, n, cid, payload, flags, psum in results:
+                        done += n
+                        if cid is None:
+                            continue
                         idx_list.append(ci)
                         len_list.append(n)
                         id_list.append(cid)
-                        if payload is not None and cid not in pending:
-                            if writer is None or writer.size >= PACK_MAX:
-                                publish()
-                                if writer is not None:
-                                    writer.close()
-                                writer = PackWriter(store.packs_dir)
-                            off = writer.append(cid, n, payload, flags)
-                            rows.append((cid, off, n, len(payload), flags, psum))
-                            pending[cid] = None
-                            stored += len(payload) + 32
-                            unpublished += len(payload)
-                            new_chunks += 1
-                            if unpublished >= COMMIT_EVERY:
-                                publish()
+                        if payload is None or cid in pending:
+                            continue
+                        if writer is None or writer.size >= PACK_MAX:
+                            publish()
+                            if writer is not None:
+                                writer.close()
+                            writer = PackWriter(store.packs_dir)
+                            flushed_to = 0
+                        off = writer.append(cid, n, payload, flags)
+                        rows.append((cid, off, n, len(payload), flags, psum))
+                        pending[cid] = None
+                        stored += len(payload) + 32
+                        unpublished += len(payload)
+                        new_chunks += 1
+                        if writer.size - flushed_to >= WRITEBACK_EVERY:
+                            writer.start_writeback(flushed_to, writer.size - flushed_to)
+                            flushed_to = writer.size
+                        if unpublished >= COMMIT_EVERY:
+                            publish()
                     if progress is not None:
                         progress(done, plan_bytes)
             publish()
