@@ -330,3 +330,29 @@ def test_verify_reports_a_wrong_payload_checksum_and_repair_fixes_it(run, ext4_i
     assert verify(slot).clean
     slot.close()
     home.close()
+
+
+def test_index_row_disagreeing_with_its_record_is_copied_as_the_record_says(tmp_path):
+    """A damaged index row (wrong flags) with an intact record: the full check passes on the
+    record's own header, and the target gets the record as it is, readable and verified."""
+    from imagestore.formats import open_disk
+    from imagestore.store.ingest import ingest
+
+    home = Home.open(str(tmp_path / "s"), cfg=CasConfig(chunk_size=256 << 10))
+    src = home.blob_store()
+    raw = tmp_path / "d.raw"
+    raw.write_bytes(b"".join(b"row %d\n" % i for i in range(200_000))[: MiB])
+    reader = open_disk(str(raw))
+    digest = ingest(src, reader).digest
+    reader.close()
+    assert {f for (f,) in src.con.execute("SELECT flags FROM chunks")} == {1}
+    src.con.execute("UPDATE chunks SET flags = 0")  # the index now claims raw payloads
+    dst = open_slot(str(tmp_path / "d"), home.config)
+    replicate(src, dst, digest)
+    assert {f for (f,) in dst.con.execute("SELECT flags FROM chunks")} == {1}
+    assert verify(dst).clean
+    out = str(tmp_path / "out.raw")
+    materialize(dst, digest, out)
+    assert open(out, "rb").read() == raw.read_bytes()
+    dst.close()
+    home.close()

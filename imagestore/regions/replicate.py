@@ -304,7 +304,10 @@ def replicate(
                     if (psum is None or not _header_ok(rec, cid, flags, raw_len, stored_len)
                             or index.payload_sum(payload) != psum):
                         decode_record(rec, cid, where)  # full check: raises when damaged
-                        psum = None  # the row's psum was wrong or absent: the sink computes it
+                        # the record is good: write it as its own header describes it, even
+                        # where the index row disagrees; the sink computes its psum
+                        _m, flags, raw_len, _sl, _id = REC.unpack_from(rec)
+                        psum = None
                     out.append((cid, raw_len, payload, flags, psum))
                 return out
 
