@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 
 from ..errors import IOFailure, TooLarge, from_oserror
+from ..fsutil import start_writeback
 from .base import pread_full, pwrite_full
 
 #: ext4 with 4 KiB blocks stops at 16 TiB per file; other filesystems are checked by ftruncate.
@@ -100,10 +101,7 @@ class RawWriter:
     def written(self, offset: int, length: int) -> None:
         """Start writeback of a range that is complete (asynchronous; like sync_file_range
         with SYNC_FILE_RANGE_WRITE): overlaps disk writes with the rest of the work."""
-        try:
-            os.posix_fadvise(self.fd, offset, length, os.POSIX_FADV_DONTNEED)
-        except OSError:
-            pass
+        start_writeback(self.fd, offset, length)
 
     def clone(self, src_fd: int, src_off: int, offset: int, length: int) -> bool:
         """Share ``length`` bytes of ``src_fd`` at ``src_off`` into the disk at ``offset``

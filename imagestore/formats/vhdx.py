@@ -29,6 +29,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from ..errors import BadImage, ImagestoreError, IOFailure, TooLarge, from_oserror
+from ..fsutil import start_writeback
 from . import vhdx_structs as S
 from .base import DiskReader, coalesce, pread_full, pwrite_full
 
@@ -909,10 +910,7 @@ class VhdxWriter:
             n = min(end - offset, bs - within)
             foff = int(self.block_offsets[blk])
             if foff:
-                try:
-                    os.posix_fadvise(self.fd, foff + within, n, os.POSIX_FADV_DONTNEED)
-                except OSError:
-                    pass
+                start_writeback(self.fd, foff + within, n)
             offset += n
 
     def write(self, offset: int, data: bytes | memoryview) -> None:

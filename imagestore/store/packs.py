@@ -23,6 +23,7 @@ import xxhash
 import zstandard
 
 from ..errors import IntegrityError, from_oserror
+from ..fsutil import start_writeback
 
 REC = struct.Struct("<4sB3xII16s")
 REC_MAGIC = b"ISC1"
@@ -84,10 +85,7 @@ class PackWriter:
     def start_writeback(self, offset: int, length: int) -> None:
         """Start writing a finished range to the disk now (asynchronous, like
         sync_file_range(SYNC_FILE_RANGE_WRITE)), so that :meth:`sync` has little to wait for."""
-        try:
-            os.posix_fadvise(self.fd, offset, length, os.POSIX_FADV_DONTNEED)
-        except OSError:
-            pass
+        start_writeback(self.fd, offset, length)
 
     def sync(self) -> None:
         try:
