@@ -293,7 +293,7 @@ def replicate(
                 buf = memoryview(read_span(fd, first[1], last[1] + REC.size + last[3] - first[1]))
                 out = []
                 for cid in run:
-                    pack, off, raw_len, stored_len, flags = locs[cid]
+                    _pack, off, raw_len, stored_len, flags = locs[cid]
                     rec = buf[off - first[1] : off - first[1] + REC.size + stored_len]
                     where = f"{src.packs_dir}/{name}@{off}"
                     payload = rec[REC.size:]
