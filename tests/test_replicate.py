@@ -256,12 +256,12 @@ def test_payload_checksum_checked_on_arrival(tmp_path):
 
     # 3. psums back, then one compressed payload damaged: refused, nothing published
     src.con.execute("UPDATE chunks SET psum = NULL")
-    for cid, pack, off, _rl, sl, _fl in index.iter_all(src.con):
+    for cid, pack, off, _rl, sl, _fl, _ps in index.iter_all(src.con):
         fd, _ = src.pack_fd(pack)
         from imagestore.store.packs import REC, read_record
         src.con.execute("UPDATE chunks SET psum=? WHERE id=?",
                         (index.payload_sum(read_record(fd, off, sl)[REC.size:]), cid))
-    cid, pack, off, _rl, sl, _fl = next(r for r in index.iter_all(src.con) if r[5] == 1)
+    cid, pack, off, _rl, sl, _fl, _ps = next(r for r in index.iter_all(src.con) if r[5] == 1)
     path = os.path.join(src.packs_dir, index.pack_names(src.con)[pack])
     with open(path, "r+b") as f:
         f.seek(off + 32 + sl // 2)

@@ -71,9 +71,6 @@ from ..store.packs import (
 
 #: close, fsync and publish the pack in progress every this many bytes of new pack data
 COMMIT_EVERY = 128 << 20
-#: start writeback of the pack in progress every this many bytes (overlaps the disk writes
-#: with the copy, so the fsync before publishing has little left to wait for)
-WRITEBACK_EVERY = 8 << 20
 #: at most this many bytes of neighbouring source records are read by one pread
 RUN_BYTES = 2 << 20
 #: source records this close together are read in one run, the gap read and discarded
@@ -115,11 +112,6 @@ class ReplicateResult:
         }
 
 
-def publish_rows(con, pack_name: str, rows: list[Row], *, replace: bool = False) -> None:
-    """Insert (or, with ``replace``, repoint) index rows for one pack in one transaction."""
-    index.publish(con, pack_name, rows, replace=replace)
-
-
 class LockedPackWriter(PackWriter):
     """A PackWriter whose file carries an exclusive flock while it is written, so that a
     concurrent replication does not adopt a pack that is still growing."""
@@ -139,24 +131,18 @@ class RecordSink:
         self.rows: list[Row] = []
         self.size = 0
         self.written = 0
-        self.flushed_to = 0  # pack bytes whose writeback has been started
 
     def add(self, cid: bytes, raw_len: int, payload: bytes | memoryview, flags: int,
             psum: int | None = None) -> None:
         """Append one verified record; ``psum`` is its payload checksum when known."""
         if self.writer is None:
             self.writer = LockedPackWriter(self.dst.packs_dir)
-            self.flushed_to = 0
-        w = self.writer
-        off = w.append(cid, raw_len, payload, flags)
+        off = self.writer.append(cid, raw_len, payload, flags)
         if psum is None:
             psum = index.payload_sum(payload)
         self.rows.append((cid, off, raw_len, len(payload), flags, psum))
         self.size += REC.size + len(payload)
         self.written += REC.size + len(payload)
-        if w.size - self.flushed_to >= WRITEBACK_EVERY:
-            w.start_writeback(self.flushed_to, w.size - self.flushed_to)
-            self.flushed_to = w.size
         if self.size >= COMMIT_EVERY:
             self.flush()
 
@@ -167,7 +153,7 @@ class RecordSink:
         try:
             if self.rows:
                 w.sync()
-                publish_rows(self.dst.con, w.name, self.rows, replace=self.replace)
+                index.publish(self.dst.con, w.name, self.rows, replace=self.replace)
         finally:
             w.close()
             if w.size == 0:
@@ -221,7 +207,7 @@ def _adopt(dst: BlobStore, need: dict[bytes, int], premium: bool, res: Replicate
                 del need[rid]
             if rows:
                 os.fsync(fd)
-                publish_rows(dst.con, name, rows, replace=premium)
+                index.publish(dst.con, name, rows, replace=premium)
                 res.chunks_adopted += len(rows)
                 res.bytes_adopted += sum(REC.size + r[3] for r in rows)
         finally:

@@ -87,18 +87,18 @@ def lookup(con: sqlite3.Connection, cid: bytes) -> Location | None:
     return row
 
 
-def lookup_many(con: sqlite3.Connection, ids: Iterable[bytes]) -> dict[bytes, Location]:
+def _by_ids(con: sqlite3.Connection, cols: str, ids: Iterable[bytes]) -> Iterator[tuple]:
+    """Rows (id, *cols) for the distinct ``ids`` that are indexed, 500 ids per query."""
     ids = list(dict.fromkeys(ids))
-    out: dict[bytes, Location] = {}
     for i in range(0, len(ids), 500):
         part = ids[i : i + 500]
         q = ",".join("?" * len(part))
-        for row in con.execute(
-            f"SELECT id, pack, offset, raw_len, stored_len, flags FROM chunks WHERE id IN ({q})",
-            part,
-        ):
-            out[bytes(row[0])] = tuple(row[1:])  # type: ignore[assignment]
-    return out
+        yield from con.execute(f"SELECT id, {cols} FROM chunks WHERE id IN ({q})", part)
+
+
+def lookup_many(con: sqlite3.Connection, ids: Iterable[bytes]) -> dict[bytes, Location]:
+    rows = _by_ids(con, "pack, offset, raw_len, stored_len, flags", ids)
+    return {bytes(r[0]): tuple(r[1:]) for r in rows}  # type: ignore[misc]
 
 
 def pack_names(con: sqlite3.Connection) -> dict[int, str]:
@@ -110,14 +110,7 @@ Row = tuple[bytes, int, int, int, int, int | None]  # id, offset, raw_len, store
 
 def lookup_sums(con: sqlite3.Connection, ids: Iterable[bytes]) -> dict[bytes, int | None]:
     """``psum`` of each indexed chunk among ``ids`` (None where the index has none)."""
-    ids = list(dict.fromkeys(ids))
-    out: dict[bytes, int | None] = {}
-    for i in range(0, len(ids), 500):
-        part = ids[i : i + 500]
-        q = ",".join("?" * len(part))
-        for cid, psum in con.execute(f"SELECT id, psum FROM chunks WHERE id IN ({q})", part):
-            out[bytes(cid)] = psum
-    return out
+    return {bytes(cid): psum for cid, psum in _by_ids(con, "psum", ids)}
 
 
 def publish(con: sqlite3.Connection, pack_name: str, rows: list[Row], *, replace: bool = False) -> None:
@@ -140,7 +133,9 @@ def publish(con: sqlite3.Connection, pack_name: str, rows: list[Row], *, replace
         raise
 
 
-def iter_all(con: sqlite3.Connection) -> Iterator[tuple[bytes, int, int, int, int, int]]:
+def iter_all(con: sqlite3.Connection) -> Iterator[tuple[bytes, int, int, int, int, int, int | None]]:
+    """Every row (id, pack, offset, raw_len, stored_len, flags, psum) in pack order."""
     yield from con.execute(
-        "SELECT id, pack, offset, raw_len, stored_len, flags FROM chunks ORDER BY pack, offset"
+        "SELECT id, pack, offset, raw_len, stored_len, flags, psum FROM chunks "
+        "ORDER BY pack, offset"
     )

@@ -4,9 +4,8 @@ Only the reader's allocated extents are read; chunks inside them that are all ze
 dropped (the manifest leaves them out). Reading, zero detection, hashing, the index lookup and
 compression run in worker threads (pread, zstd and SQLite release the GIL), each taking a group
 of consecutive chunks (``GROUP_BYTES``) whose ids it looks up in one query; the calling thread
-appends new chunks to the pack in disk order, starting its writeback every
-``WRITEBACK_EVERY`` bytes, so memory stays bounded by the in-flight window and the fsync before
-each publish has little left to write.
+appends new chunks to the pack in disk order (the pack starts its own writeback as it grows),
+so memory stays bounded by the in-flight window and the fsync before each publish is short.
 """
 
 from __future__ import annotations
@@ -28,8 +27,6 @@ from .packs import PACK_MAX, PackWriter, encode_chunk
 
 #: publish index rows at least every this many bytes of new pack data
 COMMIT_EVERY = 256 << 20
-#: start writeback of the pack every this many bytes, so the fsync before publishing is short
-WRITEBACK_EVERY = 8 << 20
 #: a worker takes this many bytes of consecutive chunks at a time (one index query for them)
 GROUP_BYTES = 2 << 20
 
@@ -129,7 +126,6 @@ def ingest(
     done = 0
     writer: PackWriter | None = None
     unpublished = 0
-    flushed_to = 0  # pack bytes whose writeback has been started
 
     def publish() -> None:
         nonlocal rows, unpublished
@@ -171,16 +167,12 @@ def ingest(
                             if writer is not None:
                                 writer.close()
                             writer = PackWriter(store.packs_dir)
-                            flushed_to = 0
                         off = writer.append(cid, n, payload, flags)
                         rows.append((cid, off, n, len(payload), flags, psum))
                         pending[cid] = None
                         stored += len(payload) + 32
                         unpublished += len(payload)
                         new_chunks += 1
-                        if writer.size - flushed_to >= WRITEBACK_EVERY:
-                            writer.start_writeback(flushed_to, writer.size - flushed_to)
-                            flushed_to = writer.size
                         if unpublished >= COMMIT_EVERY:
                             publish()
                     if progress is not None:

@@ -52,9 +52,7 @@ def verify(store: BlobStore, *, progress: Progress | None = None) -> VerifyRepor
         con = store.con
         total = con.execute("SELECT COALESCE(SUM(raw_len),0) FROM chunks").fetchone()[0]
         bad: set[bytes] = set()
-        for cid, pack, off, raw_len, stored_len, _flags, psum in con.execute(
-                "SELECT id, pack, offset, raw_len, stored_len, flags, psum FROM chunks "
-                "ORDER BY pack, offset"):
+        for cid, pack, off, raw_len, stored_len, _flags, psum in index.iter_all(con):
             cid = bytes(cid)
             try:
                 fd, name = store.pack_fd(pack)

@@ -35,6 +35,9 @@ ALIGN_MIN = 64 * 1024
 ALIGN = 4096
 FLAG_ZSTD = 1
 PACK_MAX = 1 << 30  # roll over to a new pack after 1 GiB
+#: a PackWriter starts the writeback of what it wrote every this many bytes, so the fsync
+#: before its rows are published has little left to wait for
+WRITEBACK_EVERY = 8 << 20
 
 
 def new_pack_name() -> str:
@@ -53,6 +56,7 @@ class PackWriter:
         except OSError as e:
             raise from_oserror(e, self.path) from None
         self.size = 0
+        self.flushed_to = 0  # bytes whose writeback has been started
 
     def append(self, cid: bytes, raw_len: int, payload: bytes, flags: int) -> int:
         """Append one record; returns its offset.
@@ -80,12 +84,10 @@ class PackWriter:
             raise from_oserror(e, self.path) from None
         # pwritev to a regular file writes everything or raises (ENOSPC); check anyway
         self.size = off + REC.size + len(payload)
+        if self.size - self.flushed_to >= WRITEBACK_EVERY:
+            start_writeback(self.fd, self.flushed_to, self.size - self.flushed_to)
+            self.flushed_to = self.size
         return off
-
-    def start_writeback(self, offset: int, length: int) -> None:
-        """Start writing a finished range to the disk now (asynchronous, like
-        sync_file_range(SYNC_FILE_RANGE_WRITE)), so that :meth:`sync` has little to wait for."""
-        start_writeback(self.fd, offset, length)
 
     def sync(self) -> None:
         try:
