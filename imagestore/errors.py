@@ -9,14 +9,25 @@ from __future__ import annotations
 
 
 class ImagestoreError(Exception):
-    """Base class. ``exit_code`` is stable and documented."""
+    """Base class. ``exit_code`` is stable and documented.
+
+    ``code`` is the ARM error code (``InvalidParameter``, ``ResourceNotFound``, ``Conflict``,
+    ``OperationNotAllowed``, ``PropertyChangeNotAllowed``, …) and ``target`` the field it is
+    about, named as in the resource JSON (``properties.storageProfile.osDiskImage.source.uri``)
+    or ``None``. The message never names a CLI flag: each interface maps ``target`` to its own
+    vocabulary (the CLI to a flag name, the REST API to the ARM error body's ``target``).
+    """
 
     exit_code = 1
     kind = "Error"
+    code = "InternalError"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, target: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.target = target
+        if code is not None:
+            self.code = code
 
     def __str__(self) -> str:
         return self.message
@@ -27,6 +38,7 @@ class InvalidArgument(ImagestoreError):
 
     exit_code = 3
     kind = "InvalidArgument"
+    code = "InvalidParameter"
 
 
 class NotFound(ImagestoreError):
@@ -34,6 +46,7 @@ class NotFound(ImagestoreError):
 
     exit_code = 4
     kind = "NotFound"
+    code = "ResourceNotFound"
 
 
 class Conflict(ImagestoreError):
@@ -41,6 +54,7 @@ class Conflict(ImagestoreError):
 
     exit_code = 5
     kind = "Conflict"
+    code = "Conflict"
 
 
 class BadImage(ImagestoreError):
@@ -48,6 +62,7 @@ class BadImage(ImagestoreError):
 
     exit_code = 6
     kind = "BadImage"
+    code = "InvalidParameter"
 
 
 class IntegrityError(ImagestoreError):
@@ -55,6 +70,7 @@ class IntegrityError(ImagestoreError):
 
     exit_code = 7
     kind = "IntegrityError"
+    code = "InternalDataCorruption"
 
 
 class NotAStore(ImagestoreError):
@@ -62,6 +78,7 @@ class NotAStore(ImagestoreError):
 
     exit_code = 8
     kind = "NotAStore"
+    code = "NotAStore"
 
 
 class StoreBusy(ImagestoreError):
@@ -69,6 +86,7 @@ class StoreBusy(ImagestoreError):
 
     exit_code = 9
     kind = "StoreBusy"
+    code = "Conflict"
 
 
 class IOFailure(ImagestoreError):
@@ -76,6 +94,7 @@ class IOFailure(ImagestoreError):
 
     exit_code = 10
     kind = "IOFailure"
+    code = "StorageFailure"
 
 
 class TooLarge(ImagestoreError):
@@ -83,6 +102,27 @@ class TooLarge(ImagestoreError):
 
     exit_code = 11
     kind = "TooLarge"
+    code = "InvalidParameter"
+
+
+class PropertyChangeNotAllowed(Conflict):
+    """An update tried to change a property that is fixed once the resource exists."""
+
+    code = "PropertyChangeNotAllowed"
+
+
+class OperationNotAllowed(Conflict):
+    """The operation is not allowed in the resource's current state (blocked deletion, …)."""
+
+    code = "OperationNotAllowed"
+
+
+class TimedOut(ImagestoreError):
+    """A wait for a resource's state ran out of time (not a lock: see StoreBusy)."""
+
+    exit_code = 12
+    kind = "TimedOut"
+    code = "OperationTimedOut"
 
 
 EXIT_CODES: dict[int, str] = {
@@ -98,6 +138,7 @@ EXIT_CODES: dict[int, str] = {
     StoreBusy.exit_code: "store busy: a lock could not be taken in time",
     IOFailure.exit_code: "operating-system I/O failure (permission, disk full, read-only)",
     TooLarge.exit_code: "disk too large for the target format or filesystem",
+    TimedOut.exit_code: "timed out waiting for a resource to reach the requested state",
 }
 
 

@@ -6,20 +6,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 from click.testing import CliRunner
 
 from imagestore.cli.main import cli
 
-
-def need(tool: str) -> str:
-    """A tool the suite requires; .ci/run installs it, so a missing one fails loudly."""
-    path = shutil.which(tool)
-    if path is None:
-        pytest.fail(f"required tool '{tool}' is not installed (run .ci/run or see README)")
-    return path
+from .helpers import MiB, make_ext4, need, umount
 
 
 @pytest.fixture
@@ -53,54 +46,6 @@ def run(store_dir) -> Cli:
     return Cli(store_dir)
 
 
-def run_imagestore(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
-    """Run the real console entry point in a subprocess."""
-    p = subprocess.run(
-        [sys.executable, "-m", "imagestore.cli.main", *args],
-        capture_output=True, text=True, **kw,
-    )
-    if check and p.returncode != 0:
-        raise AssertionError(f"imagestore {args} failed {p.returncode}: {p.stderr}")
-    return p
-
-
-def dir_bytes(path: str) -> int:
-    """Bytes allocated by the files under ``path`` (sparse files count what they hold)."""
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.stat(os.path.join(dirpath, f)).st_blocks * 512
-            except FileNotFoundError:
-                pass
-    return total
-
-
-def kill_when_grown(proc: subprocess.Popen, watch: str, grow: int, timeout: float = 60.0) -> bool:
-    """SIGKILL ``proc`` once the files under ``watch`` have grown by ``grow`` bytes: a kill in
-    the middle of the work, however fast the machine. Returns False if it finished first."""
-    import time
-
-    start = dir_bytes(watch)
-    deadline = time.monotonic() + timeout
-    while proc.poll() is None and time.monotonic() < deadline:
-        if dir_bytes(watch) - start >= grow:
-            proc.kill()
-            proc.wait()
-            return True
-        time.sleep(0.002)
-    proc.wait()
-    return False
-
-
-def make_ext4(path: str, size: str = "256M", src: str = "/usr/share/doc") -> str:
-    """A realistic image: an ext4 filesystem populated from system files."""
-    need("mkfs.ext4")
-    subprocess.run(["truncate", "-s", size, path], check=True)
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", src, path], check=True)
-    return path
-
-
 @pytest.fixture(scope="session")
 def ext4_image(tmp_path_factory) -> str:
     d = tmp_path_factory.mktemp("ext4")
@@ -129,3 +74,30 @@ def store_tree_snapshot(root: str) -> dict[str, object]:
             st = os.stat(p)
             out[os.path.relpath(p, root)] = (st.st_size, st.st_mtime_ns)
     return out
+
+
+@pytest.fixture(scope="module")
+def xfs(tmp_path_factory) -> str:
+    """A mounted XFS filesystem with reflink support; unmounted at the end of the module."""
+    mkfs = need("mkfs.xfs")
+    need("filefrag")
+    if os.geteuid() != 0:
+        pytest.skip(f"mounting an XFS loop image needs root; running as uid {os.geteuid()}")
+    if shutil.which("mount") is None:
+        pytest.skip("no mount(8) on this machine: cannot loop-mount an XFS image")
+    if not os.path.exists("/dev/loop-control") and not os.path.exists("/dev/loop0"):
+        pytest.skip("no loop devices (/dev/loop-control, /dev/loop0): cannot mount an image")
+    base = tmp_path_factory.mktemp("xfs")
+    img = str(base / "x.img")
+    mnt = str(base / "mnt")
+    os.mkdir(mnt)
+    with open(img, "wb") as f:
+        f.truncate(512 * MiB)
+    subprocess.run([mkfs, "-q", "-m", "reflink=1", img], check=True)
+    r = subprocess.run(["mount", "-o", "loop", img, mnt], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"loop-mounting an XFS image is impossible here: {r.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        umount(mnt)

@@ -3,35 +3,10 @@
 from __future__ import annotations
 
 import os
-import select
 import subprocess
 import sys
 
-
-def run_with_tty_stderr(args: list[str]) -> tuple[int, str, str]:
-    master, slave = os.openpty()
-    p = subprocess.Popen(
-        [sys.executable, "-m", "imagestore.cli.main", *args],
-        stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL,
-    )
-    os.close(slave)
-    chunks = []
-    while True:
-        r, _, _ = select.select([master], [], [], 0.1)
-        if r:
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not data:
-                break
-            chunks.append(data)
-        elif p.poll() is not None:
-            break
-    out = p.stdout.read().decode()
-    p.wait()
-    os.close(master)
-    return p.returncode, out, b"".join(chunks).decode(errors="replace")
+from tests.helpers import run_with_tty_stderr
 
 
 def test_progress_on_terminal_only(tmp_path):

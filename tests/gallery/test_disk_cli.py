@@ -11,19 +11,11 @@ import subprocess
 import pytest
 
 from imagestore.gallery.ids import SUBSCRIPTION
-from tests.conftest import need
+from tests.helpers import fails, need
 
 INVALID, NOT_FOUND, CONFLICT = 3, 4, 5
 MiB = 1 << 20
 QEMU_FMT = {"raw": "raw", "vhd": "vpc", "vhd-fixed": "vpc", "vhdx": "vhdx", "vhdx-fixed": "vhdx"}
-
-
-def fails(r, code: int, *needles: str) -> None:
-    assert r.exit_code == code, (r.exit_code, r.stdout, r.stderr)
-    err = r.stderr.strip()
-    assert err.startswith("error: ") and "\n" not in err, err
-    for n in needles:
-        assert n in err, (n, err)
 
 
 def make_raw(path, size, pattern_at) -> str:

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from .conftest import kill_when_grown, run_imagestore
+from tests.helpers import kill_when_grown, run_imagestore, store_tree_snapshot
 
 MiB = 1 << 20
 
@@ -143,7 +143,6 @@ def test_gc_waits_for_readers(tmp_path, big_source):
     --timeout gives up with exit 9 and touches nothing; once the reader is gone it runs."""
     from imagestore.home import Home
 
-    from .conftest import store_tree_snapshot
 
     store = str(tmp_path / "store")
     run_imagestore("--store", store, "store", "ingest", big_source)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from .conftest import need
+from tests.helpers import need
 
 TiB = 1 << 40
 MiB = 1 << 20

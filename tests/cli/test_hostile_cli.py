@@ -8,8 +8,7 @@ import os
 import pytest
 
 from fixtures import hostile_vhd, hostile_vhdx
-
-from .conftest import store_tree_snapshot
+from tests.helpers import store_tree_snapshot
 
 
 @pytest.fixture(scope="module")

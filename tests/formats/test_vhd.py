@@ -24,7 +24,7 @@ MIB = 2**20
 needs_qemu = pytest.mark.usefixtures("qemu_tools")
 
 _spec = importlib.util.spec_from_file_location(
-    "hostile_vhd", Path(__file__).resolve().parent.parent / "fixtures" / "hostile_vhd.py"
+    "hostile_vhd", Path(__file__).resolve().parents[2] / "fixtures" / "hostile_vhd.py"
 )
 hostile_vhd = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(hostile_vhd)

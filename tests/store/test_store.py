@@ -12,8 +12,7 @@ import pytest
 
 from imagestore.home import Home
 from imagestore.store.maintenance import verify
-
-from .conftest import need, store_tree_snapshot
+from tests.helpers import need, store_tree_snapshot
 
 MiB = 1 << 20
 

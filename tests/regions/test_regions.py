@@ -23,8 +23,7 @@ from imagestore.regions.replicas import open_slot, region_slots
 from imagestore.store import index
 from imagestore.store.maintenance import stats, verify
 from imagestore.store.materialize import materialize
-
-from .conftest import store_tree_snapshot
+from tests.helpers import store_tree_snapshot
 
 MiB = 1 << 20
 

@@ -8,7 +8,6 @@ import os
 import random
 import subprocess
 import sys
-from collections import Counter
 
 import pytest
 
@@ -20,39 +19,9 @@ from imagestore.store import index
 from imagestore.store.layout import CasConfig
 from imagestore.store.maintenance import stats, verify
 from imagestore.store.materialize import materialize
-from imagestore.store.packs import scan_pack
-
-from .conftest import kill_when_grown, need, run_imagestore
+from tests.helpers import kill_when_grown, make_random, make_v2, pack_records, run_imagestore
 
 MiB = 1 << 20
-
-
-def pack_records(store) -> Counter:
-    """Chunk id -> number of well-formed records for it in all of the store's pack files."""
-    seen: Counter = Counter()
-    for name in os.listdir(store.packs_dir):
-        fd = os.open(os.path.join(store.packs_dir, name), os.O_RDONLY)
-        try:
-            for _off, _fl, _raw, _stored, rid in scan_pack(fd, os.fstat(fd).st_size):
-                seen[rid] += 1
-        finally:
-            os.close(fd)
-    return seen
-
-
-def make_v2(v1: str, tmp_path) -> str:
-    """v1 changed in place with debugfs: a 2 MiB file added, another removed."""
-    need("debugfs")
-    v2 = str(tmp_path / "v2.raw")
-    subprocess.run(["cp", "--sparse=always", v1, v2], check=True)
-    payload = tmp_path / "new.bin"
-    payload.write_bytes(random.Random(1).randbytes(2 * MiB))
-    listing = subprocess.run(["debugfs", "-R", "ls -p /", v1], capture_output=True, text=True).stdout
-    victim = next(line.split("/")[5] for line in listing.splitlines()
-                  if line.count("/") >= 6 and line.split("/")[5] not in (".", "..", "lost+found"))
-    subprocess.run(["debugfs", "-w", "-R", f"write {payload} new.bin", v2], check=True, capture_output=True)
-    subprocess.run(["debugfs", "-w", "-R", f"rm {victim}", v2], capture_output=True)
-    return v2
 
 
 def test_incremental_sends_about_the_changed_chunks(run, ext4_image, tmp_path):
@@ -128,14 +97,6 @@ def test_library_replicate_progress_and_idempotence(tmp_path):
     for s in (dst, other):
         s.close()
     home.close()
-
-
-def make_random(path: str, mib: int, seed: int) -> str:
-    rnd = random.Random(seed)
-    with open(path, "wb") as f:
-        for _ in range(mib):
-            f.write(rnd.randbytes(MiB))
-    return path
 
 
 def test_sigkill_replication_resumes_without_duplicates(tmp_path):

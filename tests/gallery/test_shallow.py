@@ -15,19 +15,10 @@ import time
 import pytest
 
 from imagestore.gallery.shallow import slot_path
-
-from .conftest import dir_bytes, need
+from tests.helpers import dir_bytes, fails, need
 
 INVALID, NOT_FOUND, CONFLICT, INTEGRITY = 3, 4, 5, 7
 MiB = 1 << 20
-
-
-def fails(r, code: int, *needles: str) -> None:
-    assert r.exit_code == code, (r.exit_code, r.stdout, r.stderr)
-    err = r.stderr.strip()
-    assert err.startswith("error: ") and "\n" not in err, err
-    for n in needles:
-        assert n in err, (n, err)
 
 
 @pytest.fixture

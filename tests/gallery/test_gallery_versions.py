@@ -10,18 +10,11 @@ import sqlite3
 import pytest
 
 from imagestore.gallery.ids import SUBSCRIPTION
+from tests.helpers import fails, store_tree_snapshot
 
 INVALID, NOT_FOUND, CONFLICT, BAD_IMAGE = 3, 4, 5, 6
 MiB = 1 << 20
 VID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/default/providers/Microsoft.Compute/galleries/g/images/d/versions"
-
-
-def fails(r, code: int, *needles: str) -> None:
-    assert r.exit_code == code, (r.exit_code, r.stdout, r.stderr)
-    err = r.stderr.strip()
-    assert err.startswith("error: ") and "\n" not in err, err
-    for n in needles:
-        assert n in err, (n, err)
 
 
 def make_raw(path, size=3 * MiB, fill=0xAB, at=(0, 2 * MiB + 4096), n=70000) -> str:
@@ -215,7 +208,6 @@ def test_target_regions_must_include_source(env, monkeypatch):
 
 
 def test_bad_image_leaves_nothing(env, store_dir):
-    from tests.conftest import store_tree_snapshot
 
     run = env
     bad = run.tmp / "bad.vhdx"

@@ -7,18 +7,10 @@ import pytest
 
 from imagestore.cli.main import cli
 from imagestore.gallery.ids import SUBSCRIPTION
+from tests.helpers import fails
 
 INVALID, NOT_FOUND, CONFLICT = 3, 4, 5
 PFX = f"/subscriptions/{SUBSCRIPTION}/resourceGroups"
-
-
-def fails(r, code: int, *needles: str) -> None:
-    assert r.exit_code == code, (r.exit_code, r.stdout, r.stderr)
-    err = r.stderr.strip()
-    assert err.startswith("error: ") and "\n" not in err, err
-    assert "Traceback" not in r.stderr
-    for n in needles:
-        assert n in err, (n, err)
 
 
 def mkdef(run, gallery="g", name="d", pub="Contoso", offer="Finance", sku="Backend", *extra):

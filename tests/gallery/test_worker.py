@@ -17,9 +17,13 @@ from imagestore.home import Home
 from imagestore.regions import RegionRegistry
 from imagestore.regions.replicas import open_slot, region_slots
 from imagestore.store.maintenance import verify
-
-from .conftest import kill_when_grown, run_imagestore
-from .test_replicate import make_random, pack_records
+from tests.helpers import (
+    kill_when_grown,
+    make_random,
+    pack_records,
+    run_imagestore,
+    run_with_tty_stderr,
+)
 
 MiB = 1 << 20
 
@@ -190,8 +194,6 @@ def test_region_bars_from_progress():
 
 
 def test_progress_bars_per_region_on_a_terminal(tmp_path):
-    from .test_progress import run_with_tty_stderr
-
     store = str(tmp_path / "store")
     env = env_no_autostart()
     src = make_random(str(tmp_path / "src.raw"), 12, 9)

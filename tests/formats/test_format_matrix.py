@@ -21,8 +21,7 @@ from imagestore.home import Home
 from imagestore.store.ingest import ingest
 from imagestore.store.layout import CasConfig
 from imagestore.store.materialize import materialize
-
-from .conftest import need
+from tests.helpers import need
 
 MiB = 1 << 20
 QEMU_FMT = {"raw": "raw", "vhd": "vpc", "vhd-fixed": "vpc", "vhdx": "vhdx", "vhdx-fixed": "vhdx"}

@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import importlib
 import os
-import shutil
-import subprocess
-import time
 from types import ModuleType
 
 import pytest
 
 from imagestore.accel import pure
-
-from .conftest import need
+from tests.helpers import free_bytes, shared_extents
 
 MiB = 1 << 20
 
@@ -36,54 +32,6 @@ def load(name: str) -> ModuleType:
 @pytest.fixture(params=["native", "pure"])
 def acc(request) -> ModuleType:
     return load(request.param)
-
-
-def _umount(mnt: str) -> None:
-    for _ in range(10):
-        if subprocess.run(["umount", mnt], capture_output=True).returncode == 0:
-            return
-        time.sleep(0.3)
-    subprocess.run(["umount", "-l", mnt], capture_output=True)
-
-
-@pytest.fixture(scope="module")
-def xfs(tmp_path_factory) -> str:
-    """A mounted XFS filesystem with reflink support; unmounted at the end of the module."""
-    mkfs = need("mkfs.xfs")
-    need("filefrag")
-    if os.geteuid() != 0:
-        pytest.skip(f"mounting an XFS loop image needs root; running as uid {os.geteuid()}")
-    if shutil.which("mount") is None:
-        pytest.skip("no mount(8) on this machine: cannot loop-mount an XFS image")
-    if not os.path.exists("/dev/loop-control") and not os.path.exists("/dev/loop0"):
-        pytest.skip("no loop devices (/dev/loop-control, /dev/loop0): cannot mount an image")
-    base = tmp_path_factory.mktemp("xfs")
-    img = str(base / "x.img")
-    mnt = str(base / "mnt")
-    os.mkdir(mnt)
-    with open(img, "wb") as f:
-        f.truncate(512 * MiB)
-    subprocess.run([mkfs, "-q", "-m", "reflink=1", img], check=True)
-    r = subprocess.run(["mount", "-o", "loop", img, mnt], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"loop-mounting an XFS image is impossible here: {r.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        _umount(mnt)
-
-
-def shared_extents(path: str) -> tuple[int, int]:
-    """(extents, extents flagged shared) as ``filefrag -v`` reports them."""
-    out = subprocess.run(["filefrag", "-v", path], capture_output=True, text=True,
-                         check=True).stdout
-    rows = [line for line in out.splitlines() if line.strip()[:1].isdigit() and ":" in line]
-    return len(rows), sum("shared" in line for line in rows)
-
-
-def free_bytes(path: str) -> int:
-    st = os.statvfs(path)
-    return st.f_bavail * st.f_frsize
 
 
 def make_source(path: str, size: int) -> bytes:

@@ -38,7 +38,7 @@ def _oracles_installed():
         if shutil.which(tool) is None:
             pytest.fail(f"required tool '{tool}' is not installed (run .ci/run or see README)")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_fixture():

@@ -19,21 +19,11 @@ from imagestore.regions import RegionRegistry
 from imagestore.regions.replicas import open_slot, region_slots
 from imagestore.store import index
 from imagestore.store.maintenance import stats
-
-from .conftest import dir_bytes
-from .test_replicate import make_v2
+from tests.helpers import dir_bytes, fails, make_v2
 
 INVALID, NOT_FOUND, CONFLICT = 3, 4, 5
 MiB = 1 << 20
 SHOW = ["sig", "image-version", "show", "-r", "g", "-i", "d", "--expand", "ReplicationStatus", "-e"]
-
-
-def fails(r, code: int, *needles: str) -> None:
-    assert r.exit_code == code, (r.exit_code, r.stdout, r.stderr)
-    err = r.stderr.strip()
-    assert err.startswith("error: ") and "\n" not in err, err
-    for n in needles:
-        assert n in err, (n, err)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from tests.conftest import need, run_imagestore
+from tests.helpers import need, run_imagestore
 
 MiB = 1 << 20
 

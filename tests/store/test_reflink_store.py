@@ -8,8 +8,7 @@ import json
 import os
 import subprocess
 
-from .conftest import run_imagestore
-from .test_reflink import free_bytes, shared_extents, xfs  # noqa: F401 - xfs is a fixture
+from tests.helpers import free_bytes, run_imagestore, shared_extents
 
 MiB = 1 << 20
 
