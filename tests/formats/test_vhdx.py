@@ -25,8 +25,8 @@ import pyvhdi
 
 from imagestore.errors import BadImage, ImagestoreError, NotFound, TooLarge
 from imagestore.formats import create_writer, open_disk
-from imagestore.formats import vhdx_structs as S
 from imagestore.formats.vhdx import crc32c, create_vhdx_writer
+from imagestore.formats.vhdx import structs as S
 
 MiB = 2**20
 
@@ -483,9 +483,9 @@ def test_region_table_second_copy_and_header_sequence(tmp_path: Path):
     # header 1: higher sequence number but a bogus version -> must be chosen, then refused
     struct.pack_into("<Q", buf, S.HEADER1_OFFSET + 8, 99)
     struct.pack_into("<H", buf, S.HEADER1_OFFSET + 66, 7)
-    from imagestore.formats.vhdx import _with_checksum
+    from imagestore.formats.vhdx import with_checksum
 
-    buf[S.HEADER1_OFFSET : S.HEADER1_OFFSET + 4096] = _with_checksum(
+    buf[S.HEADER1_OFFSET : S.HEADER1_OFFSET + 4096] = with_checksum(
         bytes(buf[S.HEADER1_OFFSET : S.HEADER1_OFFSET + 4096])
     )
     p.write_bytes(buf)
@@ -631,7 +631,7 @@ def test_differencing_locator_fallbacks(tmp_path: Path):
         cw.finish()
         buf = bytearray(child.read_bytes())
         _pos, loc_off, loc_len = _load_fixture().meta_entry(buf, S.PARENT_LOCATOR_GUID)
-        new = V._pack_locator([("parent_linkage", "{" + str(dwg) + "}"),
+        new = V.pack_locator([("parent_linkage", "{" + str(dwg) + "}"),
                                ("relative_path", "gone.vhdx"), (key, value)])
         assert len(new) < 64 * 1024
         buf[loc_off : loc_off + len(new)] = new

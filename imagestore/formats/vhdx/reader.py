@@ -1,20 +1,10 @@
-"""VHDX disk images (Microsoft MS-VHDX v1.0): reader and writer.
+"""VHDX reader (MS-VHDX v1.0).
 
-Reader: both headers and both region tables are checked with CRC-32C; the metadata items and
-the BAT are validated against the file size before anything is read or allocated, so that a
-hostile file yields one ``BadImage`` line and never another exception. The BAT is read once
-into a numpy array; extents are found with numpy, never by looping over every entry.
-
-Log (2.3): when the header's LogGuid is non-zero, the active sequence of valid log entries
-(CRC-32C checked, sequence numbers consecutive) is replayed *in memory*: an overlay of 4 KiB
-sectors (file offset -> bytes) that every later read of metadata, BAT, bitmaps and payload
-consults. The user's file is never written. A non-zero LogGuid without valid entries is an
-empty log. Tested against qemu, which replays the same entries into a copy.
-
-Writer: dynamic (32 MiB blocks, allocated on first write, file grown with ftruncate so that
-unwritten parts of a block are sparse zeros) or fixed (all blocks present and contiguous, the
-file sparse where never written). Layout follows qemu's: header section, a 1 MiB log region
-(empty), the metadata region, the BAT region, then payload blocks.
+Both headers and both region tables are checked with CRC-32C; the metadata items and the BAT
+are validated against the file size before anything is read or allocated, so that a hostile
+file yields one ``BadImage`` line and never another exception. The BAT is read once into a
+numpy array; extents are found with numpy, never by looping over every entry. A dirty log is
+replayed in memory first (:mod:`.log`).
 """
 
 from __future__ import annotations
@@ -22,207 +12,16 @@ from __future__ import annotations
 import bisect
 import os
 import struct
-import threading
 import uuid
 from collections.abc import Iterator
 
 import numpy as np
 
-from ..errors import BadImage, ImagestoreError, IOFailure, TooLarge, from_oserror
-from ..fsutil import start_writeback
-from . import vhdx_structs as S
-from .base import DiskReader, coalesce, pread_full, pwrite_full
-
-# --------------------------------------------------------------------------------------------
-# CRC-32C (Castagnoli), reflected polynomial 0x82F63B78, as required by MS-VHDX 2.2.2.
-
-
-def _make_crc_table() -> list[int]:
-    table = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-_CRC_TABLE = _make_crc_table()
-
-
-_CRC_NP = np.array(_CRC_TABLE, dtype=np.uint32)
-_CRC_LANES = 4096
-_SHIFT_CACHE: dict[int, list[list[int]]] = {}
-
-
-def _crc_raw_py(data: bytes, c: int) -> int:
-    t = _CRC_TABLE
-    for b in data:
-        c = t[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c
-
-
-def _shift_tables(n: int) -> list[list[int]]:
-    """Byte tables of the linear map "feed ``n`` zero bytes" on the raw CRC register."""
-    got = _SHIFT_CACHE.get(n)
-    if got is None:
-        v = (np.arange(256, dtype=np.uint32)[None, :] << (8 * np.arange(4, dtype=np.uint32))[:, None])
-        v = v.reshape(-1)
-        for _ in range(n):
-            v = _CRC_NP[v & 0xFF] ^ (v >> 8)
-        got = [v[k * 256 : (k + 1) * 256].tolist() for k in range(4)]
-        _SHIFT_CACHE[n] = got
-    return got
-
-
-def crc32c(data: bytes | bytearray | memoryview, crc: int = 0) -> int:
-    """CRC-32C of ``data``. Table-driven; buffers of 64 KiB and more are split into 4096
-    lanes whose CRCs numpy computes side by side, then combined (the CRC is linear)."""
-    data = bytes(data)
-    c = crc ^ 0xFFFFFFFF
-    n = len(data)
-    if n >= 16 * _CRC_LANES:
-        lane = n // _CRC_LANES
-        body = lane * _CRC_LANES
-        cols = np.frombuffer(data, dtype=np.uint8, count=body).reshape(_CRC_LANES, lane).T.copy()
-        reg = np.zeros(_CRC_LANES, dtype=np.uint32)
-        for j in range(lane):
-            reg = _CRC_NP[(reg ^ cols[j]) & 0xFF] ^ (reg >> 8)
-        t0, t1, t2, t3 = _shift_tables(lane)
-        for r in reg.tolist():
-            c = t0[c & 0xFF] ^ t1[(c >> 8) & 0xFF] ^ t2[(c >> 16) & 0xFF] ^ t3[c >> 24] ^ r
-        data = data[body:]
-    return _crc_raw_py(data, c) ^ 0xFFFFFFFF
-
-
-def _checksum_ok(buf: bytes, crc_offset: int = 4) -> bool:
-    stored = struct.unpack_from("<I", buf, crc_offset)[0]
-    zeroed = buf[:crc_offset] + b"\0\0\0\0" + buf[crc_offset + 4 :]
-    return crc32c(zeroed) == stored
-
-
-def _with_checksum(buf: bytes, crc_offset: int = 4) -> bytes:
-    zeroed = buf[:crc_offset] + b"\0\0\0\0" + buf[crc_offset + 4 :]
-    return zeroed[:crc_offset] + struct.pack("<I", crc32c(zeroed)) + zeroed[crc_offset + 4 :]
-
-
-# --------------------------------------------------------------------------------------------
-# Log (2.3): finding the active sequence
-
-#: at most this many 4 KiB sectors (256 MiB) are replayed in memory
-_LOG_MAX_OVERLAY_SECTORS = 65536
-#: a log may extend the file (LastFileOffset) by at most this much
-_LOG_MAX_EXTENSION = 1 * S.GiB
-#: at most this many bytes are checksummed while searching the log (hostile overlapping entries)
-_LOG_MAX_CRC_BYTES = 64 * S.MiB
-_LOG_SECTOR = 4096
-
-
-class _LogEntry:
-    __slots__ = ("pos", "length", "seq", "flushed_file_offset", "last_file_offset", "sectors")
-
-    def __init__(self, pos: int, length: int, seq: int, flushed: int, last: int,
-                 sectors: list[tuple[int, bytes]]) -> None:
-        self.pos, self.length, self.seq = pos, length, seq
-        self.flushed_file_offset, self.last_file_offset = flushed, last
-        self.sectors = sectors
-
-
-def _parse_log_entry(log: bytes, pos: int, guid: uuid.UUID, budget: list[int]) -> _LogEntry | None:
-    """Parse and fully validate the log entry at ``pos`` (2.3.1), or return None.
-
-    The log is a circular buffer: an entry may wrap around its end."""
-    size = len(log)
-    if log[pos : pos + 4] != S.LOG_ENTRY_SIGNATURE:
-        return None
-    (_sig, _crc, length, _tail, seq, ndesc, _res, lguid, flushed, last) = (
-        S.LOG_ENTRY_HEADER_FMT.unpack_from(log, pos)
-    )
-    if lguid != guid.bytes_le or seq == 0 or length == 0 or length % _LOG_SECTOR:
-        return None
-    if length > size:
-        return None
-    # header (64 bytes) + 32-byte descriptors fill the first sectors (2.3.1.2)
-    desc_sectors = -(-(64 + 32 * ndesc) // _LOG_SECTOR)
-    if desc_sectors > length // _LOG_SECTOR:
-        return None
-    entry = log[pos : pos + length]
-    if len(entry) < length:  # wraps around the end of the circular log
-        entry += log[: length - len(entry)]
-    budget[0] -= length
-    if budget[0] < 0:
-        raise OverflowError("log search budget exhausted")
-    if not _checksum_ok(entry):
-        return None
-    sectors: list[tuple[int, bytes]] = []
-    data_idx = desc_sectors
-    for i in range(ndesc):
-        d = entry[64 + 32 * i : 96 + 32 * i]
-        sig = d[:4]
-        dseq, foff = struct.unpack_from("<Q", d, 24)[0], struct.unpack_from("<Q", d, 16)[0]
-        if dseq != seq or foff % _LOG_SECTOR:
-            return None
-        if sig == b"zero":  # 2.3.1.3 zero descriptor
-            (zlen,) = struct.unpack_from("<Q", d, 8)
-            if zlen % _LOG_SECTOR or zlen // _LOG_SECTOR > _LOG_MAX_OVERLAY_SECTORS:
-                return None
-            zero = bytes(_LOG_SECTOR)
-            sectors.extend((foff + k * _LOG_SECTOR, zero) for k in range(zlen // _LOG_SECTOR))
-        elif sig == b"desc":  # 2.3.1.4 data descriptor + 2.3.1.5 data sector
-            if (data_idx + 1) * _LOG_SECTOR > length:
-                return None
-            ds = entry[data_idx * _LOG_SECTOR : (data_idx + 1) * _LOG_SECTOR]
-            data_idx += 1
-            hi, lo = struct.unpack_from("<I", ds, 4)[0], struct.unpack_from("<I", ds, 4092)[0]
-            if ds[:4] != b"data" or ((hi << 32) | lo) != seq:
-                return None
-            # the sector's first 8 and last 4 bytes are kept in the descriptor
-            sectors.append((foff, d[8:16] + ds[8:4092] + d[4:8]))
-        else:
-            return None
-    return _LogEntry(pos, length, seq, flushed, last, sectors)
-
-
-def _find_active_log_sequence(log: bytes, guid: uuid.UUID, bad) -> list[_LogEntry]:  # noqa: ANN001
-    """2.3.2: the active sequence is the run of consecutive valid entries (sequence numbers
-    increasing by one, each following the previous in the circular log) with the highest
-    sequence number. Like qemu, the head's Tail field is not required to match."""
-    size = len(log)
-    budget = [_LOG_MAX_CRC_BYTES + 4 * size]
-    cache: dict[int, _LogEntry | None] = {}
-
-    def at(pos: int) -> _LogEntry | None:
-        if pos not in cache:
-            cache[pos] = _parse_log_entry(log, pos, guid, budget)
-        return cache[pos]
-
-    best: list[_LogEntry] = []
-    try:
-        pos = log.find(S.LOG_ENTRY_SIGNATURE)
-        while pos != -1:
-            if pos % _LOG_SECTOR == 0 and at(pos) is not None:
-                seqs = [at(pos)]
-                seen = {pos}
-                while True:
-                    cur = seqs[-1]
-                    nxt_pos = (cur.pos + cur.length) % size
-                    if nxt_pos in seen:
-                        break
-                    nxt = at(nxt_pos)
-                    if nxt is None or nxt.seq != cur.seq + 1:
-                        break
-                    seqs.append(nxt)
-                    seen.add(nxt_pos)
-                if not best or seqs[-1].seq > best[-1].seq:
-                    best = seqs
-            pos = log.find(S.LOG_ENTRY_SIGNATURE, pos + 1)
-    except OverflowError:
-        raise bad("log needs replay but is too complex to replay in memory") from None
-    return best
-
-
-# --------------------------------------------------------------------------------------------
-# Reader
+from ...errors import BadImage, ImagestoreError, from_oserror
+from ..base import DiskReader, coalesce, pread_full
+from . import structs as S
+from .crc32c import checksum_ok
+from .log import replay
 
 
 class VhdxReader:
@@ -279,7 +78,7 @@ class VhdxReader:
         best: S.Header | None = None
         for off in (S.HEADER1_OFFSET, S.HEADER2_OFFSET):
             buf = self._pread(S.HEADER_SIZE, off)
-            if buf[:4] != S.HEADER_SIGNATURE or not _checksum_ok(buf):
+            if buf[:4] != S.HEADER_SIGNATURE or not checksum_ok(buf):
                 continue
             h = S.Header.unpack(buf)
             if best is None or h.sequence_number > best.sequence_number:
@@ -296,7 +95,7 @@ class VhdxReader:
         table: bytes | None = None
         for off in (S.REGION_TABLE1_OFFSET, S.REGION_TABLE2_OFFSET):
             buf = self._pread(S.REGION_TABLE_SIZE, off)
-            if buf[:4] == S.REGION_SIGNATURE and _checksum_ok(buf):
+            if buf[:4] == S.REGION_SIGNATURE and checksum_ok(buf):
                 table = buf
                 break
         if table is None:
@@ -365,40 +164,15 @@ class VhdxReader:
                 f"log region (offset {h.log_offset}, length {h.log_length}) lies outside the "
                 f"file ({self.file_size} bytes)"
             )
-        entries = _find_active_log_sequence(
-            self._pread(h.log_length, h.log_offset), h.log_guid, self._bad
+        done = replay(
+            self._pread(h.log_length, h.log_offset), h.log_guid, self.file_size, self._bad
         )
-        if not entries:
+        if not done.entries:
             return
-        overlay: dict[int, bytes] = {}
-        last_file_offset = self.file_size
-        for e in entries:
-            # 2.3.1.1: FlushedFileOffset beyond the file means the file was truncated.
-            if e.flushed_file_offset > self.file_size:
-                raise self._bad(
-                    f"log is corrupt: it expects the file to hold at least "
-                    f"{e.flushed_file_offset} bytes, the file has {self.file_size} (truncated?)"
-                )
-            last_file_offset = max(last_file_offset, e.last_file_offset)
-            for off, data in e.sectors:
-                if off < S.REGION_TABLE1_OFFSET:
-                    # 2.3: the log never updates the file identifier or the headers
-                    raise self._bad(
-                        f"log entry writes into the file identifier or headers (offset {off})"
-                    )
-                overlay[off] = data
-                if len(overlay) > _LOG_MAX_OVERLAY_SECTORS:
-                    raise self._bad("log describes too many sectors to replay in memory")
-        # 2.3.1.1: LastFileOffset: the file is (virtually) extended to at least this size.
-        if last_file_offset > self.file_size + _LOG_MAX_EXTENSION:
-            raise self._bad(
-                f"log extends the file to {last_file_offset} bytes, implausibly far beyond its "
-                f"{self.file_size} bytes"
-            )
-        self.file_size = max(self.file_size, _round_up(last_file_offset, S.MiB))
-        self._overlay = overlay
-        self._overlay_keys = sorted(overlay)
-        self.log_replayed = len(entries)
+        self.file_size = done.file_size
+        self._overlay = done.overlay
+        self._overlay_keys = sorted(done.overlay)
+        self.log_replayed = done.entries
 
     def _parse_metadata(self) -> None:
         m = self.meta_region
@@ -616,7 +390,7 @@ class VhdxReader:
 
     # -- differencing ----------------------------------------------------------------------
     def open_parent(self, allow_parent_dir: str | None, depth: int, seen: frozenset[str]) -> None:
-        from . import open_parent
+        from .. import open_parent
 
         loc = self.parent_locator
         cands = [loc.get(k, "") for k in ("relative_path", "absolute_win32_path", "volume_path")]
@@ -810,275 +584,3 @@ def open_vhdx(
             r.parent.close()
         raise
     return r
-
-
-# --------------------------------------------------------------------------------------------
-# Writer
-
-#: 32 MiB, the default of qemu and Hyper-V: the BAT of a 64 TiB disk stays 16 MiB (2 Mi
-#: entries), and sparseness is kept by the file's holes (unwritten parts of a block are
-#: ftruncate-extended zeros), so smaller blocks would only shrink the apparent file size.
-WRITER_BLOCK_SIZE = 32 * S.MiB
-WRITER_LOGICAL_SECTOR = 512
-WRITER_PHYSICAL_SECTOR = 4096
-_LOG_OFFSET = 1 * S.MiB
-_LOG_LENGTH = 1 * S.MiB
-_METADATA_OFFSET = 2 * S.MiB
-_METADATA_LENGTH = 1 * S.MiB
-_BAT_OFFSET = 3 * S.MiB
-
-
-def _round_up(n: int, m: int) -> int:
-    return -(-n // m) * m
-
-
-class VhdxWriter:
-    def __init__(
-        self,
-        path: str,
-        virtual_size: int,
-        *,
-        fixed: bool,
-        block_size: int = WRITER_BLOCK_SIZE,
-        logical_sector_size: int = WRITER_LOGICAL_SECTOR,
-        parent: tuple[str, uuid.UUID] | None = None,
-    ) -> None:
-        self.path = path
-        self.virtual_size = _round_up(virtual_size, logical_sector_size)
-        self.fixed = fixed
-        self.block_size = block_size
-        self.lss = logical_sector_size
-        self.parent = parent  # (relative path, parent's DataWriteGuid): differencing
-        if parent is not None and fixed:
-            raise ValueError("a differencing disk cannot be fixed")
-        self.chunk_ratio = S.chunk_ratio(self.lss, block_size)
-        self.nblocks = -(-self.virtual_size // block_size)
-        self.n_entries = S.bat_entry_count(
-            self.virtual_size, block_size, self.chunk_ratio, parent is not None
-        )
-        self.bat_length = max(_round_up(self.n_entries * 8, S.MiB), S.MiB)
-        self.payload_start = _BAT_OFFSET + self.bat_length
-        self.block_offsets = np.zeros(self.nblocks, dtype=np.uint64)  # 0: not allocated
-        self.bitmaps: dict[int, np.ndarray] = {}  # differencing only: chunk -> sector bits
-        self.next_offset = self.payload_start
-        # write() may run in several threads at once for distinct ranges (block allocation is
-        # locked); a differencing disk's sector bitmaps are not, so it is written in order
-        self.concurrent = parent is None
-        self._alloc_lock = threading.Lock()
-        try:
-            self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        except OSError as e:
-            raise from_oserror(e, path) from None
-        try:
-            if fixed:
-                self.block_offsets[:] = (
-                    np.uint64(self.payload_start)
-                    + np.arange(self.nblocks, dtype=np.uint64) * np.uint64(block_size)
-                )
-                self.next_offset = self.payload_start + self.nblocks * block_size
-            os.ftruncate(self.fd, self.next_offset)
-        except OSError as e:
-            os.close(self.fd)
-            self.fd = -1
-            try:  # we created it: leave no half-made file (a fixed disk the filesystem refuses)
-                os.unlink(path)
-            except OSError:
-                pass
-            raise from_oserror(e, path) from None
-
-    def _alloc(self, blk: int) -> int:
-        off = int(self.block_offsets[blk])
-        if off:
-            return off
-        with self._alloc_lock:
-            off = int(self.block_offsets[blk])
-            if off:
-                return off
-            off = self.next_offset
-            self.next_offset += self.block_size
-            os.ftruncate(self.fd, self.next_offset)  # sparse zeros for the unwritten parts
-            self.block_offsets[blk] = off
-        return off
-
-    def written(self, offset: int, length: int) -> None:
-        """Start writeback of the file ranges behind a finished virtual range (asynchronous),
-        so that the fsync in :meth:`finish` has little left to do."""
-        bs = self.block_size
-        end = min(offset + length, self.virtual_size)
-        while offset < end:
-            blk, within = divmod(offset, bs)
-            n = min(end - offset, bs - within)
-            foff = int(self.block_offsets[blk])
-            if foff:
-                start_writeback(self.fd, foff + within, n)
-            offset += n
-
-    def write(self, offset: int, data: bytes | memoryview) -> None:
-        mv = memoryview(data).cast("B")
-        if offset < 0 or offset + len(mv) > self.virtual_size:
-            raise IOFailure(
-                f"{self.path}: write of {len(mv)} bytes at {offset} beyond the virtual size"
-            )
-        bs = self.block_size
-        pos = 0
-        try:
-            while pos < len(mv):
-                cur = offset + pos
-                blk, within = divmod(cur, bs)
-                n = min(len(mv) - pos, bs - within)
-                foff = self._alloc(blk)
-                pwrite_full(self.fd, mv[pos : pos + n], foff + within)
-                if self.parent is not None:
-                    self._mark_sectors(cur, n)
-                pos += n
-        except OSError as e:
-            raise from_oserror(e, self.path) from None
-
-    def _mark_sectors(self, offset: int, n: int) -> None:
-        lss = self.lss
-        first, last = offset // lss, (offset + n - 1) // lss
-        sectors_per_chunk = S.SECTORS_PER_BITMAP
-        s = first
-        while s <= last:
-            chunk, within = divmod(s, sectors_per_chunk)
-            e = min(last, (chunk + 1) * sectors_per_chunk - 1)
-            bm = self.bitmaps.get(chunk)
-            if bm is None:
-                bm = self.bitmaps[chunk] = np.zeros(sectors_per_chunk, dtype=np.uint8)
-            bm[within : within + (e - s) + 1] = 1
-            s = e + 1
-
-    def _bat(self) -> np.ndarray:
-        bat = np.zeros(self.n_entries, dtype="<u8")
-        cr = self.chunk_ratio
-        idx = np.arange(self.nblocks, dtype=np.int64)
-        idx = idx + idx // cr
-        present = self.block_offsets != 0
-        state = (
-            S.PAYLOAD_BLOCK_PARTIALLY_PRESENT if self.parent is not None
-            else S.PAYLOAD_BLOCK_FULLY_PRESENT
-        )
-        bat[idx[present]] = self.block_offsets[present] | np.uint64(state)
-        if self.parent is not None:
-            for chunk, bm in sorted(self.bitmaps.items()):
-                off = self.next_offset
-                self.next_offset += S.SECTOR_BITMAP_BLOCK_SIZE
-                os.ftruncate(self.fd, self.next_offset)
-                pwrite_full(self.fd, np.packbits(bm, bitorder="little").tobytes(), off)
-                bat[chunk * (cr + 1) + cr] = np.uint64(off | S.SB_BLOCK_PRESENT)
-        return bat
-
-    def _metadata(self) -> bytes:
-        items: list[tuple[uuid.UUID, bytes, int]] = []
-        vd = S.MD_IS_VIRTUAL_DISK | S.MD_IS_REQUIRED
-        fp_flags = S.FP_HAS_PARENT if self.parent is not None else 0
-        if self.fixed:
-            fp_flags |= S.FP_LEAVE_BLOCKS_ALLOCATED
-        items.append((S.FILE_PARAMETERS_GUID, S.FILE_PARAMETERS_FMT.pack(self.block_size, fp_flags), S.MD_IS_REQUIRED))
-        items.append((S.VIRTUAL_DISK_SIZE_GUID, struct.pack("<Q", self.virtual_size), vd))
-        items.append((S.PAGE83_GUID, uuid.uuid4().bytes_le, vd))
-        items.append((S.LOGICAL_SECTOR_SIZE_GUID, struct.pack("<I", self.lss), vd))
-        items.append((S.PHYSICAL_SECTOR_SIZE_GUID, struct.pack("<I", WRITER_PHYSICAL_SECTOR), vd))
-        if self.parent is not None:
-            rel, dwg = self.parent
-            kv = [("parent_linkage", "{" + str(dwg) + "}"), ("relative_path", rel)]
-            items.append((S.PARENT_LOCATOR_GUID, _pack_locator(kv), S.MD_IS_REQUIRED))
-        table = bytearray(S.METADATA_TABLE_SIZE)
-        S.METADATA_HEADER_FMT.pack_into(table, 0, S.METADATA_SIGNATURE, 0, len(items), bytes(20))
-        body = bytearray()
-        pos = S.METADATA_TABLE_SIZE
-        for i, (g, data, flags) in enumerate(items):
-            S.METADATA_ENTRY_FMT.pack_into(
-                table, S.METADATA_HEADER_FMT.size + i * S.METADATA_ENTRY_FMT.size,
-                g.bytes_le, pos + len(body), len(data), flags, 0,
-            )
-            body += data
-            body += bytes(_round_up(len(body), 8) - len(body))
-        return bytes(table) + bytes(body)
-
-    def finish(self) -> None:
-        try:
-            bat = self._bat()
-            pwrite_full(self.fd, bat.tobytes(), _BAT_OFFSET)
-            pwrite_full(self.fd, self._metadata(), _METADATA_OFFSET)
-            pwrite_full(self.fd, _file_identifier(), 0)
-            rt = _region_table(self.bat_length)
-            pwrite_full(self.fd, rt, S.REGION_TABLE1_OFFSET)
-            pwrite_full(self.fd, rt, S.REGION_TABLE2_OFFSET)
-            dwg = uuid.uuid4()
-            for seq, off in ((0, S.HEADER1_OFFSET), (1, S.HEADER2_OFFSET)):
-                h = S.Header(
-                    S.HEADER_SIGNATURE, 0, seq, uuid.uuid4(), dwg, S.ZERO_GUID,
-                    0, 1, _LOG_LENGTH, _LOG_OFFSET,
-                )
-                pwrite_full(self.fd, _with_checksum(h.pack()), off)
-            self.data_write_guid = dwg
-            os.fsync(self.fd)
-        except OSError as e:
-            self.abort()
-            raise from_oserror(e, self.path) from None
-        os.close(self.fd)
-        self.fd = -1
-
-    def abort(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-
-def _pack_locator(kv: list[tuple[str, str]]) -> bytes:
-    hsz, esz = S.PARENT_LOCATOR_HEADER_FMT.size, S.PARENT_LOCATOR_ENTRY_FMT.size
-    head = S.PARENT_LOCATOR_HEADER_FMT.pack(S.VHDX_PARENT_LOCATOR_TYPE.bytes_le, 0, len(kv))
-    entries = bytearray()
-    blob = bytearray()
-    pos = hsz + esz * len(kv)
-    for k, v in kv:
-        kb, vb = k.encode("utf-16-le"), v.encode("utf-16-le")
-        entries += S.PARENT_LOCATOR_ENTRY_FMT.pack(pos + len(blob), pos + len(blob) + len(kb), len(kb), len(vb))
-        blob += kb + vb
-    return head + bytes(entries) + bytes(blob)
-
-
-def _file_identifier() -> bytes:
-    creator = "imagestore".encode("utf-16-le")
-    buf = S.FILE_ID_SIGNATURE + creator
-    return buf + bytes(S.HEADER1_OFFSET - len(buf))
-
-
-def _region_table(bat_length: int) -> bytes:
-    buf = bytearray(S.REGION_TABLE_SIZE)
-    S.REGION_TABLE_HEADER_FMT.pack_into(buf, 0, S.REGION_SIGNATURE, 0, 2, 0)
-    base = S.REGION_TABLE_HEADER_FMT.size
-    S.REGION_ENTRY_FMT.pack_into(buf, base, S.BAT_GUID.bytes_le, _BAT_OFFSET, bat_length, 1)
-    S.REGION_ENTRY_FMT.pack_into(
-        buf, base + S.REGION_ENTRY_FMT.size, S.METADATA_GUID.bytes_le,
-        _METADATA_OFFSET, _METADATA_LENGTH, 1,
-    )
-    return _with_checksum(bytes(buf))
-
-
-def create_vhdx_writer(
-    path: str,
-    virtual_size: int,
-    *,
-    fixed: bool,
-    block_size: int = WRITER_BLOCK_SIZE,
-    logical_sector_size: int = WRITER_LOGICAL_SECTOR,
-    parent: tuple[str, uuid.UUID] | None = None,
-) -> VhdxWriter:
-    """Create a VHDX writer after checking the 64 TiB limit (before creating any file).
-
-    ``block_size``, ``logical_sector_size`` and ``parent`` (relative path and DataWriteGuid of
-    a parent: makes a differencing disk, sectors written are marked present) exist for tests.
-    """
-    if virtual_size < 0:
-        raise TooLarge(f"{path}: negative virtual size {virtual_size}")
-    if _round_up(virtual_size, logical_sector_size) > S.MAX_VIRTUAL_SIZE:
-        raise TooLarge(
-            f"{path}: a VHDX disk holds at most 64 TiB; {virtual_size} bytes "
-            f"({virtual_size / S.TiB:.2f} TiB) do not fit"
-        )
-    return VhdxWriter(
-        path, virtual_size, fixed=fixed, block_size=block_size,
-        logical_sector_size=logical_sector_size, parent=parent,
-    )

@@ -1,7 +1,7 @@
 """VHDX on-disk structures and constants (Microsoft MS-VHDX v1.0).
 
 Only declarations, packing and unpacking live here; the behaviour (validation, reading,
-writing) is in :mod:`imagestore.formats.vhdx`. Section numbers refer to MS-VHDX v1.0.
+writing) is in the other modules of :mod:`imagestore.formats.vhdx`. Section numbers refer to MS-VHDX v1.0.
 
 All integers are little-endian. GUIDs are stored in the Windows mixed-endian layout
 (``uuid.UUID.bytes_le``).
