@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 
 
 def fsync_dir(path: str) -> None:
@@ -64,3 +65,97 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
         os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
     except OSError:
         pass
+
+
+def fsync_tree(path: str) -> None:
+    """fsync every file and directory under ``path``, children before their directory."""
+    for dirpath, _dirs, files in os.walk(path, topdown=False):
+        for f in files:
+            fd = os.open(os.path.join(dirpath, f), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(dirpath)
+
+
+#: temp directories a creation builds before renaming them into place are named
+#: ``.<name>.imagestore-new-<host>-<pid>-<random>`` (host and pid: whose they are)
+BUILD_TAG = ".imagestore-new-"
+
+
+def _build_name(base: str) -> str:
+    host = os.uname().nodename.replace("-", "_") or "host"
+    return f".{base}{BUILD_TAG}{host}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (a killed process its parent has not
+    reaped yet)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def remove_stale_builds(parent: str, base: str) -> int:
+    """Remove temp directories of creations of ``parent/base`` whose process died on this
+    host (a kill while creating). Returns how many were removed."""
+    import shutil
+
+    host = os.uname().nodename.replace("-", "_") or "host"
+    prefix = f".{base}{BUILD_TAG}{host}-"
+    n = 0
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return 0
+    for name in names:
+        if not name.startswith(prefix):
+            continue
+        pid = name[len(prefix):].split("-")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+            n += 1
+    return n
+
+
+def build_beside(target: str, build: Callable[[str], None]) -> bool:
+    """Create the directory ``target`` atomically: ``build(tmp)`` fills a temp directory beside
+    it, everything is fsynced, and the temp directory is renamed to ``target``. A kill at any
+    moment leaves no ``target`` or a complete one (and a temp directory the next creation
+    removes).
+
+    Returns True when this call published ``target``; False when another process created
+    ``target`` meanwhile (this call's temp directory is removed, the other one stands).
+    """
+    import errno
+    import shutil
+
+    parent, base = os.path.split(os.path.abspath(target))
+    os.makedirs(parent, exist_ok=True)
+    remove_stale_builds(parent, base)
+    tmp = os.path.join(parent, _build_name(base))
+    os.mkdir(tmp, 0o755)
+    try:
+        build(tmp)
+        fsync_tree(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError as e:
+            if e.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                return False
+            raise
+        tmp = ""
+        fsync_dir(parent)
+        return True
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -14,7 +14,7 @@ import json
 import os
 
 from .errors import Conflict, NotAStore, from_oserror
-from .fsutil import atomic_write
+from .fsutil import atomic_write, build_beside, fsync_dir
 from .store.cas import BlobStore
 from .store.layout import CasConfig
 
@@ -50,29 +50,89 @@ class Home:
 
     @classmethod
     def open(cls, root: str | None, *, create: bool = True, cfg: CasConfig | None = None) -> Home:
+        """Open the store at ``root``; create it when ``create`` and there is none.
+
+        Read-only commands pass ``create=False``: a mistyped ``--store`` then says there is no
+        store instead of making an empty one. A half-built store of ours (a creation that was
+        killed: ``regions/`` and nothing else) is finished either way; a directory holding
+        anything else is refused and never written to.
+        """
         root = os.path.abspath(os.path.expanduser(root or default_location()))
         home = cls(root)
-        if os.path.exists(home.header_path):
-            home._check_header()
-            if cfg is not None:
-                raise Conflict(f"{root}: store already exists (chunk size and compression are fixed at init)")
-            return home
-        if os.path.exists(root):
-            if not os.path.isdir(root):
-                raise NotAStore(f"{root}: not a directory")
-            try:
-                entries = [e for e in os.listdir(root) if not e.startswith(".")]
-            except OSError as e:
-                raise from_oserror(e, root) from None
-            if entries:
-                raise NotAStore(
-                    f"{root}: directory is not empty and is not an imagestore store "
-                    f"(no imagestore.json)"
-                )
-        if not create:
-            raise NotAStore(f"{root}: no imagestore store here")
-        home._create(cfg or CasConfig())
-        return home
+        made = False  # this call created or finished the store
+        for _ in range(3):
+            if os.path.exists(home.header_path):
+                home._check_header()
+                if cfg is not None and (not made or home.config != cfg):
+                    raise Conflict(f"{root}: store already exists (chunk size and compression "
+                                   f"are fixed at init)")
+                return home
+            state = home._inspect()
+            if state == "half-built":
+                home._finish(cfg)
+            elif not create:
+                raise NotAStore(f"no imagestore store at {root} (create one with 'imagestore "
+                                f"init' or any command that writes)")
+            else:
+                home._create(cfg or CasConfig(), in_place=state == "empty")
+            made = True
+        raise NotAStore(f"{root}: the store could not be created (it keeps changing)")
+
+    def _inspect(self) -> str:
+        """What is at the root when it has no header: "missing", "empty", "half-built" (ours,
+        a killed creation) — else NotAStore."""
+        root = self.root
+        if not os.path.lexists(root):
+            return "missing"
+        if not os.path.isdir(root):
+            raise NotAStore(f"{root}: not a directory")
+        try:
+            entries = sorted(e for e in os.listdir(root) if not e.startswith("."))
+        except OSError as e:
+            raise from_oserror(e, root) from None
+        if not entries:
+            return "empty"
+        if entries == ["regions"] and _half_built_regions(os.path.join(root, "regions")):
+            return "half-built"
+        raise NotAStore(
+            f"{root}: directory is not empty and is not an imagestore store (no imagestore.json)"
+        )
+
+    def _header_bytes(self) -> bytes:
+        return (json.dumps({"format": ROOT_FORMAT, "version": ROOT_VERSION}, indent=2) + "\n").encode()
+
+    def _build(self, tmp: str, cfg: CasConfig) -> None:
+        BlobStore.create(os.path.join(tmp, "regions", DEFAULT_REGION), cfg)
+        atomic_write(os.path.join(tmp, "imagestore.json"), self._header_bytes())
+
+    def _create(self, cfg: CasConfig, *, in_place: bool) -> None:
+        """Create the store. A missing root is built beside itself and renamed into place;
+        an existing empty root (a mount point, a directory made for it) gets a complete
+        ``regions/`` renamed into it, then the header."""
+        try:
+            parent = os.path.dirname(self.root)
+            os.makedirs(parent, exist_ok=True)
+            if not in_place:
+                build_beside(self.root, lambda tmp: self._build(tmp, cfg))
+                return  # ours or another process's: the loop in open() checks the header
+            regions = os.path.join(self.root, "regions")
+            if not os.path.lexists(regions):
+                build_beside(regions, lambda tmp: BlobStore.create(
+                    os.path.join(tmp, DEFAULT_REGION), cfg))
+            self._finish(cfg)
+        except OSError as e:
+            raise from_oserror(e, self.root) from None  # the user's path, not a temp name
+
+    def _finish(self, cfg: CasConfig | None) -> None:
+        """Complete a half-built store: the local blob store (idempotent), then the header."""
+        try:
+            local = self.region_dir(DEFAULT_REGION)
+            if not os.path.exists(os.path.join(local, "cas.json")):
+                BlobStore.create(local, cfg or CasConfig())
+            atomic_write(self.header_path, self._header_bytes())
+            fsync_dir(self.root)
+        except OSError as e:
+            raise from_oserror(e, self.root) from None  # the user's path, not a temp name
 
     def _check_header(self) -> None:
         try:
@@ -87,17 +147,6 @@ class Home:
                 f"{self.header_path}: store format version {raw.get('version')!r} is not "
                 f"supported (this imagestore reads version {ROOT_VERSION})"
             )
-
-    def _create(self, cfg: CasConfig) -> None:
-        try:
-            os.makedirs(self.root, exist_ok=True)
-            BlobStore.create(self.region_dir(DEFAULT_REGION), cfg)
-            atomic_write(
-                self.header_path,
-                (json.dumps({"format": ROOT_FORMAT, "version": ROOT_VERSION}, indent=2) + "\n").encode(),
-            )
-        except OSError as e:
-            raise from_oserror(e, self.root) from None
 
     # -- regions -------------------------------------------------------------------------
 
@@ -116,3 +165,27 @@ class Home:
         for st in self._stores.values():
             st.close()
         self._stores.clear()
+
+
+#: what a blob store directory holds right after creation (a half-built one holds a subset)
+_FRESH_BLOB_STORE = {"packs", "manifests", "index.sqlite", "index.sqlite-wal",
+                     "index.sqlite-shm", "index.sqlite-journal", "cas.json", "lock"}
+
+
+def _half_built_regions(regions: str) -> bool:
+    """Whether ``regions/`` is what a killed store creation leaves: only ``local``, holding
+    only the files of a new blob store, with no pack and no manifest."""
+    try:
+        if sorted(e for e in os.listdir(regions) if not e.startswith(".")) != [DEFAULT_REGION]:
+            return False
+        local = os.path.join(regions, DEFAULT_REGION)
+        names = {e for e in os.listdir(local) if not e.startswith(".")}
+        if not names <= _FRESH_BLOB_STORE:
+            return False
+        for d in ("packs", "manifests"):
+            p = os.path.join(local, d)
+            if os.path.exists(p) and [e for e in os.listdir(p) if not e.startswith(".")]:
+                return False
+    except OSError:
+        return False
+    return True

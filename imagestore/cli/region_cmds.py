@@ -24,8 +24,9 @@ from .output import emit
 from .progress import progress_for
 
 
-def _registry(ctx: click.Context) -> RegionRegistry:
-    return RegionRegistry(open_home(ctx))
+def _registry(ctx: click.Context, *, create: bool = False) -> RegionRegistry:
+    """The store's regions; only ``region create`` may create the store itself."""
+    return RegionRegistry(open_home(ctx, create=create))
 
 
 @click.group("region")
@@ -49,7 +50,7 @@ def create_cmd(ctx: click.Context, name: str, paths: tuple[str, ...]) -> None:
     Example:
       imagestore region create westeurope --path /mnt/disk1/img --path /mnt/disk2/img
     """
-    reg = _registry(ctx)
+    reg = _registry(ctx, create=True)
     r = reg.create(name, list(paths))
     emit(ctx, r.to_json(reg.home))
 

@@ -83,7 +83,7 @@ def materialize_cmd(ctx: click.Context, digest: str, out: str, fmt: str, force: 
     Example:
       imagestore store materialize 3f2a…c9 --path disk.raw --format raw
     """
-    home = open_home(ctx)
+    home = open_home(ctx, create=False)
     bar = progress_for(ctx, "materialize")
     try:
         res = materialize(home.blob_store(), digest, out, fmt=fmt.lower(), overwrite=force,
@@ -114,7 +114,7 @@ def verify_cmd(ctx: click.Context, repair: bool, region: str | None) -> None:
 
         verify_region_cli(ctx, region or "local", repair=repair)
         return
-    home = open_home(ctx)
+    home = open_home(ctx, create=False)
     bar = progress_for(ctx, "verify")
     try:
         rep = verify(home.blob_store(), progress=bar)
@@ -142,7 +142,7 @@ def gc_cmd(ctx: click.Context, dry_run: bool, timeout: float) -> None:
     Example:
       imagestore store gc
     """
-    home = open_home(ctx)
+    home = open_home(ctx, create=False)  # nothing to collect in a store that is not there
     emit(ctx, gc(home.blob_store(), timeout=timeout, dry_run=dry_run).to_json())
 
 
@@ -156,7 +156,7 @@ def stats_cmd(ctx: click.Context) -> None:
     Example:
       imagestore store stats -o table
     """
-    home = open_home(ctx)
+    home = open_home(ctx, create=False)
     from ..accel import BACKEND
 
     emit(ctx, {"store": home.root, "backend": BACKEND, **stats(home.blob_store())})

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from ..errors import StoreBusy, from_oserror
+from ..errors import StoreBusy
+from ..store import sqlitedb
 
 
 def _script(con: sqlite3.Connection, sql: str) -> None:
@@ -169,10 +170,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
 
 def connect(path: str) -> sqlite3.Connection:
     """Open (creating if needed) and migrate the gallery database."""
-    try:
-        con = sqlite3.connect(path, isolation_level=None, timeout=30.0, check_same_thread=False)
-    except sqlite3.OperationalError as e:
-        raise from_oserror(OSError(str(e)), path) from None
+    con = sqlitedb.connect(path, timeout=30.0)
     con.row_factory = sqlite3.Row
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=FULL")
@@ -218,6 +216,7 @@ def transaction(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     try:
         yield con
     except BaseException:
-        con.execute("ROLLBACK")
+        if con.in_transaction:  # SQLite has already rolled back after a full disk
+            con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")

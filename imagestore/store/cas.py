@@ -21,7 +21,7 @@ import threading
 import numpy as np
 
 from ..errors import IntegrityError, InvalidArgument, NotFound, from_oserror
-from ..fsutil import atomic_write, remove_stale_temps
+from ..fsutil import atomic_write, build_beside, fsync_dir, remove_stale_temps
 from . import index, manifest
 from .layout import CasConfig, read_config, write_config
 from .lock import StoreLock
@@ -50,16 +50,37 @@ class BlobStore:
 
     @classmethod
     def create(cls, root: str, cfg: CasConfig) -> BlobStore:
+        """Create a blob store at ``root`` and return it.
+
+        A missing ``root`` is built beside itself and renamed into place (a kill leaves no
+        store or a complete one; concurrent creators: one wins, the others open its store).
+        An existing (empty, checked by the caller) directory is filled in place with
+        ``cas.json`` written last; a half-built one of ours is finished the same way, since
+        every step is idempotent.
+        """
         try:
-            os.makedirs(os.path.join(root, "packs"), exist_ok=True)
-            os.makedirs(os.path.join(root, "manifests"), exist_ok=True)
-            con = index.connect(os.path.join(root, "index.sqlite"))
-            index.create(con)
-            con.close()
-            write_config(root, cfg)  # last: its presence marks a complete store
+            if not os.path.lexists(root):
+                if not build_beside(root, lambda tmp: cls._build(tmp, cfg)):
+                    return cls.open(root)  # another process created it meanwhile
+                return cls(root, cfg)
+            cls._build(root, cfg)
         except OSError as e:
-            raise from_oserror(e, root) from None
+            raise from_oserror(e, root) from None  # the user's path, not a temp name
         return cls(root, cfg)
+
+    @staticmethod
+    def _build(root: str, cfg: CasConfig) -> None:
+        """Fill ``root`` with an empty blob store; every step can be repeated."""
+        os.makedirs(os.path.join(root, "packs"), exist_ok=True)
+        os.makedirs(os.path.join(root, "manifests"), exist_ok=True)
+        con = index.connect(os.path.join(root, "index.sqlite"))
+        try:
+            index.create(con)
+        finally:
+            con.close()
+        for d in ("packs", "manifests"):
+            fsync_dir(os.path.join(root, d))
+        write_config(root, cfg)  # last: its presence marks a complete store
 
     @classmethod
     def open(cls, root: str) -> BlobStore:

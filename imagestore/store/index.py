@@ -18,6 +18,8 @@ from collections.abc import Iterable, Iterator
 
 import xxhash
 
+from . import sqlitedb
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS packs (
     id    INTEGER PRIMARY KEY,
@@ -37,10 +39,8 @@ CREATE INDEX IF NOT EXISTS chunks_by_pack ON chunks(pack, offset);
 
 
 def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
-    if readonly:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60, check_same_thread=False)
-    else:
-        con = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+    """Open the index; its connection names the file in errors (``sqlitedb``)."""
+    con = sqlitedb.connect(path, readonly=readonly)
     con.execute("PRAGMA busy_timeout=60000")
     if not readonly:
         con.execute("PRAGMA journal_mode=WAL")
@@ -64,7 +64,8 @@ def migrate(con: sqlite3.Connection) -> None:
             con.execute("ALTER TABLE chunks ADD COLUMN psum INTEGER")
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        if con.in_transaction:  # SQLite has already rolled back after a full disk
+            con.execute("ROLLBACK")
         raise
 
 
@@ -129,7 +130,8 @@ def publish(con: sqlite3.Connection, pack_name: str, rows: list[Row], *, replace
         )
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        if con.in_transaction:  # SQLite has already rolled back after a full disk
+            con.execute("ROLLBACK")
         raise
 
 

@@ -215,7 +215,8 @@ def _compact_pack(store: BlobStore, pid: int, path: str) -> None:
         con.execute("DELETE FROM packs WHERE id=?", (pid,))
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        if con.in_transaction:  # SQLite has already rolled back after a full disk
+            con.execute("ROLLBACK")
         raise
     store._local.pack_names = None
     os.unlink(path)

@@ -253,7 +253,7 @@ def test_unreadable_file(run, tmp_path):
     src = tmp_path / "secret.raw"
     src.write_bytes(b"x" * 4096)
     src.chmod(0)
-    run.json("store", "stats")
+    run.json("init")
     before = store_tree_snapshot(run.store)
     cmd = ["imagestore", "--store", run.store, "store", "ingest", str(src)]
     if os.geteuid() == 0:  # root reads anything: drop the capabilities that allow it

@@ -1,0 +1,173 @@
+"""SQLite at the boundary: connections that name their file when they fail, read-only
+opening, and the one translation of SQLite errors into imagestore errors.
+
+Every SQLite database of a store (the blob stores' ``index.sqlite``, ``gallery.sqlite``) is
+opened with :func:`connect`. Its connections raise :class:`~imagestore.errors.IOFailure`
+(exit 10) for a full disk, an I/O error, a read-only or unopenable file, and
+:class:`~imagestore.errors.IntegrityError` (exit 7) for a damaged file, each naming the file;
+SQLite errors that are bugs (SQL errors, constraint violations) pass through unchanged.
+
+Read-only opening (``readonly=True``): ``mode=ro``; when that fails because the WAL index
+(``-shm``) cannot be created — a directory the user cannot write, a read-only mount — the file
+is opened ``immutable=1``, which reads it without any lock or shared memory (nobody can be
+writing a database whose directory nobody may write).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from urllib.parse import quote
+
+from ..errors import ImagestoreError, IntegrityError, IOFailure, StoreBusy
+
+#: SQLite primary result codes (the low byte of an extended code) and what they mean here
+_FULL, _IOERR, _READONLY, _CANTOPEN, _CORRUPT, _NOTADB = 13, 10, 8, 14, 11, 26
+_PERM, _BUSY, _LOCKED = 3, 5, 6
+
+
+def translate(err: sqlite3.Error, path: str) -> ImagestoreError | None:
+    """The imagestore error for a SQLite error on the database ``path``, or None when the
+    error is not about the file (a bug: let it surface as such)."""
+    code = getattr(err, "sqlite_errorcode", None)
+    text = str(err)
+    if code is None:
+        if "malformed" in text or "not a database" in text:
+            code = _CORRUPT
+        elif "disk is full" in text:
+            code = _FULL
+        elif "disk I/O error" in text:
+            code = _IOERR
+        elif "readonly database" in text:
+            code = _READONLY
+        elif "unable to open" in text:
+            code = _CANTOPEN
+        else:
+            return None
+    primary = code & 0xFF
+    if primary == _FULL:
+        return IOFailure(f"{path}: no space left on device (SQLite: {text})")
+    if primary == _IOERR:
+        return IOFailure(f"{path}: I/O error (SQLite: {text}); is the disk full or failing?")
+    if primary in (_READONLY, _PERM):
+        return IOFailure(f"{path}: cannot write (read-only file, directory or file system)")
+    if primary == _CANTOPEN:
+        return IOFailure(f"{path}: cannot open the database (missing, or no permission)")
+    if primary in (_CORRUPT, _NOTADB):
+        return IntegrityError(f"{path}: the database is damaged (SQLite: {text})")
+    if primary in (_BUSY, _LOCKED):
+        return StoreBusy(f"{path}: the database is busy (another imagestore is writing)")
+    return None
+
+
+def _raise(err: sqlite3.Error, path: str):
+    mapped = translate(err, path)
+    if mapped is None:
+        raise err
+    raise mapped from None
+
+
+class Cursor(sqlite3.Cursor):
+    """A cursor whose errors name its connection's file (also those of later fetches)."""
+
+    def execute(self, sql, parameters=()):  # noqa: ANN001, ANN201 - sqlite3's signature
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.Error as e:
+            _raise(e, self.connection.path)
+
+    def executemany(self, sql, seq):  # noqa: ANN001, ANN201
+        try:
+            return super().executemany(sql, seq)
+        except sqlite3.Error as e:
+            _raise(e, self.connection.path)
+
+    def __next__(self):  # noqa: ANN204
+        try:
+            return super().__next__()
+        except sqlite3.Error as e:
+            _raise(e, self.connection.path)
+
+    def fetchone(self):  # noqa: ANN201
+        try:
+            return super().fetchone()
+        except sqlite3.Error as e:
+            _raise(e, self.connection.path)
+
+    def fetchall(self):  # noqa: ANN201
+        try:
+            return super().fetchall()
+        except sqlite3.Error as e:
+            _raise(e, self.connection.path)
+
+
+class Connection(sqlite3.Connection):
+    """A connection that knows its file; every statement goes through :class:`Cursor`."""
+
+    path: str = "?"
+
+    def cursor(self, factory=Cursor):  # noqa: ANN001, ANN201
+        return super().cursor(factory)
+
+    def execute(self, sql, parameters=()):  # noqa: ANN001, ANN201
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql, seq):  # noqa: ANN001, ANN201
+        return self.cursor().executemany(sql, seq)
+
+    def executescript(self, script):  # noqa: ANN001, ANN201
+        try:
+            return super().executescript(script)
+        except sqlite3.Error as e:
+            _raise(e, self.path)
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        except sqlite3.Error as e:
+            _raise(e, self.path)
+
+
+def writable(path: str) -> bool:
+    """Whether this process may write the database ``path`` (and its directory, where the
+    journal and WAL files live). A missing file counts as writable when its directory is."""
+    d = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        return False
+    return os.access(d, os.W_OK)
+
+
+def connect(path: str, *, readonly: bool = False, timeout: float = 60.0) -> Connection:
+    """Open ``path`` (creating it unless ``readonly``) with a connection that translates its
+    errors; read-only falls back to ``immutable=1`` where the WAL index cannot be made."""
+    try:
+        if not readonly:
+            con = sqlite3.connect(path, timeout=timeout, isolation_level=None,
+                                  check_same_thread=False, factory=Connection)
+        else:
+            if not os.path.exists(path):
+                raise IOFailure(f"{path}: cannot open the database (missing)")
+            uri = f"file:{quote(os.path.abspath(path))}?mode=ro"
+            con = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None,
+                                  check_same_thread=False, factory=Connection)
+    except sqlite3.Error as e:
+        _raise(e, path)
+    con.path = path
+    if readonly:
+        try:
+            # the first read builds the WAL index; where it cannot (no write access to the
+            # directory, a read-only mount) read the file as immutable instead
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except IOFailure:
+            con.close()
+            uri = f"file:{quote(os.path.abspath(path))}?mode=ro&immutable=1"
+            try:
+                con = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None,
+                                      check_same_thread=False, factory=Connection)
+            except sqlite3.Error as e:
+                _raise(e, path)
+            con.path = path
+    # no memory-mapped I/O: a mapped page of a file on a full or failing disk turns an I/O
+    # error into SIGBUS; with read()/write() it is an error SQLite reports
+    con.execute("PRAGMA mmap_size=0")
+    return con
