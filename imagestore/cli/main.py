@@ -17,6 +17,7 @@ from .. import __version__
 from ..errors import ImagestoreError
 from .bench_cmds import bench_group
 from .common import common_options
+from .convert_cmd import convert_cmd
 from .disk_cmds import disk_group
 from .region_cmds import region_group
 from .sig_cmds import sig_group
@@ -75,6 +76,7 @@ cli.add_command(sig_group)
 cli.add_command(disk_group)
 cli.add_command(region_group)
 cli.add_command(worker_cmd)
+cli.add_command(convert_cmd)
 
 
 def main(argv: list[str] | None = None) -> None:

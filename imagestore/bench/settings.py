@@ -1,0 +1,40 @@
+"""What one benchmark run is asked for."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..store.layout import parse_size
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+
+class BenchError(RuntimeError):
+    """A tool the benchmark needs failed or is missing."""
+
+
+@dataclass
+class Settings:
+    workdir: str
+    size: int = GiB
+    tiny: bool = False
+    image: str | None = None
+    threads: int = 2
+    repeat: int = 3
+    cache: str = "cold"  # "cold" or "warm"
+    compressibility: float | None = None  # bench replicate: generated data instead of ext4
+    change_rate: float = 0.02  # bench replicate: share of v1's data changed in v2
+    log: Callable[[str], None] = field(default=lambda _m: None)
+
+    @property
+    def cold(self) -> bool:
+        return self.cache == "cold"
+
+
+def settings_size(text: str | None, tiny: bool) -> int:
+    """The ``--size`` of a run: parsed, else 64 MiB with ``--tiny``, else 1 GiB."""
+    if text:
+        return parse_size(text, "--size")
+    return 64 * MiB if tiny else GiB
