@@ -12,7 +12,6 @@ from ..home import Home
 from ..regions.registry import RegionRegistry
 from ..regions.replicas import open_slot, plan_copies
 from ..regions.replicate import replicate
-from ..store.cas import BlobStore
 from ..store.footprint import manifest_footprint
 from .cache import allocated_bytes, drop_cache, warm
 from .images import changed_copy, make_ext4, make_synthetic, pick_source, raw_copy_of
@@ -81,7 +80,7 @@ def bench_replicate(s: Settings) -> list[dict]:
         def reset(*names: str) -> None:
             for n in names:
                 rm(slots[n])
-                BlobStore.create(slots[n], cfg)
+                open_slot(slots[n], cfg).close()  # an empty copy slot
             rm(copy_dir)
             os.makedirs(copy_dir)
 
