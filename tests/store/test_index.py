@@ -8,6 +8,7 @@ import sqlite3
 import pytest
 import xxhash
 
+from imagestore.errors import IOFailure
 from imagestore.store import index
 
 PSUM_MASK = (1 << 63) - 1
@@ -73,7 +74,8 @@ def test_a_failed_publish_commits_nothing(con):
     assert index.lookup(con, cid(12)) is not None
 
 
-def test_a_publish_is_invisible_to_other_connections_until_committed(tmp_path, con):
+def test_committed_rows_are_seen_by_other_connections_and_a_readonly_one_refuses_writes(
+        tmp_path, con):
     other = index.connect(str(tmp_path / "index.sqlite"))
     try:
         index.publish(con, "pack-a.pack", rows(1))
@@ -81,8 +83,9 @@ def test_a_publish_is_invisible_to_other_connections_until_committed(tmp_path, c
         reader = index.connect(str(tmp_path / "index.sqlite"), readonly=True)
         try:
             assert index.lookup(reader, cid(0)) is not None
-            with pytest.raises(sqlite3.OperationalError):
+            with pytest.raises(IOFailure, match="index.sqlite: cannot write"):
                 index.publish(reader, "pack-x.pack", rows(1, 5))
+            assert index.lookup(con, cid(5)) is None
         finally:
             reader.close()
     finally:
