@@ -102,3 +102,29 @@ def test_bench_replicate_tiny_full_incremental_fanout(tmp_path):
     assert len(rows) == 6 and 0 < rows[2]["sentBytes"] < rows[3]["sentBytes"]
     assert "compressibility 0.5" in p.stderr
     assert os.listdir(wd) == []
+
+
+def test_bench_chunk_sizes_tiny_rows_per_size(tmp_path):
+    wd = tmp_path / "wd"
+    p = _imagestore("bench", "chunk-sizes", "--tiny", "--chunk-sizes", "64K,1M", "--workdir",
+                    str(wd), "-o", "json")
+    assert p.returncode == 0, p.stderr
+    rows = json.loads(p.stdout)
+    assert [r["chunkSize"] for r in rows] == ["64K", "1M"]
+    small, big = rows
+    for r in rows:
+        assert r["changedBytes"] > 0 and 0 < r["v2NewBytes"] and r["indexBytes"] > 0
+        assert r["manifestRawBytes"] == 28 + 28 * r["chunks"] and r["manifestBytes"] > 0
+    assert small["changedBytes"] == big["changedBytes"]  # the same v2 for every size
+    assert small["chunks"] > big["chunks"]
+    assert os.listdir(wd) == []
+
+
+def test_bench_sparse_rows_keep_holes(tmp_path):
+    need("qemu-io")
+    p = _imagestore("bench", "sparse", "--workdir", str(tmp_path), "-o", "json")
+    assert p.returncode == 0, p.stderr
+    rows = json.loads(p.stdout)
+    assert len(rows) == 3 and all(r["peakRSS_MiB"] > 0 for r in rows)
+    assert rows[1]["allocatedOut"] == 5 << 20  # the 15 TiB disk created back holds its 5 MiB only
+    assert rows[0]["target"] == Goal.SPARSE_CAPTURE and rows[2]["target"] == Goal.SPARSE_FAST
