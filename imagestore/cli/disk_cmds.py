@@ -5,12 +5,11 @@ from __future__ import annotations
 import click
 
 from ..formats import WRITE_FORMATS
-from ..gallery import disks
 from .common import common_options
 from .output import emit
 from .sig_cmds import (
     gallery_service,
-    progress_factory,
+    progress_observer,
     rg_filter_option,
     rg_option,
     tags_opt,
@@ -57,9 +56,9 @@ def disk_create(ctx, rg, name, reference, lun, fmt, path, location, threads, tag
       imagestore disk create -n vm1-os --gallery-image-reference myGallery/myImage1 \\
           --format vhdx --path /var/lib/vms/vm1-os.vhdx
     """
-    emit(ctx, disks.create_disk(
-        gallery_service(ctx), rg, name, reference, lun=lun, fmt=fmt, path=path,
-        location=location, tags=tags_opt(tags), progress=progress_factory(ctx), threads=threads,
+    emit(ctx, gallery_service(ctx).disks.create(
+        rg, name, reference, lun=lun, fmt=fmt, path=path, location=location,
+        tags=tags_opt(tags), observer=progress_observer(ctx), threads=threads,
     ))
 
 
@@ -75,7 +74,7 @@ def disk_show(ctx, rg, name) -> None:
     Example:
       imagestore disk show -n vm1-os --query properties.localStorage.path
     """
-    emit(ctx, disks.show_disk(gallery_service(ctx), rg, name))
+    emit(ctx, gallery_service(ctx).disks.show(rg, name))
 
 
 @disk_group.command("list")
@@ -89,7 +88,7 @@ def disk_list(ctx, rg) -> None:
     Example:
       imagestore disk list -o table
     """
-    emit(ctx, disks.list_disks(gallery_service(ctx), rg))
+    emit(ctx, gallery_service(ctx).disks.list(rg))
 
 
 @disk_group.command("delete")
@@ -105,4 +104,4 @@ def disk_delete(ctx, rg, name, delete_file) -> None:
     Example:
       imagestore disk delete -n vm1-os --delete-file
     """
-    disks.delete_disk(gallery_service(ctx), rg, name, delete_file=delete_file)
+    gallery_service(ctx).disks.delete(rg, name, delete_file=delete_file)

@@ -58,3 +58,54 @@ def progress_for(ctx: click.Context, label: str) -> ProgressBar:
     explicit = settings.get("output_explicit") and settings.get("output") in ("json", "none", "tsv")
     enabled = sys.stderr.isatty() and not explicit
     return ProgressBar(label, enabled)
+
+
+class GalleryProgress:
+    """Renders the gallery's progress events (:class:`imagestore.gallery.ProgressEvent`) as
+    one bar per task: ``capture os disk``, ``replicate west``, ``create disk``.
+
+    A region is only given a bar once it was seen queued or replicating (one that completed
+    before we looked shows nothing); a task's bar closes with its final event."""
+
+    LABELS = {"capture": "capture {}", "replicate": "replicate {}", "disk": "create disk"}
+
+    def __init__(self, factory) -> None:  # noqa: ANN001 - label -> bar
+        self.factory = factory
+        self.bars: dict[tuple[str, str], object] = {}
+        self.closed: set[tuple[str, str]] = set()
+        self.active: set[tuple[str, str]] = set()
+
+    def __call__(self, ev) -> None:  # noqa: ANN001 - a ProgressEvent
+        key = (str(ev.kind), ev.subject)
+        if key in self.closed:
+            return
+        if ev.kind == "replicate":
+            if ev.state == "Queued":
+                self.active.add(key)
+                return
+            if ev.state == "Replicating":
+                self.active.add(key)
+            if key not in self.bars and key not in self.active:
+                return  # completed (or failed) before we looked: nothing to show
+        bar = self.bars.get(key)
+        if bar is None:
+            bar = self.bars[key] = self.factory(self.LABELS[str(ev.kind)].format(ev.subject))
+        if ev.total:
+            bar(ev.done, ev.total)
+        if ev.final:
+            bar.close()
+            self.closed.add(key)
+
+    def close(self) -> None:
+        """Close every bar still open (the command ends)."""
+        for key, bar in self.bars.items():
+            if key not in self.closed:
+                bar.close()
+                self.closed.add(key)
+
+
+def gallery_progress(ctx: click.Context) -> GalleryProgress:
+    """The observer a gallery command hands to the library (closed when the command ends)."""
+    obs = GalleryProgress(lambda label: progress_for(ctx, label))
+    ctx.call_on_close(obs.close)
+    return obs

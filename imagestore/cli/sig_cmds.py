@@ -10,9 +10,10 @@ import click
 from ..errors import InvalidArgument
 from ..gallery import GalleryService, validate
 from ..gallery.ids import DEFAULT_RG
+from ..worker import open_gallery
 from .common import common_options, open_home
 from .output import emit
-from .progress import progress_for
+from .progress import GalleryProgress, gallery_progress
 
 
 class Variadic(click.Option):
@@ -72,18 +73,21 @@ def tags_opt(values: tuple | None) -> dict | None:
     return validate.tags(given(values))
 
 
-def gallery_service(ctx: click.Context) -> GalleryService:
+def gallery_service(ctx: click.Context, *, create: bool = True) -> GalleryService:
+    """The store's gallery for this command (opened once; queued work runs through the
+    worker). ``create=False`` for read-only commands: a missing store is an error."""
     root = ctx.find_root()
     svc = root.meta.get("imagestore.gallery")
     if svc is None:
-        svc = GalleryService(open_home(ctx))
+        svc = open_gallery(open_home(ctx, create=create))
         root.meta["imagestore.gallery"] = svc
         root.call_on_close(svc.close)
     return svc
 
 
-def progress_factory(ctx: click.Context):
-    return lambda label: progress_for(ctx, label)
+def progress_observer(ctx: click.Context) -> GalleryProgress:
+    """Progress bars for the gallery's progress events (on a terminal only)."""
+    return gallery_progress(ctx)
 
 
 def rg_option(f):
@@ -475,7 +479,7 @@ def image_version_create(ctx, rg, gallery, image, version, os_vhd_uri, data_vhds
             "--block-deletion-before-end-of-life", block_deletion_before_end_of_life),
         allow_deletion_of_replicated_locations=flag_value(
             "--allow-replicated-location-deletion", allow_replicated_location_deletion),
-        tags=tags_opt(tags), progress=progress_factory(ctx), threads=threads,
+        tags=tags_opt(tags), observer=progress_observer(ctx), threads=threads,
         allow_parent_dir=allow_parent_dir, no_wait=no_wait,
     )
     if not no_wait:  # az prints nothing with --no-wait; `wait --created` follows the operation
@@ -548,7 +552,7 @@ def image_version_update(ctx, rg, gallery, image, version, target_regions, repli
         rg, gallery, image, version, target_regions=given(target_regions),
         replica_count=replica_count, exclude_from_latest=exclude_from_latest,
         end_of_life_date=end_of_life_date, tags=tags_opt(tags), sets=sets or (),
-        no_wait=no_wait, progress=progress_factory(ctx),
+        no_wait=no_wait, observer=progress_observer(ctx),
     )
     if not no_wait:
         emit(ctx, out)
@@ -595,18 +599,7 @@ def image_version_wait(ctx, rg, gallery, image, version, condition, timeout, int
     Example:
       imagestore sig image-version wait -r myGallery -i myImage1 -e 1.0.0 --created
     """
-    from ..gallery.jobs import RegionBars
-
-    bars = RegionBars(progress_factory(ctx))
-
-    def show(rows) -> None:
-        for r in rows:
-            bars(r["region"], r["state"], r["bytes_done"], r["bytes_total"])
-
-    try:
-        gallery_service(ctx).wait_version(rg, gallery, image, version,
-                                          condition=condition or "created",
-                                          timeout=float(timeout), interval=float(interval),
-                                          progress=show)
-    finally:
-        bars.close()
+    gallery_service(ctx).wait_version(rg, gallery, image, version,
+                                      condition=condition or "created",
+                                      timeout=float(timeout), interval=float(interval),
+                                      observer=progress_observer(ctx))

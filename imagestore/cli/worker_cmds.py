@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from ..gallery import jobs
+from ..worker import run_worker
 from .common import common_options
 from .output import emit
 from .sig_cmds import gallery_service
@@ -28,4 +28,4 @@ def worker_cmd(ctx: click.Context, once: bool, quiet: bool) -> None:
       imagestore worker --once
       IMAGESTORE_AUTOSTART_WORKER=0 imagestore worker   # as a service
     """
-    emit(ctx, jobs.run_worker(gallery_service(ctx), once=once, verbose=not quiet))
+    emit(ctx, run_worker(gallery_service(ctx), once=once, verbose=not quiet))

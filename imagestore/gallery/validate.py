@@ -45,6 +45,13 @@ _VERSION_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 _REGION_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_\-]*[A-Za-z0-9])?$")
 
 
+def target_of(field: str) -> str | None:
+    """The resource-JSON field a field name stands for (its part before any ``: `` detail),
+    or None for a name that is not a JSON path."""
+    head = field.split(": ", 1)[0]
+    return None if not head or head.startswith("-") else head
+
+
 def enum(field: str, value: str | None, allowed: tuple[str, ...]) -> str | None:
     if value is None:
         return None

@@ -221,10 +221,10 @@ def test_bad_image_leaves_nothing(env, store_dir):
 
 def test_failure_during_capture_rolls_back(env, monkeypatch):
     """A capture failing after the first disk was ingested leaves no version and no manifest."""
-    from imagestore.gallery import service
+    from imagestore.gallery import capture
 
     run = env
-    real = service.ingest
+    real = capture.ingest
     calls = []
 
     def flaky(store, reader, **kw):
@@ -233,7 +233,7 @@ def test_failure_during_capture_rolls_back(env, monkeypatch):
             raise OSError(5, "Input/output error", reader.path)
         return real(store, reader, **kw)
 
-    monkeypatch.setattr(service, "ingest", flaky)
+    monkeypatch.setattr(capture, "ingest", flaky)
     r = ver(run, "1.0.0", "--data-vhds-uris", run.src[2])
     assert r.exit_code == 10, r.stderr
     assert len(calls) == 2
@@ -316,8 +316,8 @@ def test_update_allowed(env):
          "properties.publishingProfile.storageAccountType"),
         ("properties.publishingProfile.publishedDate=2020-01-01",
          "properties.publishingProfile.publishedDate"),
-        ("properties.safetyProfile.blockDeletionBeforeEndOfLife=true",
-         "properties.safetyProfile.blockDeletionBeforeEndOfLife"),
+        ("properties.safetyProfile.reportedForPolicyViolation=true",
+         "properties.safetyProfile.reportedForPolicyViolation"),
         ("properties.provisioningState=Failed", "properties.provisioningState"),
         ("properties.localStorage.osDiskImage.manifestDigest=00",
          "properties.localStorage.osDiskImage.manifestDigest"),
@@ -470,50 +470,43 @@ def test_remote_uris_and_tags_refused(env):
 def test_concurrent_delete_guard(env, monkeypatch):
     """A manifest removed between capture and commit (a concurrent version deletion) makes
     the create fail cleanly instead of committing a version without data."""
-    from imagestore.gallery import service
+    from imagestore.gallery import capture
 
     run = env
-    real = service.ingest
+    real = capture.ingest
 
     def ingest_then_lose(store, reader, **kw):
         res = real(store, reader, **kw)
         store.remove_manifest(res.digest)
         return res
 
-    monkeypatch.setattr(service, "ingest", ingest_then_lose)
+    monkeypatch.setattr(capture, "ingest", ingest_then_lose)
     fails(ver(run, "1.0.0"), 7, "is missing from region 'local'", "run the command again")
     assert run.json("sig", "image-version", "list", "-r", "g", "-i", "d") == []
 
 
 def test_each_source_captured_once_with_progress(env):
-    """The library reports progress per source (the CLI shows it on a terminal)."""
-    from imagestore.gallery import GalleryService
+    """The library emits progress events per source (the CLI renders them on a terminal)."""
+    from imagestore.gallery import GalleryService, TaskKind
     from imagestore.home import Home
 
     home = Home.open(env.store)
     svc = GalleryService(home)
     seen: dict[str, list] = {}
 
-    class Bar:
-        def __init__(self, label):
-            self.label = label
-            seen[label] = []
-
-        def __call__(self, done, total):
-            seen[self.label].append((done, total))
-
-        def close(self):
-            seen[self.label].append("closed")
+    def observer(ev):
+        assert ev.kind == TaskKind.CAPTURE
+        seen.setdefault(ev.subject, []).append("final" if ev.final else (ev.done, ev.total))
 
     try:
         svc.create_version("default", "g", "d", "1.0.0", os_vhd_uri=env.src[1],
-                           data_vhds_uris=[env.src[2]], data_vhds_luns=[7], progress=Bar)
+                           data_vhds_uris=[env.src[2]], data_vhds_luns=[7], observer=observer)
     finally:
         svc.close()
         home.close()
-    assert sorted(seen) == ["capture data disk lun 7", "capture os disk"]
+    assert sorted(seen) == ["data disk lun 7", "os disk"]
     for calls in seen.values():
-        assert calls[-1] == "closed"
+        assert calls[-1] == "final" and calls.count("final") == 1
         done, total = calls[-2]
         assert done == total > 0
 

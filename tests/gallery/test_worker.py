@@ -12,11 +12,13 @@ import subprocess
 import sys
 import time
 
-from imagestore.gallery import GalleryService, jobs
+from imagestore import worker as jobs
+from imagestore.gallery import GalleryService
 from imagestore.home import Home
 from imagestore.regions import RegionRegistry
 from imagestore.regions.replicas import open_slot, region_slots
 from imagestore.store.maintenance import verify
+from imagestore.worker import lease
 from tests.helpers import (
     kill_when_grown,
     make_random,
@@ -70,11 +72,11 @@ def test_no_wait_and_worker_on_demand(tmp_path):
     home = Home.open(store)
     svc = GalleryService(home)
     try:
-        assert jobs.pending_jobs(svc.con) == 0
+        assert svc.repo.pending_jobs() == 0
         deadline = time.monotonic() + 10
-        while jobs.lease_holder(svc.con) and time.monotonic() < deadline:
+        while jobs.lease_holder(svc.repo) and time.monotonic() < deadline:
             time.sleep(0.05)  # the worker releases its lease as it exits
-        assert jobs.lease_holder(svc.con) is None
+        assert jobs.lease_holder(svc.repo) is None
     finally:
         svc.close()
         home.close()
@@ -128,7 +130,7 @@ def test_sigkill_worker_mid_replication_resumes(tmp_path):
         s.close()
     svc = GalleryService(home)
     try:
-        assert jobs.pending_jobs(svc.con) == 0 and jobs.lease_holder(svc.con) is None
+        assert svc.repo.pending_jobs() == 0 and jobs.lease_holder(svc.repo) is None
     finally:
         svc.close()
         home.close()
@@ -144,24 +146,24 @@ def test_one_worker_at_a_time_and_stale_lease(tmp_path):
     svc = GalleryService(home)
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        with jobs.db.transaction(svc.con):
+        with svc.repo.transaction():
             svc.con.execute("INSERT INTO worker_lease(id, pid, host, heartbeat, started) VALUES "
-                            "(1, ?, ?, ?, 'x')", (sleeper.pid, jobs.socket.gethostname(), time.time()))
+                            "(1, ?, ?, ?, 'x')", (sleeper.pid, lease.hostname(), time.time()))
             svc.con.execute("INSERT INTO jobs(kind, payload, state, created) VALUES "
                             "('gc', '{\"region\": \"local\"}', 'queued', 'x')")
-        assert jobs.lease_holder(svc.con)["pid"] == sleeper.pid
+        assert jobs.lease_holder(svc.repo).pid == sleeper.pid
         assert jobs.run_worker(svc, once=True, verbose=False)["leaseHeldBy"] == sleeper.pid
         assert jobs.ensure_worker(svc) is None  # a live worker holds the lease
         sleeper.kill()
         sleeper.wait()
-        assert jobs.lease_holder(svc.con) is None  # its process is gone: stale
+        assert jobs.lease_holder(svc.repo) is None  # its process is gone: stale
         res = jobs.run_worker(svc, once=True, verbose=False)
         assert res == {"ran": 1, "leaseHeldBy": None, "pending": 0}
         # an old heartbeat is stale too, even if the pid is alive
-        with jobs.db.transaction(svc.con):
+        with svc.repo.transaction():
             svc.con.execute("INSERT INTO worker_lease(id, pid, host, heartbeat, started) VALUES "
                             "(1, ?, 'elsewhere', ?, 'x')", (os.getpid(), time.time() - 3600))
-        assert jobs.lease_holder(svc.con) is None
+        assert jobs.lease_holder(svc.repo) is None
     finally:
         sleeper.kill()
         svc.close()
@@ -182,13 +184,21 @@ def test_region_bars_from_progress():
         def close(self):
             seen[self.label].append("closed")
 
-    bars = jobs.RegionBars(Bar)
-    bars("west", "Queued", 0, 0)
-    bars("west", "Replicating", 10, 100)
-    bars("west", "Replicating", 60, 100)
-    bars("west", "Completed", 100, 100)
-    bars("west", "Completed", 100, 100)  # polled again: nothing more
-    bars("local", "Completed", 5, 5)  # completed before we looked: no bar
+    from imagestore.cli.progress import GalleryProgress
+    from imagestore.gallery import ProgressEvent, TaskKind
+
+    bars = GalleryProgress(Bar)
+
+    def ev(region, state, done, total):
+        bars(ProgressEvent(TaskKind.REPLICATE, region, done, total, state=state,
+                           final=state in ("Completed", "Failed")))
+
+    ev("west", "Queued", 0, 0)
+    ev("west", "Replicating", 10, 100)
+    ev("west", "Replicating", 60, 100)
+    ev("west", "Completed", 100, 100)
+    ev("west", "Completed", 100, 100)  # polled again: nothing more
+    ev("local", "Completed", 5, 5)  # completed before we looked: no bar
     bars.close()
     assert seen == {"replicate west": [(10, 100), (60, 100), (100, 100), "closed"]}
 
@@ -271,17 +281,17 @@ def test_version_deleted_while_replicating_leaves_no_orphans(tmp_path, run, monk
         vpk = svc.version_pk("default", "g", "d", "2.0.0")
         deleted = []
 
-        def progress(region, state, done, total):
-            if region == "west" and done and not deleted:
+        def progress(ev):
+            if ev.subject == "west" and ev.done and not deleted:
                 other.delete_version("default", "g", "d", "2.0.0")
-                deleted.append(region)
+                deleted.append(ev.subject)
 
         w = jobs.Worker(svc)
-        assert w.lease.acquire(svc.con)
+        assert w.lease.acquire(svc.repo)
         try:
-            w.run(once=True, only_version=vpk, progress=progress)
+            w.run(once=True, only_version=vpk, observer=progress)
         finally:
-            w.lease.release(svc.con)
+            w.lease.release(svc.repo)
         assert deleted == ["west"]
     finally:
         other.close()

@@ -1,0 +1,83 @@
+"""Galleries (``Microsoft.Compute/galleries``): create, show, list, update, delete."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+
+from ..errors import Conflict
+from . import patch, resources, validate
+from .changes import check_changes
+from .placement import Placement
+from .repository import Repository
+
+DEFAULT_LOCATION = "local"
+#: what an update may change
+GALLERY_MUTABLE = ("tags", "properties.description")
+
+
+class Galleries:
+    """The gallery operations over the repository."""
+
+    def __init__(self, repo: Repository, placement: Placement) -> None:
+        self.repo = repo
+        self.placement = placement
+
+    def create(self, rg: str, name: str, *, location: str | None = None,
+               description: str | None = None, tags: dict | None = None) -> dict:
+        """Create gallery ``name`` in resource group ``rg``; returns its JSON."""
+        validate.resource_group(rg)
+        validate.gallery_name(name)
+        location = self.placement.require_region(location or DEFAULT_LOCATION)
+        props = {}
+        if description is not None:
+            props["description"] = validate.text("--description", description)
+        with self.repo.transaction():
+            if self.repo.find_gallery(rg, name):
+                raise Conflict(f"gallery '{name}' already exists in resource group '{rg}'",
+                               target="galleryName")
+            self.repo.insert_gallery(rg, name, location, tags or {}, props)
+        return self.show(rg, name)
+
+    def show(self, rg: str, name: str) -> dict:
+        """The gallery's JSON (NotFound when there is none)."""
+        return resources.gallery_json(self.repo.gallery(rg, name))
+
+    def list(self, rg: str | None = None) -> list[dict]:
+        """Galleries of ``rg`` (all resource groups when None)."""
+        return [resources.gallery_json(r) for r in self.repo.list_galleries(rg)]
+
+    def update(self, rg: str, name: str, *, description: str | None = None,
+               tags: dict | None = None, sets: Iterable[str] = ()) -> dict:
+        """Change the description or tags (``sets``: az's ``--set PATH=VALUE`` expressions);
+        any other change is refused."""
+        cur = self.show(rg, name)
+        new = copy.deepcopy(cur)
+        if description is not None:
+            new["properties"]["description"] = description
+        if tags is not None:
+            new["tags"] = tags
+        for s in sets:
+            patch.apply_set(new, s)
+        check_changes(cur, new, GALLERY_MUTABLE)
+        props = {}
+        d = validate.text("properties.description", new["properties"].get("description"))
+        if d is not None:
+            props["description"] = d
+        new_tags = validate.tags_value("tags", new.get("tags"))
+        with self.repo.transaction():
+            row = self.repo.gallery(rg, name)
+            self.repo.update_gallery(row.id, props, new_tags)
+        return self.show(rg, name)
+
+    def delete(self, rg: str, name: str) -> None:
+        """Delete an empty gallery (Conflict while it has image definitions)."""
+        with self.repo.transaction():
+            row = self.repo.gallery(rg, name)
+            imgs = self.repo.definition_names(row.id)
+            if imgs:
+                raise Conflict(
+                    f"gallery '{name}' still contains {len(imgs)} image definition(s): "
+                    f"{', '.join(imgs)}; delete them first"
+                )
+            self.repo.delete_gallery(row.id)

@@ -1,0 +1,720 @@
+"""The gallery repository: every SQL statement and every state change of ``gallery.sqlite``.
+
+Nothing else in the package talks to SQLite. The services above it (:mod:`.galleries`,
+:mod:`.definitions`, :mod:`.versions`, :mod:`.disks`, :mod:`.replication`) and the worker
+(:mod:`imagestore.worker`) get typed rows (frozen dataclasses) and name states by Enum.
+
+**Transactions.** A method that changes rows runs inside the caller's
+:meth:`Repository.transaction` (``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on any
+exception), so a service composes several changes into one atomic step. Reads run outside one
+(WAL: a consistent snapshot per statement).
+
+**States** are stored as the strings of the Enums below (the values are the stored strings,
+``Queued`` included, so databases written by earlier versions read unchanged).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from enum import StrEnum
+from typing import Any
+
+from ..errors import NotFound
+from . import db
+from .validate import iso, now_utc
+
+# -- states --------------------------------------------------------------------------------
+
+
+class ProvisioningState(StrEnum):
+    """``properties.provisioningState`` of an image version."""
+
+    CREATING = "Creating"
+    UPDATING = "Updating"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class ReplicationState(StrEnum):
+    """The replication state of a version in one target region, as stored.
+
+    ``Queued`` is imagestore's own state (work not started yet); the ARM JSON renders it in
+    the SDK's vocabulary (see :mod:`.resources`)."""
+
+    QUEUED = "Queued"
+    REPLICATING = "Replicating"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+
+    @property
+    def pending(self) -> bool:
+        """Work for this region is still to be done."""
+        return self in (ReplicationState.QUEUED, ReplicationState.REPLICATING)
+
+
+class JobKind(StrEnum):
+    """What a queued job does: bring a version's regions to their copies, or reclaim space."""
+
+    VERSION = "version"
+    GC = "gc"
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+
+
+# -- rows ----------------------------------------------------------------------------------
+
+
+class _Row:
+    """Typed row; ``row["column"]`` also works, for the JSON shaping in :mod:`.resources`."""
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+    def keys(self) -> list[str]:
+        return [f.name for f in fields(self)]  # type: ignore[arg-type]
+
+    @classmethod
+    def from_sql(cls, row: sqlite3.Row):  # noqa: ANN206 - the subclass
+        names = set(row.keys())
+        return cls(**{f.name: row[f.name] for f in fields(cls) if f.name in names})  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class GalleryRow(_Row):
+    id: int
+    rg: str
+    name: str
+    location: str
+    tags: str
+    props: str
+    created: str
+
+    @property
+    def properties(self) -> dict:
+        return json.loads(self.props)
+
+
+@dataclass(frozen=True)
+class DefinitionRow(_Row):
+    """An image definition, joined with its gallery (``rg``, ``gallery``)."""
+
+    id: int
+    gallery_id: int
+    name: str
+    location: str
+    tags: str
+    props: str
+    publisher: str
+    offer: str
+    sku: str
+    created: str
+    rg: str
+    gallery: str
+
+    @property
+    def properties(self) -> dict:
+        return json.loads(self.props)
+
+
+@dataclass(frozen=True)
+class VersionRow(_Row):
+    """An image version, joined with its definition and gallery."""
+
+    id: int
+    image_id: int
+    name: str
+    major: int
+    minor: int
+    patch: int
+    location: str
+    tags: str
+    props: str
+    provisioning_state: str
+    source_version_id: str | None
+    created: str
+    rg: str
+    gallery: str
+    image: str
+    image_props: str
+
+    @property
+    def properties(self) -> dict:
+        return json.loads(self.props)
+
+    @property
+    def definition_properties(self) -> dict:
+        return json.loads(self.image_props)
+
+    @property
+    def state(self) -> ProvisioningState:
+        return ProvisioningState(self.provisioning_state)
+
+    @property
+    def label(self) -> str:
+        """``gallery/definition/version``, as messages name it."""
+        return f"{self.gallery}/{self.image}/{self.name}"
+
+
+@dataclass(frozen=True)
+class VersionDisk(_Row):
+    """One disk image of a version; ``lun`` -1 is the OS disk. ``digest`` is empty for a
+    shallow disk (``shallow_path`` and ``fingerprint`` are set instead)."""
+
+    lun: int
+    digest: str
+    virtual_size: int
+    allocated_bytes: int
+    data_bytes: int
+    stored_bytes: int
+    host_caching: str
+    source_uri: str | None
+    source_format: str | None
+    shallow_path: str | None = None
+    fingerprint: str | None = None
+    version_id: int | None = None
+
+
+@dataclass(frozen=True)
+class VersionRegion(_Row):
+    """The replication state of a version in one target region."""
+
+    version_id: int
+    region: str
+    state: str
+    progress: int
+    details: str
+    gen: int
+    bytes_done: int
+    bytes_total: int
+    bytes_sent: int
+    updated: str | None
+
+    @property
+    def replication_state(self) -> ReplicationState:
+        return ReplicationState(self.state)
+
+
+@dataclass(frozen=True)
+class DiskRow(_Row):
+    id: int
+    rg: str
+    name: str
+    location: str
+    tags: str
+    props: str
+    path: str
+    format: str
+    created: str
+
+
+@dataclass(frozen=True)
+class JobRow(_Row):
+    id: int
+    kind: str
+    version_id: int | None
+    payload: str
+    state: str
+    attempts: int
+    worker_pid: int | None
+    error: str | None
+    created: str
+    started: str | None
+
+    @property
+    def job_kind(self) -> JobKind:
+        return JobKind(self.kind)
+
+    @property
+    def data(self) -> dict:
+        return json.loads(self.payload or "{}")
+
+
+@dataclass(frozen=True)
+class LeaseRow(_Row):
+    pid: int
+    host: str
+    heartbeat: float
+    started: str
+
+
+def dumps(obj: Any) -> str:
+    """JSON as stored in the ``props``/``tags``/``payload`` columns."""
+    return json.dumps(obj, separators=(",", ":"), sort_keys=False)
+
+
+_G_SQL = "SELECT * FROM galleries "
+_I_SQL = (
+    "SELECT i.*, g.rg AS rg, g.name AS gallery FROM images i "
+    "JOIN galleries g ON g.id = i.gallery_id "
+)
+_V_SQL = (
+    "SELECT v.*, g.rg AS rg, g.name AS gallery, i.name AS image, i.props AS image_props "
+    "FROM versions v JOIN images i ON i.id = v.image_id JOIN galleries g ON g.id = i.gallery_id "
+)
+_V_ORDER = " ORDER BY g.rg, g.name, i.name, v.major, v.minor, v.patch"
+_PENDING = (ReplicationState.QUEUED.value, ReplicationState.REPLICATING.value)
+
+
+class Repository:
+    """The gallery database of one store (``<store>/gallery.sqlite``), opened and migrated."""
+
+    def __init__(self, db_path: str) -> None:
+        self.db_path = db_path
+        self.con: sqlite3.Connection = db.connect(db_path)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.con.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Repository]:
+        """One write transaction: everything inside is committed together, or nothing."""
+        with db.transaction(self.con):
+            yield self
+
+    def _one(self, sql: str, args: tuple = ()) -> sqlite3.Row | None:
+        return self.con.execute(sql, args).fetchone()
+
+    def _all(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        return self.con.execute(sql, args).fetchall()
+
+    # -- galleries -------------------------------------------------------------------------
+
+    def find_gallery(self, rg: str, name: str) -> GalleryRow | None:
+        """The gallery, or None."""
+        row = self._one(_G_SQL + "WHERE rg = ? AND name = ?", (rg, name))
+        return GalleryRow.from_sql(row) if row else None
+
+    def gallery(self, rg: str, name: str) -> GalleryRow:
+        """The gallery; NotFound when there is none."""
+        row = self.find_gallery(rg, name)
+        if row is None:
+            raise NotFound(f"gallery '{name}' not found in resource group '{rg}'",
+                           target="galleryName")
+        return row
+
+    def list_galleries(self, rg: str | None = None) -> list[GalleryRow]:
+        """Galleries of a resource group (all when ``rg`` is None), by name."""
+        if rg is None:
+            rows = self._all(_G_SQL + "ORDER BY rg, name")
+        else:
+            rows = self._all(_G_SQL + "WHERE rg = ? ORDER BY name", (rg,))
+        return [GalleryRow.from_sql(r) for r in rows]
+
+    def insert_gallery(self, rg: str, name: str, location: str, tags: dict, props: dict) -> None:
+        """(In a transaction.) A new gallery row."""
+        self.con.execute(
+            "INSERT INTO galleries(rg, name, location, tags, props, created) VALUES (?,?,?,?,?,?)",
+            (rg, name, location, dumps(tags), dumps(props), iso(now_utc())))
+
+    def update_gallery(self, pk: int, props: dict, tags: dict) -> None:
+        """(In a transaction.) New properties and tags."""
+        self.con.execute("UPDATE galleries SET props = ?, tags = ? WHERE id = ?",
+                         (dumps(props), dumps(tags), pk))
+
+    def delete_gallery(self, pk: int) -> None:
+        """(In a transaction.)"""
+        self.con.execute("DELETE FROM galleries WHERE id = ?", (pk,))
+
+    # -- image definitions -------------------------------------------------------------------
+
+    def find_definition(self, gallery: GalleryRow, name: str) -> DefinitionRow | None:
+        """The gallery's definition ``name``, or None."""
+        row = self._one(_I_SQL + "WHERE i.gallery_id = ? AND i.name = ?", (gallery.id, name))
+        return DefinitionRow.from_sql(row) if row else None
+
+    def definition(self, rg: str, gallery: str, name: str) -> DefinitionRow:
+        """The definition; NotFound naming the gallery or the definition."""
+        g = self.gallery(rg, gallery)
+        row = self.find_definition(g, name)
+        if row is None:
+            raise NotFound(f"image definition '{gallery}/{name}' not found in resource group "
+                           f"'{rg}'", target="galleryImageName")
+        return row
+
+    def list_definitions(self, gallery: GalleryRow) -> list[DefinitionRow]:
+        """The gallery's definitions, by name."""
+        rows = self._all(_I_SQL + "WHERE i.gallery_id = ? ORDER BY i.name", (gallery.id,))
+        return [DefinitionRow.from_sql(r) for r in rows]
+
+    def definition_names(self, gallery_pk: int) -> list[str]:
+        """Names of the gallery's definitions."""
+        return [r[0] for r in self._all(
+            "SELECT name FROM images WHERE gallery_id = ? ORDER BY name", (gallery_pk,))]
+
+    def definition_with_identifier(self, gallery_pk: int, publisher: str, offer: str,
+                                   sku: str) -> str | None:
+        """Name of the gallery's definition with this publisher/offer/sku, if any."""
+        row = self._one("SELECT name FROM images WHERE gallery_id = ? AND publisher = ? AND "
+                        "offer = ? AND sku = ?", (gallery_pk, publisher, offer, sku))
+        return row[0] if row else None
+
+    def insert_definition(self, gallery_pk: int, name: str, location: str, tags: dict,
+                          props: dict) -> None:
+        """(In a transaction.) ``props["identifier"]`` gives publisher, offer and sku."""
+        ident = props["identifier"]
+        self.con.execute(
+            "INSERT INTO images(gallery_id, name, location, tags, props, publisher, offer, sku, "
+            "created) VALUES (?,?,?,?,?,?,?,?,?)",
+            (gallery_pk, name, location, dumps(tags), dumps(props), ident["publisher"],
+             ident["offer"], ident["sku"], iso(now_utc())))
+
+    def update_definition(self, pk: int, props: dict, tags: dict) -> None:
+        """(In a transaction.)"""
+        self.con.execute("UPDATE images SET props = ?, tags = ? WHERE id = ?",
+                         (dumps(props), dumps(tags), pk))
+
+    def delete_definition(self, pk: int) -> None:
+        """(In a transaction.)"""
+        self.con.execute("DELETE FROM images WHERE id = ?", (pk,))
+
+    # -- image versions ----------------------------------------------------------------------
+
+    def find_version(self, definition: DefinitionRow, major: int, minor: int,
+                     patch: int) -> VersionRow | None:
+        """The definition's version ``major.minor.patch``, or None."""
+        row = self._one(_V_SQL + "WHERE v.image_id = ? AND v.major = ? AND v.minor = ? AND "
+                        "v.patch = ?", (definition.id, major, minor, patch))
+        return VersionRow.from_sql(row) if row else None
+
+    def version_by_pk(self, pk: int) -> VersionRow | None:
+        """The version with this row id, or None (deleted)."""
+        row = self._one(_V_SQL + "WHERE v.id = ?", (pk,))
+        return VersionRow.from_sql(row) if row else None
+
+    def list_versions(self, definition: DefinitionRow, *, newest_first: bool = False) -> list[VersionRow]:
+        """The definition's versions by Major.Minor.Patch."""
+        order = "DESC" if newest_first else "ASC"
+        rows = self._all(_V_SQL + f"WHERE v.image_id = ? ORDER BY v.major {order}, "
+                         f"v.minor {order}, v.patch {order}", (definition.id,))
+        return [VersionRow.from_sql(r) for r in rows]
+
+    def version_names(self, definition_pk: int) -> list[str]:
+        """Names of the definition's versions."""
+        return [r[0] for r in self._all(
+            "SELECT name FROM versions WHERE image_id = ? ORDER BY major, minor, patch",
+            (definition_pk,))]
+
+    def insert_version(self, definition_pk: int, name: str, parts: tuple[int, int, int],
+                       location: str, tags: dict, props: dict, state: ProvisioningState,
+                       source_version_id: str | None, created: str) -> int:
+        """(In a transaction.) A new version row; returns its row id."""
+        cur = self.con.execute(
+            "INSERT INTO versions(image_id, name, major, minor, patch, location, tags, props, "
+            "provisioning_state, source_version_id, created) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (definition_pk, name, *parts, location, dumps(tags), dumps(props), state.value,
+             source_version_id, created))
+        return int(cur.lastrowid)
+
+    def update_version(self, pk: int, props: dict, tags: dict) -> None:
+        """(In a transaction.)"""
+        self.con.execute("UPDATE versions SET props = ?, tags = ? WHERE id = ?",
+                         (dumps(props), dumps(tags), pk))
+
+    def set_provisioning_state(self, pk: int, state: ProvisioningState) -> None:
+        """(In a transaction.)"""
+        self.con.execute("UPDATE versions SET provisioning_state = ? WHERE id = ?",
+                         (state.value, pk))
+
+    def delete_version(self, pk: int) -> None:
+        """(In a transaction.) The version with its disks and region rows (cascade) and its
+        queued version jobs."""
+        self.con.execute("DELETE FROM versions WHERE id = ?", (pk,))
+        self.cancel_version_jobs(pk)
+
+    def versions_targeting(self, region: str) -> list[VersionRow]:
+        """Every version that has ``region`` among its target regions."""
+        rows = self._all(_V_SQL + "WHERE EXISTS (SELECT 1 FROM version_regions r WHERE "
+                         "r.version_id = v.id AND r.region = ?)" + _V_ORDER, (region,))
+        return [VersionRow.from_sql(r) for r in rows]
+
+    def versions_with_only_copy_in(self, region: str) -> list[VersionRow]:
+        """Versions whose only Completed copy is in ``region``."""
+        done = ReplicationState.COMPLETED.value
+        rows = self._all(
+            _V_SQL + "WHERE EXISTS (SELECT 1 FROM version_regions r WHERE r.version_id = v.id "
+            "AND r.region = ? AND r.state = ?) AND NOT EXISTS (SELECT 1 FROM "
+            "version_regions r WHERE r.version_id = v.id AND r.region <> ? AND "
+            "r.state = ?)" + _V_ORDER, (region, done, region, done))
+        return [VersionRow.from_sql(r) for r in rows]
+
+    # -- version disks ---------------------------------------------------------------------
+
+    def disks_of(self, version_pk: int) -> list[VersionDisk]:
+        """The version's disk images, OS disk (LUN -1) first."""
+        rows = self._all("SELECT * FROM version_disks WHERE version_id = ? ORDER BY lun",
+                         (version_pk,))
+        return [VersionDisk.from_sql(r) for r in rows]
+
+    def insert_disks(self, version_pk: int, disks: list[VersionDisk]) -> None:
+        """(In a transaction.)"""
+        for d in disks:
+            self.con.execute(
+                "INSERT INTO version_disks(version_id, lun, digest, virtual_size, "
+                "allocated_bytes, data_bytes, stored_bytes, host_caching, source_uri, "
+                "source_format, shallow_path, fingerprint) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (version_pk, d.lun, d.digest, d.virtual_size, d.allocated_bytes, d.data_bytes,
+                 d.stored_bytes, d.host_caching, d.source_uri, d.source_format, d.shallow_path,
+                 d.fingerprint))
+
+    def digest_referenced(self, digest: str) -> bool:
+        """Whether any version's disk uses manifest ``digest``."""
+        return self._one("SELECT 1 FROM version_disks WHERE digest = ? LIMIT 1",
+                         (digest,)) is not None
+
+    def versions_using_digest(self, digest: str) -> list[tuple[VersionRow, int]]:
+        """(version, LUN) of every disk image whose content is manifest ``digest``."""
+        rows = self._all(
+            "SELECT d.version_id AS vid, d.lun AS lun FROM version_disks d WHERE d.digest = ? "
+            "ORDER BY d.version_id, d.lun", (digest,))
+        out = []
+        for r in rows:
+            v = self.version_by_pk(r["vid"])
+            if v is not None:
+                out.append((v, r["lun"]))
+        return out
+
+    def copies_needed(self, digest: str, region: str, exclude_version: int | None) -> int:
+        """How many copies of ``digest`` the versions (other than ``exclude_version``) that
+        target ``region`` need there."""
+        rows = self._all(
+            "SELECT v.props AS props FROM version_disks d JOIN versions v ON v.id = d.version_id "
+            "JOIN version_regions r ON r.version_id = v.id "
+            "WHERE d.digest = ? AND r.region = ? AND v.id IS NOT ?",
+            (digest, region, exclude_version))
+        need = 0
+        for r in rows:
+            for t in json.loads(r["props"])["publishingProfile"]["targetRegions"]:
+                if t["name"].lower() == region.lower():
+                    need = max(need, int(t.get("regionalReplicaCount") or 1))
+        return need
+
+    # -- version regions (replication state) -----------------------------------------------
+
+    def regions_of(self, version_pk: int) -> list[VersionRegion]:
+        """The version's target regions in the order they were added."""
+        rows = self._all("SELECT * FROM version_regions WHERE version_id = ? ORDER BY rowid",
+                         (version_pk,))
+        return [VersionRegion.from_sql(r) for r in rows]
+
+    def region_of(self, version_pk: int, region: str) -> VersionRegion | None:
+        """The version's row for ``region``, or None when it does not target it."""
+        row = self._one("SELECT * FROM version_regions WHERE version_id = ? AND region = ?",
+                        (version_pk, region))
+        return VersionRegion.from_sql(row) if row else None
+
+    def add_region(self, version_pk: int, region: str, state: ReplicationState) -> None:
+        """(In a transaction.) A new target region, Completed (100 %) or Queued (0 %)."""
+        done = state == ReplicationState.COMPLETED
+        self.con.execute(
+            "INSERT INTO version_regions(version_id, region, state, progress, details, updated) "
+            "VALUES (?,?,?,?,?,?)",
+            (version_pk, region, state.value, 100 if done else 0, "", iso(now_utc())))
+
+    def remove_region(self, version_pk: int, region: str) -> None:
+        """(In a transaction.)"""
+        self.con.execute("DELETE FROM version_regions WHERE version_id = ? AND region = ?",
+                         (version_pk, region))
+
+    def requeue_region(self, version_pk: int, region: str) -> None:
+        """(In a transaction.) Queue the region again under a new generation, so a worker
+        finishing an outdated pass cannot mark it Completed."""
+        self.con.execute(
+            "UPDATE version_regions SET state = ?, progress = 0, details = '', bytes_done = 0, "
+            "gen = gen + 1, updated = ? WHERE version_id = ? AND region = ?",
+            (ReplicationState.QUEUED.value, iso(now_utc()), version_pk, region))
+
+    def mark_capturing(self, version_pk: int, region: str, details: str) -> None:
+        """(In a transaction.) The source region, while a queued capture runs."""
+        self.con.execute(
+            "UPDATE version_regions SET state = ?, details = ?, updated = ? "
+            "WHERE version_id = ? AND region = ? AND state = ?",
+            (ReplicationState.REPLICATING.value, details, iso(now_utc()), version_pk, region,
+             ReplicationState.QUEUED.value))
+
+    _GEN = "WHERE version_id = ? AND region = ? AND gen = ?"
+
+    def begin_replication(self, version_pk: int, region: str, gen: int, total: int) -> None:
+        """(In a transaction.) Generation ``gen`` of the region starts copying ``total`` bytes."""
+        self.con.execute(
+            f"UPDATE version_regions SET state = ?, progress = 0, details = '', bytes_done = 0, "
+            f"bytes_total = ?, updated = ? {self._GEN}",
+            (ReplicationState.REPLICATING.value, total, iso(now_utc()), version_pk, region, gen))
+
+    def record_progress(self, version_pk: int, region: str, gen: int, percent: int,
+                        done: int) -> None:
+        """(In a transaction.)"""
+        self.con.execute(
+            f"UPDATE version_regions SET progress = ?, bytes_done = ?, updated = ? {self._GEN} "
+            f"AND state = ?",
+            (percent, done, iso(now_utc()), version_pk, region, gen,
+             ReplicationState.REPLICATING.value))
+
+    def complete_replication(self, version_pk: int, region: str, gen: int, total: int,
+                             sent: int) -> bool:
+        """(In a transaction.) Mark generation ``gen`` Completed; False when the row changed
+        meanwhile (re-queued, removed, or the version deleted)."""
+        cur = self.con.execute(
+            f"UPDATE version_regions SET state = ?, progress = 100, details = '', "
+            f"bytes_done = ?, bytes_sent = bytes_sent + ?, updated = ? {self._GEN}",
+            (ReplicationState.COMPLETED.value, total, sent, iso(now_utc()), version_pk, region,
+             gen))
+        return cur.rowcount > 0
+
+    def fail_replication(self, version_pk: int, region: str, gen: int, details: str) -> None:
+        """(In a transaction.)"""
+        self.con.execute(
+            f"UPDATE version_regions SET state = ?, details = ?, updated = ? {self._GEN}",
+            (ReplicationState.FAILED.value, details, iso(now_utc()), version_pk, region, gen))
+
+    def fail_unfinished(self, version_pk: int, details: str) -> None:
+        """(In a transaction.) Every queued or replicating region of the version fails, and
+        the version's provisioning state follows."""
+        self.con.execute(
+            "UPDATE version_regions SET state = ?, details = ?, updated = ? WHERE "
+            "version_id = ? AND state IN (?, ?)",
+            (ReplicationState.FAILED.value, details, iso(now_utc()), version_pk, *_PENDING))
+        self.settle_version(version_pk)
+
+    def settle_version(self, version_pk: int) -> None:
+        """(In a transaction.) provisioningState from the regions' states, once no region is
+        pending: Failed if any failed, else Succeeded."""
+        states = [ReplicationState(r[0]) for r in self._all(
+            "SELECT state FROM version_regions WHERE version_id = ?", (version_pk,))]
+        if any(s.pending for s in states):
+            return  # re-queued meanwhile: another job follows
+        failed = any(s == ReplicationState.FAILED for s in states)
+        self.set_provisioning_state(
+            version_pk, ProvisioningState.FAILED if failed else ProvisioningState.SUCCEEDED)
+
+    # -- disks -------------------------------------------------------------------------------
+
+    def find_disk(self, rg: str, name: str) -> DiskRow | None:
+        """The disk resource, or None."""
+        row = self._one("SELECT * FROM disks WHERE rg = ? AND name = ?", (rg, name))
+        return DiskRow.from_sql(row) if row else None
+
+    def disk(self, rg: str, name: str) -> DiskRow:
+        """The disk resource; NotFound when there is none."""
+        row = self.find_disk(rg, name)
+        if row is None:
+            raise NotFound(f"disk '{name}' not found in resource group '{rg}'", target="diskName")
+        return row
+
+    def list_disks(self, rg: str | None = None) -> list[DiskRow]:
+        """Disks of a resource group (all when ``rg`` is None)."""
+        if rg is None:
+            rows = self._all("SELECT * FROM disks ORDER BY rg, name")
+        else:
+            rows = self._all("SELECT * FROM disks WHERE rg = ? ORDER BY name", (rg,))
+        return [DiskRow.from_sql(r) for r in rows]
+
+    def insert_disk(self, rg: str, name: str, location: str, tags: dict, props: dict,
+                    path: str, fmt: str) -> None:
+        """(In a transaction.)"""
+        self.con.execute(
+            "INSERT INTO disks(rg, name, location, tags, props, path, format, created) "
+            "VALUES (?,?,?,?,?,?,?,?)",
+            (rg, name, location, dumps(tags), dumps(props), path, fmt, iso(now_utc())))
+
+    def delete_disk(self, pk: int) -> None:
+        """(In a transaction.)"""
+        self.con.execute("DELETE FROM disks WHERE id = ?", (pk,))
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    def queue_version_job(self, version_pk: int, payload: dict) -> None:
+        """(In a transaction.) Queue a version job; one already queued for the version absorbs
+        it (payloads merged)."""
+        row = self._one("SELECT id, payload FROM jobs WHERE kind = ? AND version_id = ? "
+                        "AND state = ? ORDER BY id LIMIT 1",
+                        (JobKind.VERSION.value, version_pk, JobState.QUEUED.value))
+        if row is not None:
+            merged = {**json.loads(row["payload"]), **payload}
+            self.con.execute("UPDATE jobs SET payload = ? WHERE id = ?",
+                             (json.dumps(merged), row["id"]))
+            return
+        self.con.execute("INSERT INTO jobs(kind, version_id, payload, state, created) VALUES "
+                         "(?, ?, ?, ?, ?)", (JobKind.VERSION.value, version_pk,
+                                             json.dumps(payload), JobState.QUEUED.value,
+                                             iso(now_utc())))
+
+    def queue_gc_job(self, region: str, version_pk: int | None = None) -> None:
+        """(In a transaction.) Queue a gc of ``region`` unless one is queued already."""
+        if self._one("SELECT 1 FROM jobs WHERE kind = ? AND state = ? AND "
+                     "json_extract(payload, '$.region') = ? COLLATE NOCASE",
+                     (JobKind.GC.value, JobState.QUEUED.value, region)):
+            return
+        self.con.execute("INSERT INTO jobs(kind, version_id, payload, state, created) VALUES "
+                         "(?, ?, ?, ?, ?)", (JobKind.GC.value, version_pk,
+                                             json.dumps({"region": region}),
+                                             JobState.QUEUED.value, iso(now_utc())))
+
+    def cancel_version_jobs(self, version_pk: int) -> None:
+        """(In a transaction.) Drop the version's queued (not running) jobs."""
+        self.con.execute("DELETE FROM jobs WHERE kind = ? AND version_id = ? AND state = ?",
+                         (JobKind.VERSION.value, version_pk, JobState.QUEUED.value))
+
+    def pending_jobs(self, version_pk: int | None = None) -> int:
+        """Queued or running jobs (of one version, or all)."""
+        states = (JobState.QUEUED.value, JobState.RUNNING.value)
+        if version_pk is None:
+            return self._one("SELECT count(*) FROM jobs WHERE state IN (?, ?)", states)[0]
+        return self._one("SELECT count(*) FROM jobs WHERE state IN (?, ?) AND version_id = ?",
+                         (*states, version_pk))[0]
+
+    def claim_job(self, pid: int, only_version: int | None = None) -> JobRow | None:
+        """(In a transaction.) The oldest queued job (of one version), now running for ``pid``;
+        the row is returned as it was before the claim."""
+        sql = "SELECT * FROM jobs WHERE state = ?"
+        args: tuple = (JobState.QUEUED.value,)
+        if only_version is not None:
+            sql += " AND version_id = ?"
+            args += (only_version,)
+        row = self._one(sql + " ORDER BY id LIMIT 1", args)
+        if row is None:
+            return None
+        self.con.execute("UPDATE jobs SET state = ?, worker_pid = ?, attempts = attempts + 1, "
+                         "started = ? WHERE id = ?",
+                         (JobState.RUNNING.value, pid, iso(now_utc()), row["id"]))
+        return JobRow.from_sql(row)
+
+    def delete_job(self, job_id: int) -> None:
+        """(In a transaction.) A job that finished (or failed for good)."""
+        self.con.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+    def requeue_running_jobs(self) -> None:
+        """(In a transaction.) Jobs a dead worker was running go back to the queue."""
+        self.con.execute("UPDATE jobs SET state = ?, worker_pid = NULL WHERE state = ?",
+                         (JobState.QUEUED.value, JobState.RUNNING.value))
+
+    # -- the worker lease --------------------------------------------------------------------
+
+    def lease(self) -> LeaseRow | None:
+        """The lease row as stored (live or not)."""
+        row = self._one("SELECT pid, host, heartbeat, started FROM worker_lease WHERE id = 1")
+        return LeaseRow.from_sql(row) if row else None
+
+    def write_lease(self, pid: int, host: str, heartbeat: float) -> None:
+        """(In a transaction.) ``pid`` holds the lease from now on."""
+        self.con.execute("INSERT OR REPLACE INTO worker_lease(id, pid, host, heartbeat, started) "
+                         "VALUES (1, ?, ?, ?, ?)", (pid, host, heartbeat, iso(now_utc())))
+
+    def beat(self, pid: int, heartbeat: float) -> None:
+        """Refresh the lease's heartbeat if ``pid`` still holds it (autocommit)."""
+        self.con.execute("UPDATE worker_lease SET heartbeat = ? WHERE id = 1 AND pid = ?",
+                         (heartbeat, pid))
+
+    def drop_lease(self, pid: int) -> None:
+        """(In a transaction.) Release the lease if ``pid`` holds it."""
+        self.con.execute("DELETE FROM worker_lease WHERE id = 1 AND pid = ?", (pid,))

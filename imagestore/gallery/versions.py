@@ -1,0 +1,644 @@
+"""Image versions (``Microsoft.Compute/galleries/images/versions``): create (capture, copy by
+reference, Shallow), show, list, update (target regions, copies, flags), delete, wait, and the
+resolution of references (``latest``).
+
+**Create** checks every field before it writes anything, then captures the data into copy 0
+of the source region, then inserts the version's rows in one transaction; a failure on the
+way removes the manifests it published. Replication to the other target regions (and a
+capture queued with ``no_wait``) is queued as a job; a :class:`WorkRunner` (the worker package
+supplies one) runs it in the background or before the call returns.
+
+**Regions.** Every target region, the source region included, has a ``version_regions`` row:
+``Queued -> Replicating -> Completed | Failed``. ``provisioningState`` is ``Creating`` /
+``Updating`` while a region is pending, then ``Succeeded`` when all completed, else
+``Failed``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..errors import (
+    Conflict,
+    IntegrityError,
+    InvalidArgument,
+    NotFound,
+    OperationNotAllowed,
+    StoreBusy,
+)
+from ..home import DEFAULT_REGION
+from . import capture, ids, patch, resources, validate
+from .capture import Source
+from .changes import check_changes
+from .latest import latest_version
+from .placement import Placement
+from .progress import Observer, ProgressEvent, TaskKind
+from .repository import (
+    ProvisioningState,
+    ReplicationState,
+    Repository,
+    VersionDisk,
+    VersionRow,
+)
+from .validate import iso, now_utc
+
+DEFAULT_LOCATION = DEFAULT_REGION
+
+#: what an update may change
+VERSION_MUTABLE = (
+    "tags",
+    "properties.publishingProfile.targetRegions",
+    "properties.publishingProfile.replicaCount",
+    "properties.publishingProfile.excludeFromLatest",
+    "properties.publishingProfile.endOfLifeDate",
+    "properties.safetyProfile.allowDeletionOfReplicatedLocations",
+    "properties.safetyProfile.blockDeletionBeforeEndOfLife",
+)
+#: computed, read-only parts of a version's JSON that an update never sees
+_VERSION_COMPUTED = ("replicationStatus",)
+WAIT_CONDITIONS = ("created", "updated", "deleted", "exists")
+
+
+class WorkRunner(Protocol):
+    """Runs the work a version service queued (see :mod:`imagestore.worker`)."""
+
+    def start(self) -> None:
+        """Make sure queued work gets done in the background (start a worker if none runs)."""
+
+    def run(self, version_pk: int, observer: Observer | None) -> None:
+        """Do the version's queued work before returning (or wait for whoever does it)."""
+
+
+@dataclass
+class _CreatePlan:
+    """A checked create request: everything needed to write the version."""
+
+    definition: object
+    name: str
+    parts: tuple[int, int, int]
+    location: str
+    target_regions: list[dict]
+    props: dict
+    shallow: bool
+    sources: list[Source]
+    reference: str | None
+
+
+class Versions:
+    """The image version operations over the repository. ``runner`` runs queued work; with
+    None the work stays queued for ``imagestore worker``."""
+
+    def __init__(self, repo: Repository, placement: Placement,
+                 runner: WorkRunner | None = None) -> None:
+        self.repo = repo
+        self.placement = placement
+        self.runner = runner
+
+    # -- lookups -----------------------------------------------------------------------------
+
+    def row(self, rg: str, gallery: str, image: str, version: str,
+            field: str = "--gallery-image-version") -> VersionRow:
+        """The version row (NotFound naming the gallery, definition or version)."""
+        d = self.repo.definition(rg, gallery, image)
+        parts = validate.version_name(version, field)
+        row = self.repo.find_version(d, *parts)
+        if row is None:
+            raise NotFound(f"image version '{gallery}/{image}/{version}' not found in resource "
+                           f"group '{rg}'", target="galleryImageVersionName")
+        return row
+
+    def json(self, row: VersionRow, expand: bool = False) -> dict:
+        """The version's ARM JSON (with ``properties.replicationStatus`` when ``expand``)."""
+        return resources.version_json(row, self.repo.disks_of(row.id),
+                                      self.repo.regions_of(row.id), expand_replication=expand)
+
+    def latest_row(self, rg: str, gallery: str, image: str,
+                   region: str = DEFAULT_LOCATION) -> VersionRow:
+        """The version ``latest`` means in ``region`` (see :mod:`.latest`)."""
+        return latest_version(self.repo, self.repo.definition(rg, gallery, image), region)
+
+    def latest(self, rg: str, gallery: str, image: str, region: str = DEFAULT_LOCATION) -> dict:
+        """The JSON of the latest version in ``region``."""
+        return self.json(self.latest_row(rg, gallery, image, region))
+
+    def resolve(self, ref_text: str, rg: str, region: str = DEFAULT_LOCATION,
+                field: str = "--gallery-image-reference") -> VersionRow:
+        """A version id, a definition id (= its latest version in ``region``) or a short form
+        ``g/d[/v]`` -> the version row."""
+        ref = ids.parse_image_ref(ref_text, rg, field=field)
+        if ref.is_latest:
+            return self.latest_row(ref.rg, ref.gallery, ref.image, region)
+        return self.row(ref.rg, ref.gallery, ref.image, ref.version, field)
+
+    def targeting(self, region: str) -> list[str]:
+        """Ids of the versions that have ``region`` among their target regions."""
+        return [ids.version_id(v.rg, v.gallery, v.image, v.name)
+                for v in self.repo.versions_targeting(region)]
+
+    def holding_only_copy(self, region: str) -> list[str]:
+        """Ids of the versions whose only Completed copy is in ``region``."""
+        return [ids.version_id(v.rg, v.gallery, v.image, v.name)
+                for v in self.repo.versions_with_only_copy_in(region)]
+
+    # -- create ------------------------------------------------------------------------------
+
+    def create(
+        self, rg: str, gallery: str, image: str, version: str, *,
+        os_vhd_uri: str | None = None, data_vhds_uris: list[str] | tuple[str, ...] = (),
+        data_vhds_luns: list[int] | tuple[int, ...] = (), image_version: str | None = None,
+        location: str | None = None, target_regions: list[str] | None = None,
+        replica_count: int | None = None, storage_account_type: str | None = None,
+        replication_mode: str | None = None, exclude_from_latest: bool = False,
+        end_of_life_date: str | None = None, block_deletion_before_end_of_life: bool = False,
+        allow_deletion_of_replicated_locations: bool = False, tags: dict | None = None,
+        observer: Observer | None = None, threads: int = 2,
+        allow_parent_dir: str | None = None, no_wait: bool = False,
+    ) -> dict:
+        """Create a version from disk files (``os_vhd_uri``, ``data_vhds_uris``) or from
+        another version (``image_version``, by reference: no data written). ``no_wait``:
+        return at once (provisioningState Creating); capture and replication run in the
+        background. Otherwise the capture runs here and replication is done before returning
+        (a failed region raises Conflict; the version stays, Failed, as in Azure)."""
+        plan = self._plan(
+            rg, gallery, image, version, os_vhd_uri=os_vhd_uri, data_vhds_uris=data_vhds_uris,
+            data_vhds_luns=data_vhds_luns, image_version=image_version, location=location,
+            target_regions=target_regions, replica_count=replica_count,
+            storage_account_type=storage_account_type, replication_mode=replication_mode,
+            exclude_from_latest=exclude_from_latest, end_of_life_date=end_of_life_date,
+            block_deletion_before_end_of_life=block_deletion_before_end_of_life,
+            allow_deletion_of_replicated_locations=allow_deletion_of_replicated_locations)
+        store, close_store = self.placement.open_source_store(plan.location)
+        published: list[str] = []  # manifests this call created (removed again on failure)
+        try:
+            source_id: str | None = None
+            capture_later = False
+            disks: list[VersionDisk] = []
+            if plan.reference:
+                source_id, disks = self._disks_by_reference(plan.reference, rg, plan.definition)
+            elif plan.shallow:
+                disks = capture.shallow_disks(plan.sources, allow_parent_dir)
+            elif no_wait:
+                capture.check_sources(plan.sources, allow_parent_dir)  # header checks only
+                capture_later = True
+            else:
+                disks = capture.capture(store, plan.sources, threads=threads, observer=observer,
+                                        allow_parent_dir=allow_parent_dir, published=published)
+            payload = {}
+            if capture_later:
+                payload["capture"] = {"sources": [s.to_json() for s in plan.sources],
+                                      "allowParentDir": allow_parent_dir, "threads": threads}
+            vpk, pending = self._commit(plan, disks, store, source_id, tags or {}, payload)
+        except BaseException:
+            for digest in published:
+                if not self.repo.digest_referenced(digest):
+                    store.remove_manifest(digest)
+            raise
+        finally:
+            if close_store:
+                store.close()
+        if pending:
+            self._after_queue(vpk, no_wait=no_wait, observer=observer)
+        return self.show(rg, gallery, image, version)
+
+    def _plan(self, rg, gallery, image, version, *, os_vhd_uri, data_vhds_uris, data_vhds_luns,
+              image_version, location, target_regions, replica_count, storage_account_type,
+              replication_mode, exclude_from_latest, end_of_life_date,
+              block_deletion_before_end_of_life,
+              allow_deletion_of_replicated_locations) -> _CreatePlan:
+        """Check the whole request before anything is written."""
+        validate.resource_group(rg)
+        img = self.repo.definition(rg, gallery, image)
+        parts = validate.version_name(version)
+        if self.repo.find_version(img, *parts):
+            raise Conflict(f"image version '{gallery}/{image}/{version}' already exists",
+                           target="galleryImageVersionName")
+        location = self.placement.require_region(location or DEFAULT_LOCATION)
+        rc = validate.replica_count("--replica-count", replica_count) or 1
+        sat = validate.enum("--storage-account-type", storage_account_type or "Standard_LRS",
+                            validate.STORAGE_ACCOUNT_TYPES)
+        mode = validate.enum("--replication-mode", replication_mode or "Full",
+                             validate.REPLICATION_MODES)
+        trs = (validate.parse_target_regions(target_regions) if target_regions
+               else [{"name": location}])
+        trs = self.placement.normalize_target_regions(trs, rc, sat, location, "--target-regions")
+        eol = validate.end_of_life("--end-of-life-date", end_of_life_date)
+        if block_deletion_before_end_of_life and not eol:
+            raise InvalidArgument("--block-deletion-before-end-of-life: needs --end-of-life-date",
+                                  target="properties.safetyProfile.blockDeletionBeforeEndOfLife")
+        sources = self._sources(os_vhd_uri, list(data_vhds_uris or ()),
+                                list(data_vhds_luns or ()), image_version)
+        pp: dict = {
+            "targetRegions": trs,
+            "replicaCount": rc,
+            "excludeFromLatest": bool(exclude_from_latest),
+            "publishedDate": iso(now_utc()),
+            "storageAccountType": sat,
+            "replicationMode": mode,
+        }
+        if eol:
+            pp["endOfLifeDate"] = eol
+        props = {
+            "publishingProfile": pp,
+            "safetyProfile": {
+                "allowDeletionOfReplicatedLocations": bool(allow_deletion_of_replicated_locations),
+                "blockDeletionBeforeEndOfLife": bool(block_deletion_before_end_of_life),
+            },
+        }
+        shallow = mode == "Shallow"
+        if shallow:
+            others = [t["name"] for t in trs if t["name"].lower() != location.lower()]
+            if others:
+                raise InvalidArgument(
+                    f"--target-regions: a Shallow version lives in its source region "
+                    f"'{location}' only (it references the source file); remove "
+                    f"{', '.join(others)}", target="properties.publishingProfile.targetRegions")
+        return _CreatePlan(img, version, parts, location, trs, props, shallow, sources,
+                           image_version)
+
+    @staticmethod
+    def _sources(os_vhd_uri: str | None, uris: list[str], luns: list[int],
+                 image_version: str | None) -> list[Source]:
+        """The disk sources of a create request, checked (LUNs, existence, duplicates)."""
+        if image_version and (os_vhd_uri or uris):
+            raise InvalidArgument("--image-version: cannot be combined with --os-vhd-uri or "
+                                  "--data-vhds-uris", target="properties.storageProfile.source.id")
+        if not image_version and not os_vhd_uri:
+            raise InvalidArgument("--os-vhd-uri: required (or --image-version to copy an "
+                                  "existing version)",
+                                  target="properties.storageProfile.osDiskImage.source.uri")
+        lun_target = "properties.storageProfile.dataDiskImages.lun"
+        if luns and len(luns) != len(uris):
+            raise InvalidArgument(f"--data-vhds-luns: {len(luns)} LUN(s) given for "
+                                  f"{len(uris)} --data-vhds-uris", target=lun_target)
+        if not luns:
+            luns = list(range(len(uris)))
+        seen_luns: set[int] = set()
+        for lun in luns:
+            if isinstance(lun, bool) or not isinstance(lun, int) or not 0 <= lun <= validate.MAX_LUN:
+                raise InvalidArgument(f"--data-vhds-luns: '{lun}' must be an integer from 0 to "
+                                      f"{validate.MAX_LUN}", target=lun_target)
+            if lun in seen_luns:
+                raise InvalidArgument(f"--data-vhds-luns: LUN {lun} is used twice",
+                                      target=lun_target)
+            seen_luns.add(lun)
+        sources: list[Source] = []
+        if os_vhd_uri:
+            sources.append(Source(capture.OS_LUN, os_vhd_uri, capture.source_path(os_vhd_uri)))
+        for lun, u in zip(luns, uris, strict=True):
+            sources.append(Source(lun, u, capture.source_path(u)))
+        seen_src: dict[str, str] = {}
+        for s in sources:
+            field = "--os-vhd-uri" if s.lun < 0 else "--data-vhds-uris"
+            target = ("properties.storageProfile.osDiskImage.source.uri" if s.lun < 0 else
+                      "properties.storageProfile.dataDiskImages.source.uri")
+            if "://" in s.uri and not s.uri.startswith("file://"):
+                raise InvalidArgument(f"{field}: '{s.uri}': only local paths and file:// URIs "
+                                      f"are supported", target=target)
+            if not os.path.exists(s.path):
+                raise NotFound(f"{field}: {s.path}: no such file", target=target)
+            real = os.path.realpath(s.path)
+            if real in seen_src:
+                raise InvalidArgument(f"{field}: source '{s.uri}' is used twice (also as "
+                                      f"{seen_src[real]})", target=target)
+            seen_src[real] = s.uri
+        return sources
+
+    def _disks_by_reference(self, ref_text: str, rg: str, img) -> tuple[str, list[VersionDisk]]:
+        """The disks of the source version of a copy by reference (no data is written)."""
+        field = "--image-version"
+        target = "properties.storageProfile.source.id"
+        src = self.resolve(ref_text, rg, DEFAULT_LOCATION, field)
+        sprops = src.definition_properties
+        tprops = img.properties
+        for key in ("osType", "hyperVGeneration"):
+            if sprops.get(key) != tprops.get(key):
+                raise InvalidArgument(
+                    f"{field}: the source's {key} '{sprops.get(key)}' does not match "
+                    f"image definition '{img.name}' ({tprops.get(key)})", target=target)
+        if src.provisioning_state != ProvisioningState.SUCCEEDED:
+            raise Conflict(f"{field}: source version '{src.name}' is {src.provisioning_state}",
+                           target=target)
+        disks = [VersionDisk(**{**{k: d[k] for k in d.keys()}, "stored_bytes": 0})
+                 for d in self.repo.disks_of(src.id)]  # copied by reference: nothing stored
+        return ids.version_id(src.rg, src.gallery, src.image, src.name), disks
+
+    def _commit(self, plan: _CreatePlan, disks: list[VersionDisk], store, source_id: str | None,
+                tags: dict, payload: dict) -> tuple[int, bool]:
+        """Insert the version, its disks and regions (and its job) in one transaction.
+        Returns (row id, whether work was queued)."""
+        capture_later = "capture" in payload
+        img = plan.definition
+        with self.repo.transaction():
+            if self.repo.find_version(img, *plan.parts):
+                raise Conflict(f"image version '{img.gallery}/{img.name}/{plan.name}' already "
+                               f"exists", target="galleryImageVersionName")
+            for d in disks:
+                if d.digest and not plan.reference and not store.has_manifest(d.digest):
+                    raise IntegrityError(
+                        f"manifest {d.digest} is missing from region '{plan.location}' "
+                        f"(removed by a concurrent deletion?); run the command again")
+            done: dict[str, bool] = {}
+            for t in plan.target_regions:
+                if plan.shallow:
+                    done[t["name"]] = True
+                elif capture_later or t["name"].lower() != plan.location.lower():
+                    done[t["name"]] = False
+                else:  # the source region: copy 0 is the captured data itself
+                    done[t["name"]] = (
+                        t["regionalReplicaCount"] == 1
+                        and t["storageAccountType"] != "Premium_LRS"
+                        and all(not d.digest or store.has_manifest(d.digest) for d in disks))
+            pending = not all(done.values())
+            state = ProvisioningState.CREATING if pending else ProvisioningState.SUCCEEDED
+            vpk = self.repo.insert_version(img.id, plan.name, plan.parts, plan.location, tags,
+                                           plan.props, state, source_id,
+                                           plan.props["publishingProfile"]["publishedDate"])
+            self.repo.insert_disks(vpk, disks)
+            for t in plan.target_regions:
+                self.repo.add_region(vpk, t["name"], ReplicationState.COMPLETED if done[t["name"]]
+                                     else ReplicationState.QUEUED)
+            if pending:
+                self.repo.queue_version_job(vpk, payload)
+        return vpk, pending
+
+    def _after_queue(self, vpk: int, *, no_wait: bool, observer: Observer | None) -> None:
+        """Work was queued for the version: hand it to the background (``no_wait``) or do it
+        now and report a failure as an error."""
+        if self.runner is None:
+            return
+        if no_wait:
+            self.runner.start()
+            return
+        self.runner.run(vpk, observer)
+        self.raise_if_failed(vpk)
+
+    def raise_if_failed(self, vpk: int) -> None:
+        """Conflict with the failed regions' details when the version's provisioning failed."""
+        row = self.repo.version_by_pk(vpk)
+        if row is None or row.provisioning_state != ProvisioningState.FAILED:
+            return
+        failed = [r for r in self.repo.regions_of(vpk) if r.state == ReplicationState.FAILED]
+        why = "; ".join(f"region '{r.region}': {r.details}" for r in failed[:3])
+        raise Conflict(f"image version '{row.label}': provisioning failed "
+                       f"({why or 'see the replication status'})")
+
+    # -- read --------------------------------------------------------------------------------
+
+    def show(self, rg: str, gallery: str, image: str, version: str, *,
+             expand: str | None = None) -> dict:
+        """The version's JSON; ``expand="ReplicationStatus"`` adds the replication status."""
+        exp = False
+        if expand is not None:
+            if expand.lower() != "replicationstatus":
+                raise InvalidArgument(f"--expand: '{expand}' is not ReplicationStatus",
+                                      target="$expand")
+            exp = True
+        return self.json(self.row(rg, gallery, image, version), exp)
+
+    def list(self, rg: str, gallery: str, image: str) -> list[dict]:
+        """The definition's versions by Major.Minor.Patch."""
+        d = self.repo.definition(rg, gallery, image)
+        return [self.json(r) for r in self.repo.list_versions(d)]
+
+    # -- update ------------------------------------------------------------------------------
+
+    def update(
+        self, rg: str, gallery: str, image: str, version: str, *,
+        target_regions: list[str] | None = None, replica_count: int | None = None,
+        exclude_from_latest: bool | str | None = None, end_of_life_date: str | None = None,
+        allow_deletion_of_replicated_locations: bool | str | None = None,
+        block_deletion_before_end_of_life: bool | str | None = None,
+        tags: dict | None = None, sets: Iterable[str] = (), no_wait: bool = False,
+        observer: Observer | None = None,
+    ) -> dict:
+        """Update the mutable fields: target regions and copies, excludeFromLatest, the
+        end-of-life date, the safety profile's flags and tags. New regions and copies are
+        replicated (in the background with ``no_wait``, else before returning); removed
+        regions and copies are unpublished at once and their space reclaimed by a gc job."""
+        row = self.row(rg, gallery, image, version)
+        cur = self.json(row)
+        for k in _VERSION_COMPUTED:
+            cur["properties"].pop(k, None)
+        new = copy.deepcopy(cur)
+        pp = new["properties"]["publishingProfile"]
+        sp = new["properties"]["safetyProfile"]
+        if replica_count is not None:
+            pp["replicaCount"] = replica_count
+        if target_regions is not None:
+            pp["targetRegions"] = validate.parse_target_regions(target_regions)
+        if exclude_from_latest is not None:
+            pp["excludeFromLatest"] = validate.boolean("--exclude-from-latest", exclude_from_latest)
+        if end_of_life_date is not None:
+            pp["endOfLifeDate"] = end_of_life_date
+        if allow_deletion_of_replicated_locations is not None:
+            sp["allowDeletionOfReplicatedLocations"] = validate.boolean(
+                "--allow-replicated-location-deletion", allow_deletion_of_replicated_locations)
+        if block_deletion_before_end_of_life is not None:
+            sp["blockDeletionBeforeEndOfLife"] = validate.boolean(
+                "--block-deletion-before-end-of-life", block_deletion_before_end_of_life)
+        if tags is not None:
+            new["tags"] = tags
+        for s in sets:
+            patch.apply_set(new, s)
+        check_changes(cur, new, VERSION_MUTABLE)
+        props = row.properties
+        out_pp, trs = self._new_publishing_profile(row, cur, new, target_regions, end_of_life_date)
+        safety = self._new_safety_profile(props["safetyProfile"], new["properties"],
+                                          out_pp.get("endOfLifeDate"))
+        old_pp = cur["properties"]["publishingProfile"]
+        removed = sorted({t["name"].lower() for t in old_pp["targetRegions"]}
+                         - {t["name"].lower() for t in trs})
+        if removed and not safety.get("allowDeletionOfReplicatedLocations"):
+            field = ("--target-regions" if target_regions is not None
+                     else "properties.publishingProfile.targetRegions")
+            raise OperationNotAllowed(
+                f"{field}: removing region(s) {', '.join(removed)} is not allowed "
+                f"(safetyProfile.allowDeletionOfReplicatedLocations is false)",
+                target="properties.publishingProfile.targetRegions")
+        props["publishingProfile"] = out_pp
+        props["safetyProfile"] = safety
+        new_tags = validate.tags_value("tags", new.get("tags"))
+        with self.repo.transaction():
+            row2 = self.row(rg, gallery, image, version)
+            self.repo.update_version(row2.id, props, new_tags)
+            removed_rows, fewer, queued = self._sync_regions(row2.id, old_pp["targetRegions"], trs)
+            if queued:
+                if row2.provisioning_state != ProvisioningState.CREATING:
+                    self.repo.set_provisioning_state(row2.id, ProvisioningState.UPDATING)
+                self.repo.queue_version_job(row2.id, {})
+        digests = [d.digest for d in self.repo.disks_of(row2.id) if d.digest]
+        gc_regions = []
+        for name in removed_rows:
+            if self.placement.drop_copies(name, digests, 0, row2.id):
+                gc_regions.append(name)
+        for name, n in fewer:
+            if self.placement.drop_copies(name, digests, n, row2.id):
+                gc_regions.append(name)
+        if gc_regions:
+            with self.repo.transaction():
+                for name in gc_regions:
+                    self.repo.queue_gc_job(name, row2.id)
+        if queued or gc_regions:
+            self._after_queue(row2.id, no_wait=no_wait, observer=observer)
+        return self.show(rg, gallery, image, version)
+
+    def _new_publishing_profile(self, row: VersionRow, cur: dict, new: dict,
+                                target_regions, end_of_life_date) -> tuple[dict, list[dict]]:
+        """The checked publishingProfile an update asks for, and its target regions."""
+        pp = new["properties"]["publishingProfile"]
+        old_pp = cur["properties"]["publishingProfile"]
+        rc = validate.replica_count("properties.publishingProfile.replicaCount",
+                                    pp.get("replicaCount")) or 1
+        field = ("--target-regions" if target_regions is not None
+                 else "properties.publishingProfile.targetRegions")
+        # regions given by --target-regions without a count take the (new) common count
+        trs = self.placement.normalize_target_regions(
+            pp.get("targetRegions"), rc, old_pp["storageAccountType"], row.location, field)
+        out_pp = dict(old_pp)
+        out_pp["targetRegions"] = trs
+        out_pp["replicaCount"] = rc
+        out_pp["excludeFromLatest"] = bool(validate.boolean(
+            "properties.publishingProfile.excludeFromLatest", pp.get("excludeFromLatest")))
+        if pp.get("endOfLifeDate") != old_pp.get("endOfLifeDate"):
+            eol = validate.end_of_life(
+                "--end-of-life-date" if end_of_life_date is not None else
+                "properties.publishingProfile.endOfLifeDate", pp.get("endOfLifeDate"))
+            if eol is None:
+                out_pp.pop("endOfLifeDate", None)
+            else:
+                out_pp["endOfLifeDate"] = eol
+        if old_pp.get("replicationMode") == "Shallow":
+            others = [t["name"] for t in trs if t["name"].lower() != row.location.lower()]
+            if others:
+                raise InvalidArgument(
+                    f"{field}: a Shallow version lives in its source region '{row.location}' "
+                    f"only; it cannot be replicated to {', '.join(others)}",
+                    target="properties.publishingProfile.targetRegions")
+        return out_pp, trs
+
+    @staticmethod
+    def _new_safety_profile(old: dict, new_props: dict, eol: str | None) -> dict:
+        """The checked safetyProfile an update asks for (blocked deletion needs an
+        end-of-life date)."""
+        sp = new_props.get("safetyProfile") or {}
+        out = dict(old)
+        for key in ("allowDeletionOfReplicatedLocations", "blockDeletionBeforeEndOfLife"):
+            if key in sp:
+                out[key] = bool(validate.boolean(f"properties.safetyProfile.{key}", sp[key]))
+        if out.get("blockDeletionBeforeEndOfLife") and not eol:
+            if old.get("blockDeletionBeforeEndOfLife"):
+                raise InvalidArgument(
+                    "properties.publishingProfile.endOfLifeDate: cannot be removed while "
+                    "safetyProfile.blockDeletionBeforeEndOfLife is set",
+                    target="properties.publishingProfile.endOfLifeDate")
+            raise InvalidArgument(
+                "properties.safetyProfile.blockDeletionBeforeEndOfLife: needs "
+                "properties.publishingProfile.endOfLifeDate",
+                target="properties.safetyProfile.blockDeletionBeforeEndOfLife")
+        return out
+
+    def _sync_regions(self, vpk: int, old_trs: list[dict],
+                      target_regions: list[dict]) -> tuple[list[str], list[tuple[str, int]], bool]:
+        """(In a transaction.) Region rows for new target regions: new regions, more copies,
+        another storage account type and Failed regions are (re-)queued with a new generation.
+        Returns the regions removed, the regions whose copy count went down (name, new count)
+        and whether work was queued."""
+        rows = {r.region.lower(): r for r in self.repo.regions_of(vpk)}
+        old = {t["name"].lower(): t for t in old_trs}
+        want = {t["name"].lower(): t for t in target_regions}
+        removed = [rows[k].region for k in rows if k not in want]
+        for name in removed:
+            self.repo.remove_region(vpk, name)
+        fewer: list[tuple[str, int]] = []
+        queued = False
+        for key, t in want.items():
+            r = rows.get(key)
+            if r is None:
+                self.repo.add_region(vpk, t["name"], ReplicationState.QUEUED)
+                queued = True
+                continue
+            o = old.get(key, t)
+            n_old, n_new = o["regionalReplicaCount"], t["regionalReplicaCount"]
+            if n_new < n_old:
+                fewer.append((r.region, n_new))
+            if (n_new > n_old or o["storageAccountType"] != t["storageAccountType"]
+                    or r.state == ReplicationState.FAILED):
+                self.repo.requeue_region(vpk, r.region)
+                queued = True
+        return removed, fewer, queued
+
+    # -- delete ------------------------------------------------------------------------------
+
+    def delete(self, rg: str, gallery: str, image: str, version: str) -> list[str]:
+        """Delete the version; its copies are unpublished from every region (keeping what
+        other versions still use there). Returns the manifest digests no version references
+        any more (their chunks are garbage for ``store gc`` / ``region gc``). Refused
+        (OperationNotAllowed) before the end-of-life date when deletion is blocked."""
+        with self.repo.transaction():
+            row = self.row(rg, gallery, image, version)
+            props = row.properties
+            eol = props["publishingProfile"].get("endOfLifeDate")
+            if props["safetyProfile"].get("blockDeletionBeforeEndOfLife") and eol:
+                if validate.parse_datetime("endOfLifeDate", eol) > now_utc():
+                    raise OperationNotAllowed(
+                        f"image version '{gallery}/{image}/{version}': deletion is blocked "
+                        f"until its end of life date {eol} "
+                        f"(safetyProfile.blockDeletionBeforeEndOfLife)",
+                        target="properties.safetyProfile.blockDeletionBeforeEndOfLife")
+            digests = sorted({d.digest for d in self.repo.disks_of(row.id) if d.digest})
+            regions = [r.region for r in self.repo.regions_of(row.id)]
+            self.repo.delete_version(row.id)
+        # Unreference the data in a second transaction: holding the write lock, a version
+        # being created concurrently either committed its reference already (the digest is
+        # kept) or will find the manifest gone and fail cleanly (see _commit). A worker
+        # still copying the deleted version finds it gone and removes what it published.
+        with self.repo.transaction():
+            freed = [d for d in digests if not self.repo.digest_referenced(d)]
+            for region in dict.fromkeys([row.location, *regions]):
+                self.placement.drop_copies(region, digests, 0, None)
+        return freed
+
+    # -- wait --------------------------------------------------------------------------------
+
+    def wait(self, rg: str, gallery: str, image: str, version: str, *, condition: str,
+             timeout: float = 3600.0, interval: float = 1.0,
+             observer: Observer | None = None) -> None:
+        """Block until the version is created/updated (provisioningState Succeeded; Failed
+        raises Conflict with the failed regions' details), deleted, or exists. While it waits
+        for queued work it makes sure a worker runs; ``observer`` gets a replication event per
+        region at every poll."""
+        if condition not in WAIT_CONDITIONS:
+            raise InvalidArgument(f"condition: '{condition}' is not one of "
+                                  f"{', '.join(WAIT_CONDITIONS)}")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                row = self.row(rg, gallery, image, version)
+            except NotFound:
+                row = None
+            if condition == "deleted" and row is None:
+                return
+            if condition == "exists" and row is not None:
+                return
+            if condition in ("created", "updated") and row is not None:
+                if observer is not None:
+                    for r in self.repo.regions_of(row.id):
+                        observer(ProgressEvent(TaskKind.REPLICATE, r.region, r.bytes_done,
+                                               r.bytes_total, state=r.state))
+                if row.provisioning_state == ProvisioningState.SUCCEEDED:
+                    return
+                if row.provisioning_state == ProvisioningState.FAILED:
+                    self.raise_if_failed(row.id)
+                    raise Conflict(f"image version '{gallery}/{image}/{version}': "
+                                   f"provisioning failed")
+                if self.runner is not None:
+                    self.runner.start()
+            if time.monotonic() >= deadline:
+                raise StoreBusy(f"image version '{gallery}/{image}/{version}': not {condition} "
+                                f"after {timeout:g} s")
+            time.sleep(interval)

@@ -1,0 +1,96 @@
+"""The worker lease: at most one worker at a time runs a store's jobs.
+
+The lease is the ``worker_lease`` row (pid, host, heartbeat) in ``gallery.sqlite``, its
+heartbeat refreshed every :data:`HEARTBEAT` seconds by a thread. A lease is stale when its
+process is gone (or a zombie) or its heartbeat is older than :data:`LEASE_TTL`; the next
+worker takes it over and re-queues the jobs the dead one was running (they resume without
+copying again what arrived).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+
+from ..gallery.repository import LeaseRow, Repository
+
+LEASE_TTL = 15.0
+HEARTBEAT = 1.0
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` (on this host) is alive and not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def hostname() -> str:
+    """This machine's name, as the lease records it."""
+    return socket.gethostname()
+
+
+def lease_holder(repo: Repository) -> LeaseRow | None:
+    """The live lease holder, or None when nobody (alive) holds the lease."""
+    row = repo.lease()
+    if row is None:
+        return None
+    if row.host == hostname() and not pid_alive(row.pid):
+        return None
+    return row if time.time() - row.heartbeat < LEASE_TTL else None
+
+
+class Lease:
+    """This process's hold on the worker lease, kept fresh by a heartbeat thread."""
+
+    def __init__(self, db_path: str) -> None:
+        self.db_path = db_path
+        self.pid = os.getpid()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def acquire(self, repo: Repository) -> bool:
+        """Take the lease unless a live process holds it; jobs left ``running`` by a dead
+        holder go back to the queue."""
+        with repo.transaction():
+            holder = lease_holder(repo)
+            if holder is not None and holder.pid != self.pid:
+                return False
+            repo.write_lease(self.pid, hostname(), time.time())
+            # only one lease holder at a time: whatever is 'running' belonged to a dead worker
+            repo.requeue_running_jobs()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._beat, name="imagestore-lease", daemon=True)
+        self._thread.start()
+        return True
+
+    def _beat(self) -> None:
+        repo = Repository(self.db_path)
+        try:
+            while not self._stop.wait(HEARTBEAT):
+                try:
+                    repo.beat(self.pid, time.time())
+                except Exception:  # noqa: BLE001 - a busy database: try again next beat
+                    pass
+        finally:
+            repo.close()
+
+    def release(self, repo: Repository) -> None:
+        """Stop the heartbeat and give the lease up."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        with repo.transaction():
+            repo.drop_lease(self.pid)
