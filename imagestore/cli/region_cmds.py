@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import IntegrityError, NotFound
+from ..errors import NotFound
 from ..regions.registry import RegionRegistry
 from ..regions.replicas import (
     STORAGE_ACCOUNT_TYPES,
@@ -16,7 +16,6 @@ from ..regions.replicas import (
     region_slots,
     replicate_to_region,
     storage_account_type,
-    verify_region,
 )
 from ..store.maintenance import stats
 from .common import common_options, open_home
@@ -185,27 +184,10 @@ def replicate_cmd(ctx: click.Context, digest: str, src: str, dst: str, copies: i
 
 
 def verify_region_cli(ctx: click.Context, name: str, *, repair: bool) -> None:
-    """Shared by `region verify` and `store verify --repair`: verify (and repair) every copy
-    slot of a region; exit 7 when something stays bad."""
-    reg = _registry(ctx)
-    bar = progress_for(ctx, f"verify {name}")
-    try:
-        rep = verify_region(reg, name, repair_copies=repair, progress=bar)
-    finally:
-        bar.close()
-    emit(ctx, rep)
-    if not rep["clean"]:
-        bad = sum(len(s["badChunks"]) for s in rep["slots"])
-        missing = sum(len(s["missingChunks"]) for s in rep["slots"])
-        mfs = sum(len(s["badManifests"]) for s in rep["slots"])
-        affected = sorted({m for s in rep["slots"] for m in s["affectedManifests"]})
-        gone = rep["missingZones"]
-        raise IntegrityError(
-            f"region '{rep['region']}': verify found {bad} bad and {missing} missing chunk(s), "
-            f"{mfs} bad manifest(s)" + (" after repair" if repair else "")
-            + f"; affected manifests: {', '.join(affected) or 'none'}"
-            + (f"; zone(s) without a blob store: {', '.join(gone)}" if gone else "")
-        )
+    """Verify (and repair) every copy slot of a region; exit 7 when something stays bad."""
+    from .verify_report import region_verify_cli
+
+    region_verify_cli(ctx, name, repair=repair)
 
 
 @region_group.command("verify")
@@ -226,7 +208,8 @@ def verify_cmd(ctx: click.Context, name: str, repair: bool) -> None:
 
 @region_group.command("gc")
 @click.argument("name")
-@click.option("--dry-run", is_flag=True, help="Report what would be removed.")
+@click.option("--dry-run", is_flag=True,
+              help="Remove nothing; report what would be removed (wouldRemoveChunks, …).")
 @click.option("--timeout", default=600.0, show_default=True,
               help="Seconds to wait for each slot's exclusive lock.")
 @common_options

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import click
 
-from ..errors import IntegrityError
 from ..formats import WRITE_FORMATS, open_disk
 from ..home import Home
 from ..store.ingest import ingest
 from ..store.layout import make_config
-from ..store.maintenance import gc, stats, verify
+from ..store.maintenance import gc, stats
 from ..store.materialize import materialize
 from .common import common_options, open_home
 from .output import emit
@@ -95,43 +94,70 @@ def materialize_cmd(ctx: click.Context, digest: str, out: str, fmt: str, force: 
 
 @store_group.command("verify")
 @click.option("--repair", is_flag=True,
-              help="Rewrite bad or missing chunks and manifests from a good copy (another copy "
-                   "slot of the region, else another region); exit 7 only if some stay bad.")
-@click.option("--region", default=None, metavar="REGION",
-              help="Verify every copy slot of REGION (default: the local store).")
+              help="Rebuild a damaged or missing index from the packs, rewrite bad or missing "
+                   "chunks and manifests from a good copy (another copy of the region, else "
+                   "another region); exit 7 only if some stay bad.")
+@click.option("--region", "regions", multiple=True, metavar="REGION",
+              help="Verify only REGION's copies (repeatable; default: every region).")
 @common_options
 @click.pass_context
-def verify_cmd(ctx: click.Context, repair: bool, region: str | None) -> None:
-    """Re-hash every chunk and check every manifest's chunks exist. Exit 7 on any problem.
+def verify_cmd(ctx: click.Context, repair: bool, regions: tuple[str, ...]) -> None:
+    """Re-hash every chunk of every copy in every region, check the indexes and that every
+    manifest's chunks exist; name the image versions any damage affects. Exit 7 on any problem.
 
     \b
     Example:
       imagestore store verify -o table
       imagestore store verify --repair --region westeurope
     """
-    if repair or region is not None:
-        from .region_cmds import verify_region_cli
+    from .verify_report import store_verify_cli
 
-        verify_region_cli(ctx, region or "local", repair=repair)
-        return
-    home = open_home(ctx, create=False)
-    bar = progress_for(ctx, "verify")
-    try:
-        rep = verify(home.blob_store(), progress=bar)
-    finally:
-        bar.close()
-    emit(ctx, rep.to_json())
-    if not rep.clean:
-        names = ", ".join(rep.affected_manifests) or "none"
-        raise IntegrityError(
-            f"{home.root}: verify found {len(rep.bad_chunks)} bad and "
-            f"{len(rep.missing_chunks)} missing chunk(s), {len(rep.bad_manifests)} bad "
-            f"manifest(s); affected manifests: {names}"
-        )
+    store_verify_cli(ctx, list(regions) or None, repair=repair)
+
+
+@store_group.command("rebuild-index")
+@click.option("--region", "regions", multiple=True, metavar="REGION",
+              help="Rebuild the indexes of REGION's copies (repeatable; default: the local "
+                   "region).")
+@click.option("--timeout", default=600.0, show_default=True,
+              help="Seconds to wait for each copy's exclusive lock.")
+@common_options
+@click.pass_context
+def rebuild_index_cmd(ctx: click.Context, regions: tuple[str, ...], timeout: float) -> None:
+    """Rebuild the chunk index of every copy of a region from its packs' records.
+
+    For an index that is gone or unreadable. Every record is checked (hash and payload
+    checksum); damaged ones are skipped and reported, and chunks a manifest needs that no
+    record holds are listed (`store verify --repair` fetches them from a good copy). The new
+    index is written beside the old one and renamed over it.
+
+    \b
+    Example:
+      imagestore store rebuild-index
+      imagestore store rebuild-index --region westeurope
+    """
+    from ..regions.registry import RegionRegistry
+    from ..regions.replicas import copy_number, open_slot, region_slots
+    from ..store.rebuild import rebuild_index
+
+    reg = RegionRegistry(open_home(ctx, create=False))
+    out = []
+    for name in dict.fromkeys(regions or ("local",)):
+        region = reg.get(name, "--region")
+        for p in region_slots(region):
+            s = open_slot(p, reg.home.config, create=False)
+            try:
+                rb = rebuild_index(s, timeout=timeout)
+            finally:
+                s.close()
+            out.append({"region": region.name, "copy": copy_number(region, p), **rb.to_json()})
+    emit(ctx, out)
 
 
 @store_group.command("gc")
-@click.option("--dry-run", is_flag=True, help="Report what would be removed.")
+@click.option("--dry-run", is_flag=True,
+              help="Remove nothing; report what would be removed (wouldRemoveChunks, "
+                   "wouldFreeBytes, …).")
 @click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait for the exclusive lock.")
 @common_options
 @click.pass_context

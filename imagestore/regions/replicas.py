@@ -34,6 +34,12 @@ one transaction (``INSERT OR REPLACE``). Packs are never rewritten in place: the
 becomes dead space that ``store gc`` compacts away. A damaged or missing manifest is restored
 from a good copy by an atomic rename, after its chunks. Afterwards ``verify`` of every slot is
 clean unless some chunk had no good copy anywhere (reported as ``unrepairable``).
+
+**A damaged index** (missing, empty, malformed) of a slot is damage of that copy. Repair first
+rebuilds it from the slot's own packs (``store/rebuild.py``: a new file renamed over the old,
+never in place), then fetches whatever the packs lacked (damaged records) from a good copy
+like any missing chunk. A copy's index cannot be taken from another copy: rows name packs
+and offsets of their own slot.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ from ..store.layout import CasConfig
 from ..store.maintenance import gc, verify
 from ..store.materialize import MaterializeResult, materialize
 from ..store.packs import FLAG_ZSTD, REC, decode_record
+from ..store.rebuild import rebuild_index
 from .registry import Region, RegionRegistry
 from .replicate import RecordSink, ReplicateResult, replicate
 
@@ -256,6 +263,7 @@ class RepairReport:
     repaired_chunks: list[dict] = field(default_factory=list)
     repaired_manifests: list[dict] = field(default_factory=list)
     unrepairable: list[dict] = field(default_factory=list)
+    rebuilt_indexes: list[dict] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
@@ -265,6 +273,7 @@ class RepairReport:
         return {
             "slots": self.slots,
             "chunksChecked": self.chunks_checked,
+            "rebuiltIndexes": self.rebuilt_indexes,
             "repairedChunks": self.repaired_chunks,
             "repairedManifests": self.repaired_manifests,
             "unrepairable": self.unrepairable,
@@ -333,6 +342,9 @@ def repair(slots: list[BlobStore], digests: list[str] | None = None, *,
     version of the region) from good copies in ``slots`` and ``sources``."""
     sources = list(slots) + [s for s in (sources or []) if s not in slots]
     rep = RepairReport([s.root for s in slots])
+    for s in slots:  # before the shared locks below: a rebuild takes the exclusive one
+        if index.problem(s.index_path) is not None:
+            _rebuild(s, rep)
     with ExitStack() as st:
         for s in sources:
             st.enter_context(s.lock(exclusive=False))
@@ -375,6 +387,24 @@ def repair(slots: list[BlobStore], digests: list[str] | None = None, *,
     return rep
 
 
+def _rebuild(slot: BlobStore, rep: RepairReport, label: dict | None = None) -> None:
+    rb = rebuild_index(slot).to_json()
+    rb.pop("store")
+    rep.rebuilt_indexes.append({**(label or {}), "slot": slot.root, **rb})
+
+
+def copy_number(region: Region, path: str) -> int:
+    """Which copy of the region a slot directory holds (copy i: zone i mod n, slot i div n)."""
+    n = len(region.zones)
+    for z, zone in enumerate(region.zones):
+        if path == zone:
+            return z
+        prefix = os.path.join(zone, "copies") + os.sep
+        if path.startswith(prefix) and path[len(prefix):].isdigit():
+            return int(path[len(prefix):]) * n + z
+    raise ValueError(path)
+
+
 def verify_region(registry: RegionRegistry, name: str, *, repair_copies: bool = False,
                   progress: Progress | None = None) -> dict:
     """``verify`` every slot of a region; with ``repair_copies`` rewrite every bad or missing
@@ -383,11 +413,18 @@ def verify_region(registry: RegionRegistry, name: str, *, repair_copies: bool = 
     region = registry.get(name)
     cfg = registry.home.config
     slots = [open_slot(p, cfg, create=False) for p in region_slots(region)]
+    labels = [{"region": region.name, "copy": copy_number(region, s.root)} for s in slots]
     others: list[BlobStore] = []
     try:
         reports = [verify(s, progress=progress) for s in slots]
         rep = RepairReport([s.root for s in slots])
         if repair_copies and not all(r.clean for r in reports):
+            # a damaged index first: rebuilt from the slot's packs (exclusive lock, so before
+            # the shared locks below), then verified again to find what the packs lacked
+            for i, (s, vr) in enumerate(zip(slots, reports, strict=True)):
+                if vr.index_error is not None:
+                    _rebuild(s, rep, labels[i])
+                    reports[i] = verify(s, progress=progress)
             for r in registry.list():
                 if r.name != region.name:
                     others += [open_slot(p, cfg, create=False) for p in region_slots(r)]
@@ -415,7 +452,7 @@ def verify_region(registry: RegionRegistry, name: str, *, repair_copies: bool = 
             "region": region.name,
             "clean": all(r.clean for r in reports) and not gone,
             "missingZones": gone,
-            "slots": [r.to_json() for r in reports],
+            "slots": [{**lb, **r.to_json()} for lb, r in zip(labels, reports, strict=True)],
             "repair": rep.to_json() if repair_copies else None,
         }
     finally:

@@ -94,7 +94,7 @@ class BlobStore:
         """A per-thread SQLite connection."""
         c = getattr(self._local, "con", None)
         if c is None:
-            c = index.connect(self.index_path)
+            c = index.open_index(self.index_path)  # never creates a lost index
             self._local.con = c
             with self._fd_lock:
                 self._cons.append(c)

@@ -9,15 +9,25 @@ signed SQLite integer), taken when the record is written. Replication checks it 
 instead of decompressing and re-hashing every chunk (``regions/replicate.py``); ``store
 verify`` still decompresses and checks the chunk id itself. NULL in stores written before
 the column existed (added by :func:`migrate`); readers then fall back to the full check.
+
+**Damage.** The index is derived data: every row can be rebuilt from the packs' self-describing
+records (``store/rebuild.py``). :func:`open_index` never creates a missing index (that would hide
+the loss behind an empty one) and reports a missing, empty or malformed file as
+:class:`~imagestore.errors.IntegrityError` naming the file; :func:`check` runs ``PRAGMA
+quick_check`` for ``store verify`` and ``store gc`` (which must never delete packs on the word of
+a damaged index).
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
+from urllib.parse import quote
 
 import xxhash
 
+from ..errors import IntegrityError
 from . import sqlitedb
 
 SCHEMA = """
@@ -46,6 +56,75 @@ def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=FULL")
         con.execute("PRAGMA foreign_keys=ON")
+    return con
+
+
+#: SQLite result codes that mean the file itself is damaged (not busy, full or read-only)
+_DAMAGE_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+_REBUILD = "it can be rebuilt from the packs"
+
+
+def is_damage(err: sqlite3.Error) -> bool:
+    """True when ``err`` says the database file is malformed or is not a database."""
+    code = getattr(err, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _DAMAGE_CODES
+    text = str(err)
+    return "malformed" in text or "not a database" in text
+
+
+def _uri(path: str, mode: str) -> str:
+    return f"file:{quote(os.path.abspath(path))}?mode={mode}"
+
+
+def problem(path: str) -> str | None:
+    """What is wrong with the index file at ``path`` (None when ``PRAGMA quick_check`` passes
+    and both tables are there). Never creates the file. Errors that are not damage (I/O, a
+    full disk) are raised as ``sqlitedb`` translates them."""
+    if not os.path.exists(path):
+        return "the chunk index is missing"
+    try:
+        con = sqlite3.connect(_uri(path, "rw"), uri=True, timeout=60)
+        try:
+            con.execute("PRAGMA busy_timeout=60000")
+            rows = [r[0] for r in con.execute("PRAGMA quick_check")]
+            if rows != ["ok"]:
+                return "the chunk index is damaged (" + "; ".join(rows[:3]) + ")"
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            con.close()
+    except sqlite3.Error as e:
+        if is_damage(e):
+            return f"the chunk index is damaged ({e})"
+        raise sqlitedb.translate(e, path) or e from None
+    if not {"chunks", "packs"} <= tables:
+        return "the chunk index is empty or truncated (no chunks table)"
+    return None
+
+
+def check(path: str) -> None:
+    """Raise :class:`IntegrityError` naming ``path`` when :func:`problem` finds one."""
+    p = problem(path)
+    if p is not None:
+        raise IntegrityError(f"{path}: {p}; {_REBUILD}")
+
+
+def open_index(path: str) -> sqlite3.Connection:
+    """A read-write connection (:func:`connect`) to an existing index. A missing, empty or
+    malformed file is :class:`IntegrityError` naming it; a missing one is never created here
+    (an empty index would hide the loss and let gc take every pack for an orphan)."""
+    if not os.path.exists(path):
+        raise IntegrityError(f"{path}: the chunk index is missing; {_REBUILD}")
+    con = connect(path)
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except BaseException:
+        con.close()
+        raise
+    if not {"chunks", "packs"} <= tables:
+        con.close()
+        raise IntegrityError(f"{path}: the chunk index is empty or truncated (no chunks table); "
+                             f"{_REBUILD}")
     return con
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -25,10 +26,17 @@ class VerifyReport:
     bad_manifests: list[dict] = field(default_factory=list)
     affected_manifests: list[str] = field(default_factory=list)
     unreferenced_chunks: int = 0
+    #: what is wrong with the chunk index (missing, empty, malformed), None when it is sound
+    index_error: str | None = None
+
+    @property
+    def index_path(self) -> str:
+        return os.path.join(self.root, "index.sqlite")
 
     @property
     def clean(self) -> bool:
-        return not (self.bad_chunks or self.missing_chunks or self.bad_manifests)
+        return not (self.bad_chunks or self.missing_chunks or self.bad_manifests
+                    or self.index_error)
 
     def to_json(self) -> dict:
         return {
@@ -42,68 +50,114 @@ class VerifyReport:
             "badManifests": self.bad_manifests,
             "affectedManifests": self.affected_manifests,
             "unreferencedChunks": self.unreferenced_chunks,
+            "index": {"path": self.index_path, "ok": self.index_error is None,
+                      "error": self.index_error},
         }
 
 
 def verify(store: BlobStore, *, progress: Progress | None = None) -> VerifyReport:
-    """Re-hash every stored chunk and check that every manifest's chunks exist."""
+    """Re-hash every stored chunk and check that every manifest's chunks exist.
+
+    A missing, empty or malformed index is damage too (``index_error``): the chunks can then
+    not be located, so every manifest of the store is affected until the index is rebuilt
+    (``store/rebuild.py``)."""
     rep = VerifyReport(store.root)
     with store.lock(exclusive=False):
-        con = store.con
-        total = con.execute("SELECT COALESCE(SUM(raw_len),0) FROM chunks").fetchone()[0]
-        bad: set[bytes] = set()
-        for cid, pack, off, raw_len, stored_len, _flags, psum in index.iter_all(con):
-            cid = bytes(cid)
+        rep.index_error = index.problem(store.index_path)
+        if rep.index_error is None:
             try:
-                fd, name = store.pack_fd(pack)
-                where = f"{store.packs_dir}/{name}@{off}"
-                buf = read_record(fd, off, stored_len)
-                decode_record(buf, cid, where)
-                if psum is not None and index.payload_sum(memoryview(buf)[REC.size:]) != psum:
-                    raise IntegrityError(f"chunk {cid.hex()} in {where}: the index's payload "
-                                         "checksum does not match the record")
-            except IntegrityError as e:
-                bad.add(cid)
-                rep.bad_chunks.append({"chunk": cid.hex(), "error": str(e)})
-            rep.chunks_checked += 1
-            rep.bytes_checked += raw_len
-            if progress:
-                progress(rep.bytes_checked, total)
-        referenced: set[bytes] = set()
-        affected: set[str] = set()
+                _verify_indexed(store, rep, progress)
+                return rep
+            except sqlite3.DatabaseError as e:
+                if not index.is_damage(e):
+                    raise
+                rep.index_error = f"the chunk index is damaged ({e})"
+            except IntegrityError as e:  # opening found it damaged (a race with quick_check)
+                rep.index_error = str(e)
+        store.close()
+        affected = set()
+        # what a half-read index said is not trustworthy: report the index, and the manifests
+        rep.bad_chunks, rep.missing_chunks, rep.bad_manifests = [], [], []
+        rep.manifests_checked = rep.unreferenced_chunks = 0
         for digest in store.list_manifests():
             rep.manifests_checked += 1
+            affected.add(digest)
             try:
-                m = store.load_manifest(digest)
+                store.load_manifest(digest)
             except Exception as e:  # noqa: BLE001 - any damage is reported, not raised
                 rep.bad_manifests.append({"manifest": digest, "error": str(e)})
-                affected.add(digest)
-                continue
-            ids = m.ids()
-            locs = index.lookup_many(con, ids)
-            for cid in dict.fromkeys(ids):
-                referenced.add(cid)
-                if cid in bad:
-                    affected.add(digest)
-                elif cid not in locs:
-                    affected.add(digest)
-                    rep.missing_chunks.append({"chunk": cid.hex(), "manifest": digest})
         rep.affected_manifests = sorted(affected)
-        rep.unreferenced_chunks = sum(
-            1 for (cid,) in con.execute("SELECT id FROM chunks") if bytes(cid) not in referenced
-        )
     return rep
+
+
+def _verify_indexed(store: BlobStore, rep: VerifyReport, progress: Progress | None) -> None:
+    con = store.con
+    total = con.execute("SELECT COALESCE(SUM(raw_len),0) FROM chunks").fetchone()[0]
+    bad: set[bytes] = set()
+    for cid, pack, off, raw_len, stored_len, _flags, psum in index.iter_all(con):
+        cid = bytes(cid)
+        try:
+            fd, name = store.pack_fd(pack)
+            where = f"{store.packs_dir}/{name}@{off}"
+            buf = read_record(fd, off, stored_len)
+            decode_record(buf, cid, where)
+            if psum is not None and index.payload_sum(memoryview(buf)[REC.size:]) != psum:
+                raise IntegrityError(f"chunk {cid.hex()} in {where}: the index's payload "
+                                     "checksum does not match the record")
+        except IntegrityError as e:
+            bad.add(cid)
+            rep.bad_chunks.append({"chunk": cid.hex(), "error": str(e)})
+        rep.chunks_checked += 1
+        rep.bytes_checked += raw_len
+        if progress:
+            progress(rep.bytes_checked, total)
+    referenced: set[bytes] = set()
+    affected: set[str] = set()
+    for digest in store.list_manifests():
+        rep.manifests_checked += 1
+        try:
+            m = store.load_manifest(digest)
+        except Exception as e:  # noqa: BLE001 - any damage is reported, not raised
+            rep.bad_manifests.append({"manifest": digest, "error": str(e)})
+            affected.add(digest)
+            continue
+        ids = m.ids()
+        locs = index.lookup_many(con, ids)
+        for cid in dict.fromkeys(ids):
+            referenced.add(cid)
+            if cid in bad:
+                affected.add(digest)
+            elif cid not in locs:
+                affected.add(digest)
+                rep.missing_chunks.append({"chunk": cid.hex(), "manifest": digest})
+    rep.affected_manifests = sorted(affected)
+    rep.unreferenced_chunks = sum(
+        1 for (cid,) in con.execute("SELECT id FROM chunks") if bytes(cid) not in referenced
+    )
 
 
 @dataclass
 class GcReport:
+    """What gc removed, or with ``dry_run`` what it would remove (then every key says so:
+    ``wouldRemoveChunks``, ``wouldFreeBytes``, …, and nothing was touched)."""
+
     removed_chunks: int = 0
     removed_packs: int = 0
     rewritten_packs: int = 0
     freed_bytes: int = 0
     removed_temps: int = 0
+    dry_run: bool = False
 
     def to_json(self) -> dict:
+        if self.dry_run:
+            return {
+                "dryRun": True,
+                "wouldRemoveChunks": self.removed_chunks,
+                "wouldRemovePacks": self.removed_packs,
+                "wouldRewritePacks": self.rewritten_packs,
+                "wouldFreeBytes": self.freed_bytes,
+                "wouldRemoveTempFiles": self.removed_temps,
+            }
         return {
             "removedChunks": self.removed_chunks,
             "removedPacks": self.removed_packs,
@@ -113,17 +167,33 @@ class GcReport:
         }
 
 
+def _count_temps(*dirs: str) -> int:
+    n = 0
+    for d in dirs:
+        try:
+            n += sum(1 for name in os.listdir(d) if name.startswith(".tmp-"))
+        except FileNotFoundError:
+            pass
+    return n
+
+
 def gc(store: BlobStore, *, timeout: float = 600.0, dry_run: bool = False) -> GcReport:
     """Remove chunks no manifest references; compact packs; delete orphan packs.
 
     Runs under the exclusive lock. Order: copy live chunks of a pack to a new pack, fsync,
     repoint the index in one transaction, then unlink the old pack. A crash at any point
     leaves either the old or the new location valid; leftovers are orphans the next gc removes.
+    A damaged or missing index is refused (IntegrityError) before anything is touched: packs
+    it does not name would otherwise look like orphans. ``dry_run`` changes nothing.
     """
-    rep = GcReport()
+    rep = GcReport(dry_run=dry_run)
     with store.lock(exclusive=True, timeout=timeout):
+        index.check(store.index_path)
         con = store.con
-        rep.removed_temps = store.cleanup_temps()
+        if dry_run:
+            rep.removed_temps = _count_temps(store.manifests_dir, store.root)
+        else:
+            rep.removed_temps = store.cleanup_temps()
         con.execute("CREATE TEMP TABLE IF NOT EXISTS live(id BLOB PRIMARY KEY) WITHOUT ROWID")
         con.execute("DELETE FROM live")
         con.execute("BEGIN")
