@@ -189,3 +189,29 @@ def run_with_tty_stderr(args: list[str]) -> tuple[int, str, str]:
     p.wait()
     os.close(master)
     return p.returncode, out, b"".join(chunks).decode(errors="replace")
+
+
+def damage_index(path: str, how: str) -> None:
+    """Damage a chunk index the way disks and people do: ``header`` zeroes the b-tree page
+    header of the chunks table's root page, ``truncate`` cuts the file to half its pages,
+    ``delete`` removes it (with its -wal/-shm)."""
+    import sqlite3
+
+    for suffix in ("-wal", "-shm"):
+        assert not os.path.exists(path + suffix), f"{path}{suffix}: still open somewhere"
+    if how == "delete":
+        os.unlink(path)
+        return
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    page = con.execute("PRAGMA page_size").fetchone()[0]
+    pages = con.execute("PRAGMA page_count").fetchone()[0]
+    root = con.execute("SELECT rootpage FROM sqlite_master WHERE name='chunks'").fetchone()[0]
+    con.close()
+    with open(path, "r+b") as f:
+        if how == "header":
+            f.seek((root - 1) * page)
+            f.write(bytes(12))
+        elif how == "truncate":
+            f.truncate(page * (pages // 2))
+        else:
+            raise ValueError(how)
