@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from ..errors import IntegrityError, from_oserror
 from ..fsutil import fsync_dir
-from . import index
+from . import index, sqlitedb
 from .cas import BlobStore
 from .packs import PAD_MAGIC, REC, REC_MAGIC, decode_record, read_record
 
@@ -151,8 +151,9 @@ def scan_records(fd: int, size: int, where: str,
         torn.append({"pack": where, "offset": off, "bytes": size - off})
 
 
-def _new_index(path: str) -> sqlite3.Connection:
-    con = sqlite3.connect(path, isolation_level=None)
+def _new_index(path: str, name_in_errors: str) -> sqlite3.Connection:
+    con = sqlitedb.connect(path)
+    con.path = name_in_errors  # errors (a full disk) name the index, not a temp file
     con.execute("PRAGMA journal_mode=OFF")  # a temp file: a crash leaves garbage gc removes
     con.execute("PRAGMA synchronous=OFF")
     index.create(con)
@@ -169,7 +170,7 @@ def rebuild_index(store: BlobStore, *, timeout: float = 600.0) -> RebuildReport:
         tmp = os.path.join(store.root, f".tmp-{secrets.token_hex(8)}-index.sqlite")
         published = False
         try:
-            con = _new_index(tmp)
+            con = _new_index(tmp, store.index_path)
             try:
                 _fill(con, store, rep)
                 con.execute("PRAGMA journal_mode=WAL")
