@@ -72,6 +72,8 @@ def _fail(reports: list[dict], versions: list[dict], repair: bool, what: str) ->
            f"manifest(s), {len(idx)} damaged index(es)" + (" after repair" if repair else ""))
     for i in idx:
         msg += f"; region '{i['region']}' copy {i['copy']}: {i['path']}: {i['error']}"
+    if idx and not repair:
+        msg += " (--repair rebuilds it from the packs)"
     if versions:
         msg += "; affected versions: " + ", ".join(
             sorted({f"{v['_name']} in {v['region']}" for v in versions}))

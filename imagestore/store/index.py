@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
-from urllib.parse import quote
 
 import xxhash
 
@@ -73,10 +72,6 @@ def is_damage(err: sqlite3.Error) -> bool:
     return "malformed" in text or "not a database" in text
 
 
-def _uri(path: str, mode: str) -> str:
-    return f"file:{quote(os.path.abspath(path))}?mode={mode}"
-
-
 def problem(path: str) -> str | None:
     """What is wrong with the index file at ``path`` (None when ``PRAGMA quick_check`` passes
     and both tables are there). Never creates the file. Errors that are not damage (I/O, a
@@ -84,7 +79,9 @@ def problem(path: str) -> str | None:
     if not os.path.exists(path):
         return "the chunk index is missing"
     try:
-        con = sqlite3.connect(_uri(path, "rw"), uri=True, timeout=60)
+        # read-only (falls back to immutable where the WAL index cannot be made): verify works
+        # on a store this user may not write; damage comes back as IntegrityError
+        con = sqlitedb.connect(path, readonly=True)
         try:
             con.execute("PRAGMA busy_timeout=60000")
             rows = [r[0] for r in con.execute("PRAGMA quick_check")]
@@ -93,6 +90,9 @@ def problem(path: str) -> str | None:
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         finally:
             con.close()
+    except IntegrityError as e:
+        why = str(e).removeprefix(f"{path}: ").removeprefix("the database is damaged ")
+        return f"the chunk index is damaged {why if why.startswith('(') else f'({why})'}"
     except sqlite3.Error as e:
         if is_damage(e):
             return f"the chunk index is damaged ({e})"
@@ -109,13 +109,13 @@ def check(path: str) -> None:
         raise IntegrityError(f"{path}: {p}; {_REBUILD}")
 
 
-def open_index(path: str) -> sqlite3.Connection:
+def open_index(path: str, *, readonly: bool = False) -> sqlite3.Connection:
     """A read-write connection (:func:`connect`) to an existing index. A missing, empty or
     malformed file is :class:`IntegrityError` naming it; a missing one is never created here
     (an empty index would hide the loss and let gc take every pack for an orphan)."""
     if not os.path.exists(path):
         raise IntegrityError(f"{path}: the chunk index is missing; {_REBUILD}")
-    con = connect(path)
+    con = connect(path, readonly=readonly)
     try:
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     except BaseException:

@@ -13,7 +13,8 @@ The index is derived data. Every pack record carries its chunk id, flags and len
 3. the rows go into a **new** SQLite file beside the index (``.tmp-…-index.sqlite``, a name
    ``store gc`` removes if a crash leaves it), which is closed, fsynced, and renamed over
    ``index.sqlite`` after the old index's ``-wal``/``-shm`` are removed (a stale WAL would be
-   replayed onto the new file); then the directory is fsynced. Never in place.
+   replayed onto the new file; a sound old index is checkpointed first, so a crash between the
+   removal and the rename loses nothing); then the directory is fsynced. Never in place.
 4. every manifest is checked against the new index: chunks no pack holds a good record of are
    reported as missing (``verify --repair`` then fetches them from a good copy).
 
@@ -167,6 +168,8 @@ def rebuild_index(store: BlobStore, *, timeout: float = 600.0) -> RebuildReport:
     with store.lock(exclusive=True, timeout=timeout):
         store.close()
         rep.previous = index.problem(store.index_path)
+        if rep.previous is None:
+            _checkpoint(store.index_path)
         tmp = os.path.join(store.root, f".tmp-{secrets.token_hex(8)}-index.sqlite")
         published = False
         try:
@@ -222,6 +225,16 @@ def _fill(con: sqlite3.Connection, store: BlobStore, rep: RebuildReport) -> None
         rep.chunks_indexed += added
         rep.duplicate_records += len(rows) - added
     con.execute("COMMIT")
+
+
+def _checkpoint(path: str) -> None:
+    """Move a sound index's WAL into its file, so that removing the WAL before the rename
+    loses nothing if a crash comes between the two."""
+    con = index.connect(path)
+    try:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        con.close()
 
 
 def _publish(tmp: str, path: str) -> None:
