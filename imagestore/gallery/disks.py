@@ -15,7 +15,7 @@ from ..errors import Conflict, InvalidArgument, NotFound
 from ..formats import WRITE_FORMATS
 from ..home import Home
 from ..regions.replicas import materialize_from_copies
-from . import ids, resources, shallow, validate
+from . import arm_disk, ids, resources, shallow, validate
 from .placement import Placement
 from .progress import Observer, TaskKind, TaskProgress
 from .repository import ReplicationState, Repository, VersionDisk, VersionRow
@@ -113,21 +113,15 @@ class Disks:
     @staticmethod
     def _properties(vrow: VersionRow, vid: str, drow: VersionDisk, lun: int | None,
                     reference: str, path: str, fmt: str, virtual_size: int, written: int) -> dict:
-        image_props = vrow.definition_properties
-        ref: dict = {"id": vid}
-        if lun is not None:
-            ref["lun"] = lun
-        props: dict = {}
-        if lun is None:
-            props["osType"] = image_props["osType"]
-        props["hyperVGeneration"] = image_props["hyperVGeneration"]
+        props: dict = arm_disk.carried_over(vrow.definition_properties, lun)
         props.update({
-            "creationData": {"createOption": "FromImage", "galleryImageReference": ref},
+            "creationData": arm_disk.creation_data(vid, lun),
             "diskSizeGB": resources.size_in_gb(virtual_size),
             "diskSizeBytes": virtual_size,
             "timeCreated": iso(now_utc()),
             "provisioningState": "Succeeded",
             "diskState": "Unattached",
+            "uniqueId": arm_disk.new_unique_id(),
             "localStorage": {
                 "path": path,
                 "format": fmt,

@@ -7,11 +7,13 @@ Facts Azure does not have (manifest digests, byte counts, local file paths) live
 
 from __future__ import annotations
 
+import copy
 import json
 import sqlite3
 from pathlib import Path
 
-from . import ids
+from . import arm_disk, ids
+from .repository import ReplicationState
 
 GIB = 1 << 30
 
@@ -99,6 +101,9 @@ def version_json(row: sqlite3.Row, disks: list[sqlite3.Row], regions: list[sqlit
         sp["osDiskImage"] = disk_image_json(os_disk[0], not by_ref)
     if data:
         sp["dataDiskImages"] = [{"lun": d["lun"], **disk_image_json(d, not by_ref)} for d in data]
+    if not disks and props.get("storageProfile"):
+        # not captured yet (--no-wait), or the capture failed: Azure echoes the request
+        sp.update(copy.deepcopy(props["storageProfile"]))
     p: dict = {
         "publishingProfile": props["publishingProfile"],
         "storageProfile": sp,
@@ -114,7 +119,7 @@ def version_json(row: sqlite3.Row, disks: list[sqlite3.Row], regions: list[sqlit
         local["dataDiskImages"] = [{"lun": d["lun"], **local_disk_json(d)} for d in data]
     if expand_replication:
         local["replication"] = [
-            {"region": r["region"], "bytesDone": r["bytes_done"], "bytesTotal": r["bytes_total"],
+            {"region": r["region"], "state": r["state"], "bytesDone": r["bytes_done"], "bytesTotal": r["bytes_total"],
              "bytesSent": r["bytes_sent"], "updated": r["updated"]}
             for r in regions
         ]
@@ -137,24 +142,52 @@ def aggregated_state(states: list[str]) -> str:
     return "Unknown"
 
 
+#: the REST API's ``ReplicationState`` values; imagestore's own ``Queued`` (waiting for the
+#: worker) is not one of them
+REPLICATION_STATES = ("Unknown", "Replicating", "Completed", "Failed")
+
+
+def regional_state(state: str) -> tuple[str, bool]:
+    """A region's local replication state -> (its ``ReplicationState``, whether it has not
+    started). Azure shows a target region whose copy has not started yet as ``Replicating``
+    with progress 0, so ``Queued`` is shown that way (the local state stays visible under
+    ``properties.localStorage.replication[].state``); anything unknown is ``Unknown``."""
+    if state == ReplicationState.QUEUED:
+        return ReplicationState.REPLICATING.value, True
+    return (state if state in REPLICATION_STATES else "Unknown"), False
+
+
 def replication_status(regions: list[sqlite3.Row]) -> dict:
     agg = aggregated_state([r["state"] for r in regions])
-    return {
-        "aggregatedState": agg,
-        "summary": [
-            {"region": r["region"], "state": r["state"], "progress": r["progress"],
-             "details": r["details"]}
-            for r in regions
-        ],
-    }
+    summary = []
+    for r in regions:
+        state, not_started = regional_state(r["state"])
+        summary.append({"region": r["region"], "state": state,
+                        "progress": 0 if not_started else r["progress"],
+                        "details": r["details"]})
+    return {"aggregatedState": agg, "summary": summary}
+
+
+def requested_storage_profile(sources: list[tuple[int, str]]) -> dict:
+    """The ``storageProfile`` a create request asks for ((lun or -1, source path) pairs):
+    what Azure echoes while the version is still being created, before sizes are known."""
+    sp: dict = {}
+    data = []
+    for lun, path in sources:
+        img = {"hostCaching": "ReadWrite" if lun < 0 else "None",
+               "source": {"uri": file_uri(path)}}
+        if lun < 0:
+            sp["osDiskImage"] = img
+        else:
+            data.append({"lun": lun, **img})
+    if data:
+        sp["dataDiskImages"] = sorted(data, key=lambda d: d["lun"])
+    return sp
 
 
 def disk_json(row: sqlite3.Row) -> dict:
-    props = json.loads(row["props"])
-    out = _base(ids.disk_id(row["rg"], row["name"]), row["name"], ids.DISK_TYPE, row)
-    out["sku"] = {"name": "Standard_LRS", "tier": "Standard"}
-    out["properties"] = props
-    return out
+    """A disk row -> its ARM JSON (see :mod:`.arm_disk`)."""
+    return arm_disk.disk_json(row)
 
 
 def file_uri(path: str) -> str:

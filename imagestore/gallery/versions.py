@@ -244,6 +244,8 @@ class Versions:
             pp["endOfLifeDate"] = eol
         props = {
             "publishingProfile": pp,
+            # what the request asks for: shown until the disks have been captured
+            "storageProfile": resources.requested_storage_profile([(s.lun, s.path) for s in sources]),
             "safetyProfile": {
                 "allowDeletionOfReplicatedLocations": bool(allow_deletion_of_replicated_locations),
                 "blockDeletionBeforeEndOfLife": bool(block_deletion_before_end_of_life),

@@ -75,14 +75,16 @@ def test_disk_resource_shape_list_show_delete(env):
     assert d["type"] == "Microsoft.Compute/disks" and d["location"] == "local"
     assert d["tags"] == {"vm": "vm1"}
     p = d["properties"]
-    assert p["creationData"] == {"createOption": "FromImage", "galleryImageReference": {"id": vid}}
+    assert p["creationData"] == {"createOption": "FromImage", "imageReference": {"id": vid},
+                                 "galleryImageReference": {"id": vid}}
     assert p["osType"] == "Windows" and p["hyperVGeneration"] == "V2"
     assert p["diskSizeGB"] == 1 and p["diskSizeBytes"] == 4 * MiB + 512 * 1024
     assert p["provisioningState"] == "Succeeded"
     data = run.json("disk", "create", "-n", "vm1-data", "--gallery-image-reference", vid,
                     "--gallery-image-reference-lun", "2", "-g", "rg1")
     assert data["properties"]["creationData"]["galleryImageReference"] == {"id": vid, "lun": 2}
-    assert "osType" not in data["properties"]
+    assert data["properties"]["creationData"]["imageReference"] == {"id": vid, "lun": 2}
+    assert "osType" not in data["properties"] and "hyperVGeneration" not in data["properties"]
     assert run.json("disk", "show", "-n", "VM1-OS", "-g", "rg1") == d
     assert [x["name"] for x in run.json("disk", "list")] == ["vm1-data", "vm1-os"]
     assert run.json("disk", "list", "-g", "default") == []

@@ -188,8 +188,11 @@ def test_target_regions_must_include_source(env, monkeypatch):
     assert run.json(*show, "1.0.0") == {
         "aggregatedState": "InProgress",
         "summary": [
-            {"region": "local", "state": "Queued", "progress": 0, "details": ""},
-            {"region": "west", "state": "Queued", "progress": 0, "details": ""}]}
+            # a region not started yet shows as Azure shows it: Replicating, progress 0
+            {"region": "local", "state": "Replicating", "progress": 0, "details": ""},
+            {"region": "west", "state": "Replicating", "progress": 0, "details": ""}]}
+    local = run.json(*show[:-3], "--query", "properties.localStorage.replication", "-e", "1.0.0")
+    assert [(r["region"], r["state"]) for r in local] == [("local", "Queued"), ("west", "Queued")]
     # not usable in a region before replication completes there
     fails(run("disk", "create", "-n", "w", "--gallery-image-reference", "g/d/1.0.0", "-l", "west"),
           CONFLICT, "not available in region 'west' yet (replication Queued)")

@@ -240,10 +240,13 @@ def test_status_transitions_and_failed_region(gal, tmp_path):
     assert r.exit_code == 0 and r.stdout == ""
     v = run.json(*SHOW, "1.0.0")
     assert v["properties"]["provisioningState"] == "Creating"
-    assert "osDiskImage" not in v["properties"]["storageProfile"]  # capture queued too
+    # capture queued too: the requested disk is echoed, its size not known yet
+    assert v["properties"]["storageProfile"] == {
+        "osDiskImage": {"hostCaching": "ReadWrite", "source": {"uri": src.as_uri()}}}
     st = v["properties"]["replicationStatus"]
     assert st["aggregatedState"] == "InProgress"
-    assert {s["state"] for s in st["summary"]} == {"Queued"}
+    assert {(s["state"], s["progress"]) for s in st["summary"]} == {("Replicating", 0)}
+    assert {r["state"] for r in v["properties"]["localStorage"]["replication"]} == {"Queued"}
     ro = tmp_path / "ro" / "packs"
     lock_down(ro)
     try:
