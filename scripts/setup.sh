@@ -22,3 +22,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+# the previous (msrest) generation of the Azure SDK models, beside the installed one, for the
+# JSON shape test (tests/gallery/test_shape_sdk.py); build/ is not tracked
+legacy_sdk=build/sdk/azure-mgmt-compute-37
+if [ ! -f "$legacy_sdk/azure/mgmt/compute/models/__init__.py" ]; then
+  python3 -m pip install -q --disable-pip-version-check --no-deps --target "$legacy_sdk" \
+    'azure-mgmt-compute==37.2.0'
+fi
