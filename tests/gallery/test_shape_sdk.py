@@ -14,10 +14,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import sqlite3
+import uuid
 
 import pytest
 
-from imagestore.gallery import GalleryService, jobs
+from imagestore.gallery import GalleryService, arm_disk, jobs
 from imagestore.home import Home
 from tests.conftest import Cli
 
@@ -150,6 +152,12 @@ def _build(tmp) -> list[tuple[str, str, dict]]:
         assert run.json("worker", "--once")["ran"] == 1
         add("image-version show --expand (capture failed)", "GalleryImageVersion",
             run.json(*SHOW_V, "1.3.0", *EXPAND))
+        # updating: a region added with --no-wait, its copy not started
+        r = run("sig", "image-version", "update", "-r", "g", "-i", "img", "-e", "1.1.0",
+                "--target-regions", "local", "west", "bad", "--no-wait")
+        assert r.exit_code == 0, r.stderr
+        add("image-version show --expand (updating)", "GalleryImageVersion",
+            run.json(*SHOW_V, "1.1.0", *EXPAND))
 
     add("disk create (OS disk, plan and capabilities)", "Disk", run.json(
         "disk", "create", "-n", "os1", "--gallery-image-reference", "g/img/1.0.0",
@@ -190,6 +198,7 @@ def test_the_states_are_the_ones_named(docs):
     assert st("image-version show --expand (completed)") == ("Succeeded", "Completed")
     assert st("image-version show --expand (failed region)") == ("Failed", "Failed")
     assert st("image-version show --expand (capture failed)") == ("Failed", "Failed")
+    assert st("image-version show --expand (updating)") == ("Updating", "InProgress")
     rep = _by_label(docs, "image-version show --expand (replicating)")["properties"]
     local = {r["region"]: r["state"] for r in rep["localStorage"]["replication"]}
     assert local["west"] == "Replicating"
@@ -380,3 +389,44 @@ def test_typed_attributes_read_what_we_meant(docs):
     assert d.properties.disk_size_bytes == MiB
     assert d.properties.encryption.type == "EncryptionAtRestWithPlatformKey"
     assert os.path.exists(d.properties["localStorage"]["path"])
+
+
+def test_disk_performance_tiers():
+    """Baseline tier, IOPS and MB/s by SKU and size, as Azure's size tables give them."""
+    assert arm_disk.performance("Standard_LRS", 1) == ("S4", 500, 60)
+    assert arm_disk.performance("Standard_LRS", 33) == ("S6", 500, 60)
+    assert arm_disk.performance("Standard_LRS", 8192) == ("S60", 1300, 300)
+    assert arm_disk.performance("Standard_LRS", 32767) == ("S80", 2000, 500)
+    assert arm_disk.performance("Standard_LRS", 32768) is None
+    assert arm_disk.performance("Premium_LRS", 30) == ("P4", 120, 25)  # the recorded disk
+    assert arm_disk.performance("StandardSSD_LRS", 100) == ("E10", 500, 60)
+    assert arm_disk.performance("UltraSSD_LRS", 100) is None
+
+
+def _disk_row(props: dict, name: str, created: str) -> sqlite3.Row:
+    con = sqlite3.connect(":memory:")
+    con.row_factory = sqlite3.Row
+    return con.execute("SELECT 'rg' AS rg, ? AS name, 'local' AS location, '{}' AS tags, "
+                       "? AS props, ? AS created", (name, json.dumps(props), created)).fetchone()
+
+
+def test_disk_recorded_before_the_new_fields(style):
+    """A disk row written before uniqueId and imageReference were recorded still renders
+    complete: a stable GUID of its own, both references, the common fields."""
+    vid = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/galleries/g/images/i/versions/1.0.0"
+    old = {"osType": "Linux", "hyperVGeneration": "V1",
+           "creationData": {"createOption": "FromImage", "galleryImageReference": {"id": vid}},
+           "diskSizeGB": 40, "diskSizeBytes": 40 << 30, "timeCreated": "2026-01-01T00:00:00+00:00",
+           "provisioningState": "Succeeded", "diskState": "Unattached",
+           "localStorage": {"path": "/x.raw"}}
+    a = arm_disk.disk_json(_disk_row(old, "a", "2026-01-01T00:00:00+00:00"))
+    assert a == arm_disk.disk_json(_disk_row(old, "a", "2026-01-01T00:00:00+00:00"))
+    again = arm_disk.disk_json(_disk_row(old, "a", "2026-01-02T00:00:00+00:00"))  # re-created
+    other = arm_disk.disk_json(_disk_row(old, "b", "2026-01-01T00:00:00+00:00"))
+    ids = {d["properties"]["uniqueId"] for d in (a, again, other)}
+    assert len(ids) == 3 and all(str(uuid.UUID(i)) == i for i in ids)
+    p = a["properties"]
+    assert p["creationData"]["imageReference"] == {"id": vid}
+    assert (p["tier"], p["diskIOPSReadWrite"], p["diskMBpsReadWrite"]) == ("S6", 500, 60)
+    assert list(p)[-1] == "localStorage"
+    style.check("Disk", a, Report())
