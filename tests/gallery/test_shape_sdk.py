@@ -19,7 +19,8 @@ import uuid
 
 import pytest
 
-from imagestore.gallery import GalleryService, arm_disk, jobs
+from imagestore import worker
+from imagestore.gallery import GalleryService, arm_disk
 from imagestore.home import Home
 from tests.conftest import Cli
 
@@ -119,20 +120,20 @@ def _build(tmp) -> list[tuple[str, str, dict]]:
         # replicating: shown from the worker's own progress callback, as the region starts
         caught: list[dict] = []
 
-        def progress(region, state, done, total):
-            if region == "west" and state == "Replicating" and not caught:
+        def progress(ev):
+            if ev.subject == "west" and ev.state == "Replicating" and not caught:
                 caught.append(run.json(*SHOW_V, "1.1.0", *EXPAND))
 
         home = Home.open(run.store)
         svc = GalleryService(home)
         try:
-            w = jobs.Worker(svc)
-            assert w.lease.acquire(svc.con)
+            w = worker.Worker(svc)
+            assert w.lease.acquire(svc.repo)
             try:
                 w.run(once=True, only_version=svc.version_pk("default", "g", "img", "1.1.0"),
-                      progress=progress)
+                      observer=progress)
             finally:
-                w.lease.release(svc.con)
+                w.lease.release(svc.repo)
         finally:
             svc.close()
             home.close()
