@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..formats import WRITE_FORMATS, open_disk
+from ..formats import SOURCE_FORMATS, WRITE_FORMATS, open_disk
 from ..home import Home
 from ..store.ingest import ingest
 from ..store.layout import make_config
@@ -41,18 +41,27 @@ def store_group() -> None:
 @click.argument("file")
 @click.option("--allow-parent-dir", default=None, metavar="DIR",
               help="Allow differencing parents to resolve inside DIR too.")
+@click.option("--source-format", default="auto", show_default=True,
+              type=click.Choice(SOURCE_FORMATS, case_sensitive=False),
+              help="auto: detect raw/VHD/VHDX and refuse anything else; raw: take the file's "
+                   "bytes as the disk, whatever they look like.")
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 64))
 @common_options
 @click.pass_context
-def ingest_cmd(ctx: click.Context, file: str, allow_parent_dir: str | None, threads: int) -> None:
+def ingest_cmd(ctx: click.Context, file: str, allow_parent_dir: str | None, source_format: str,
+               threads: int) -> None:
     """Capture a disk image (raw, VHD, VHDX; detected from content) into the store.
+
+    Other images (qcow2, VMDK, VDI, ISO, archives, text) are refused by name.
 
     \b
     Example:
       imagestore store ingest disk.vhdx
+      imagestore store ingest odd-sized.bin --source-format raw
     """
     home = open_home(ctx)
-    reader = open_disk(file, allow_parent_dir=allow_parent_dir)
+    reader = open_disk(file, allow_parent_dir=allow_parent_dir,
+                       source_format=source_format.lower())
     bar = progress_for(ctx, "ingest")
     try:
         res = ingest(home.blob_store(), reader, threads=threads, progress=bar)

@@ -1,7 +1,8 @@
 """Disk image formats: detection by content, readers and writers.
 
-``open_disk(path)`` detects the format from the bytes (never the extension) and returns a
-:class:`~imagestore.formats.base.DiskReader`. ``create_writer(path, size, fmt)`` returns a
+``open_disk(path)`` detects the format from the bytes and returns a
+:class:`~imagestore.formats.base.DiskReader`; what is not a supported disk is refused by name
+(:mod:`.detect`), and a file name that promises a container its content lacks is refused. ``create_writer(path, size, fmt)`` returns a
 :class:`~imagestore.formats.base.DiskWriter` after checking that the size fits the format.
 """
 
@@ -14,12 +15,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ..errors import BadImage, InvalidArgument, NotFound, from_oserror
-from .base import DiskReader, DiskWriter, coalesce
+from .base import DiskReader, DiskWriter, SourceChanged, SourceGuard, coalesce
+from .detect import SOURCE_FORMATS, container_format, detect
 from .raw import EXT4_MAX_FILE, RawReader, RawWriter
 
 __all__ = [
     "DiskReader",
     "DiskWriter",
+    "SOURCE_FORMATS",
+    "SourceChanged",
     "WRITE_FORMATS",
     "coalesce",
     "create_writer",
@@ -52,35 +56,38 @@ def _open_fd(path: str) -> tuple[int, os.stat_result]:
 
 
 def detect_format(fd: int, size: int) -> str:
-    """Return "vhdx", "vhd" (dynamic/differencing), "vhd-fixed" or "raw" from the content."""
-    head = os.pread(fd, 8, 0)
-    if head == b"vhdxfile":
-        return "vhdx"
-    if head == b"conectix":
-        return "vhd"
-    if size >= 512:
-        tail = os.pread(fd, 8, size - 512)
-        if tail == b"conectix":
-            return "vhd-fixed"
-    if size >= 511:  # pre-Virtual-Server-2004 footers were 511 bytes
-        tail = os.pread(fd, 8, size - 511)
-        if tail == b"conectix":
-            return "vhd-fixed"
-    return "raw"
+    """Return "vhdx", "vhd" (dynamic/differencing), "vhd-fixed" or "raw" from the container
+    signatures alone (no refusals; :func:`open_disk` also refuses what is not a disk)."""
+    return container_format(fd, size)
+
+
+#: the first and last this many bytes of every source are compared after reading it
+GUARD_SPAN = 1 << 20
 
 
 def open_disk(
     path: str,
     *,
     allow_parent_dir: str | None = None,
+    source_format: str = "auto",
     _depth: int = 0,
     _seen: frozenset[str] = frozenset(),
 ) -> DiskReader:
     """Open a disk image of any supported format, detected from its content.
 
-    ``allow_parent_dir``: differencing parents must resolve inside the child's own directory
-    unless they resolve inside this directory.
+    ``source_format``: "auto" detects the format and refuses what is not a supported disk
+    (see :mod:`imagestore.formats.detect`); "raw" takes the file's bytes as the disk, as they
+    are. ``allow_parent_dir``: differencing parents must resolve inside the child's own
+    directory unless they resolve inside this directory.
+
+    The reader's :meth:`~imagestore.formats.base.DiskReader.check_unchanged` tells whether the
+    file (or a parent) changed since this call; reads never return zeros for a file that shrank.
     """
+    if source_format not in SOURCE_FORMATS:
+        raise InvalidArgument(
+            f"unknown source format '{source_format}' (use {' or '.join(SOURCE_FORMATS)})",
+            target="sourceFormat",
+        )
     if path.startswith("file://"):
         from urllib.parse import unquote, urlparse
 
@@ -91,27 +98,39 @@ def open_disk(
     if real in _seen:
         raise BadImage(f"{path}: differencing chain loops back to this file")
     fd, st = _open_fd(path)
+    reader: DiskReader | None = None
     try:
         size = st.st_size
         if stat.S_ISBLK(st.st_mode):
             size = os.lseek(fd, 0, os.SEEK_END)
+        # the identity is taken before anything is read
+        guard = SourceGuard(path, fd, st, size)
         if size == 0:
             raise BadImage(f"{path}: empty file, not a disk image")
-        fmt = detect_format(fd, size)
+        fmt = "raw" if source_format == "raw" else detect(path, fd, size)
         if fmt == "raw":
-            return RawReader(path, fd)
-        opener_kw = dict(
-            allow_parent_dir=allow_parent_dir, depth=_depth, seen=_seen | {real}
-        )
-        if fmt == "vhdx":
-            from . import vhdx
+            reader = RawReader(path, fd, size=size)
+        else:
+            opener_kw = dict(
+                allow_parent_dir=allow_parent_dir, depth=_depth, seen=_seen | {real}
+            )
+            if fmt == "vhdx":
+                from . import vhdx
 
-            return vhdx.open_vhdx(path, fd, size, **opener_kw)
-        from . import vhd
+                reader = vhdx.open_vhdx(path, fd, size, **opener_kw)
+            else:
+                from . import vhd
 
-        return vhd.open_vhd(path, fd, size, **opener_kw)
+                reader = vhd.open_vhd(path, fd, size, **opener_kw)
+        guard.cover(0, GUARD_SPAN)
+        guard.cover(size - GUARD_SPAN, GUARD_SPAN)
+        reader.guard = guard
+        return reader
     except BaseException:
-        os.close(fd)
+        if reader is not None:
+            reader.close()  # closes fd (and any parent)
+        else:
+            os.close(fd)
         raise
 
 

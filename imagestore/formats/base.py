@@ -10,8 +10,15 @@ This layer knows nothing about chunks, stores or galleries.
 from __future__ import annotations
 
 import os
+import stat
+import threading
+import time
 from collections.abc import Iterator
 from typing import Protocol
+
+import xxhash
+
+from ..errors import Conflict
 
 
 class DiskReader(Protocol):
@@ -36,6 +43,11 @@ class DiskReader(Protocol):
 
         ``offset + length`` must not exceed ``virtual_size``.
         """
+        ...
+
+    def check_unchanged(self, activity: str = "captured") -> None:
+        """Raise :class:`SourceChanged` if the file (or a parent in its chain) changed since
+        it was opened; call it after reading everything and before publishing the result."""
         ...
 
     def close(self) -> None: ...
@@ -75,8 +87,18 @@ def coalesce(extents: Iterator[tuple[int, int]] | list[tuple[int, int]]) -> list
     return out
 
 
-def pread_full(fd: int, length: int, offset: int) -> bytes:
-    """pread that loops until ``length`` bytes are read; short data at EOF is zero-filled."""
+class SourceChanged(Conflict):
+    """A source disk changed (size, times, inode, headers) or shrank while it was being read:
+    whatever was read is torn and must not be published. A conflict with a concurrent writer,
+    not a malformed image (exit 5): retry once nothing writes to the file."""
+
+
+def pread_full(fd: int, length: int, offset: int, path: str = "") -> bytes:
+    """pread that loops until ``length`` bytes are read.
+
+    Readers only read ranges they checked against the file's size when they opened it, so
+    reaching the end of the file early means the file shrank meanwhile: :class:`SourceChanged`
+    naming ``path``, never zeros."""
     data = os.pread(fd, length, offset)
     if len(data) == length:
         return data
@@ -85,11 +107,117 @@ def pread_full(fd: int, length: int, offset: int) -> bytes:
     while got < length:
         more = os.pread(fd, length - got, offset + got)
         if not more:
-            parts.append(bytes(length - got))
-            break
+            raise SourceChanged(
+                f"{path}: the file changed while it was being read (it ends at {offset + got}, "
+                f"a read of {length} bytes at {offset} was expected to fit)"
+            )
         parts.append(more)
         got += len(more)
     return b"".join(parts)
+
+
+#: test hook: pause the first read of a source until ``<value>.go`` exists, after creating
+#: ``<value>.paused`` (tests change the source at that moment, deterministically)
+PAUSE_ENV = "IMAGESTORE_TEST_PAUSE_READ"
+_pause_lock = threading.Lock()
+_pause_done = False
+
+
+def test_pause() -> None:
+    """Honour :data:`PAUSE_ENV` once per process (called by every reader's ``read``)."""
+    global _pause_done
+    marker = os.environ.get(PAUSE_ENV)
+    if not marker or _pause_done:
+        return
+    with _pause_lock:
+        if _pause_done:
+            return
+        with open(marker + ".paused", "w"):
+            pass
+        deadline = time.monotonic() + 60
+        while not os.path.exists(marker + ".go") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        _pause_done = True
+
+
+class SourceGuard:
+    """The identity of a source file taken before it is read, to tell at the end whether it
+    changed meanwhile: size, modification and change times, inode and device of the open
+    file, that the path still names it, and digests of the container's own metadata (VHD
+    footers and dynamic header, VHDX header section) registered with :meth:`cover`."""
+
+    def __init__(self, path: str, fd: int, st: os.stat_result, size: int) -> None:
+        self.path = path
+        self.fd = fd
+        self.block = stat.S_ISBLK(st.st_mode)
+        self.size = size
+        self.stat = self._key(st)
+        self.regions: list[tuple[int, int, bytes]] = []
+
+    def _key(self, st: os.stat_result) -> tuple:
+        if self.block:  # a device node's own times say nothing about its content
+            return (st.st_ino, st.st_dev)
+        return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+    def _digest(self, offset: int, length: int) -> bytes:
+        return xxhash.xxh3_128_digest(os.pread(self.fd, length, offset))
+
+    def cover(self, offset: int, length: int) -> None:
+        """Also compare the bytes at ``offset`` (metadata the reader parsed) at the end."""
+        offset, length = max(0, offset), max(0, min(length, self.size - offset))
+        if length:
+            self.regions.append((offset, length, self._digest(offset, length)))
+
+    def changes(self) -> list[str]:
+        """What differs now from when the guard was taken (empty: unchanged)."""
+        try:
+            st = os.fstat(self.fd)
+        except OSError as e:
+            return [f"cannot stat it ({e.strerror})"]
+        out = []
+        if not self.block and st.st_nlink == 0:
+            out.append("it was deleted")
+        else:
+            try:
+                now = os.stat(self.path)
+                if (now.st_ino, now.st_dev) != (st.st_ino, st.st_dev):
+                    out.append("the path now names another file")
+            except OSError:
+                out.append("the path no longer exists")
+        key = self._key(st)
+        names = ("inode", "device") if self.block else (
+            "size", "modification time", "change time", "inode", "device")
+        out += [n for n, a, b in zip(names, key, self.stat, strict=True) if a != b]
+        if not out:
+            for off, n, digest in self.regions:
+                if self._digest(off, n) != digest:
+                    out.append(f"the image's metadata at offset {off}")
+        return out
+
+    def check(self, activity: str = "captured") -> None:
+        """Raise :class:`SourceChanged` when the file changed since the guard was taken."""
+        changed = self.changes()
+        if changed:
+            raise SourceChanged(
+                f"{self.path}: the file changed while it was being {activity} "
+                f"({', '.join(changed)})"
+            )
+
+
+class Guarded:
+    """Mixin of the readers: :meth:`check_unchanged` over the file and its parent chain.
+    ``open_disk`` sets ``guard`` before the reader reads anything."""
+
+    guard: SourceGuard | None = None
+
+    def check_unchanged(self, activity: str = "captured") -> None:
+        """Raise :class:`SourceChanged` if the file or a parent in its chain changed since
+        it was opened; call it after reading everything and before publishing the result."""
+        if self.guard is not None:
+            self.guard.check(activity)
+        parent = getattr(self, "parent", None)
+        if parent is not None:
+            parent.check_unchanged(activity)
 
 
 def pwrite_full(fd: int, data: bytes | memoryview, offset: int) -> None:

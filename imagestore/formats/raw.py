@@ -10,22 +10,23 @@ import errno
 import os
 from collections.abc import Iterator
 
-from ..errors import IOFailure, TooLarge, from_oserror
+from ..errors import InvalidArgument, IOFailure, TooLarge, from_oserror
 from ..fsutil import start_writeback
-from .base import pread_full, pwrite_full
+from .base import Guarded, pread_full, pwrite_full, test_pause
 
 #: ext4 with 4 KiB blocks stops at 16 TiB per file; other filesystems are checked by ftruncate.
 EXT4_MAX_FILE = 16 * 2**40 - 4096
 
 
-class RawReader:
+class RawReader(Guarded):
     format = "raw"
 
-    def __init__(self, path: str, fd: int | None = None) -> None:
+    def __init__(self, path: str, fd: int | None = None, *, size: int | None = None) -> None:
+        """``size``: the disk's size when the caller knows it (a block device's, by seeking)."""
         self.path = path
         try:
             self.fd = fd if fd is not None else os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            self.virtual_size = os.fstat(self.fd).st_size
+            self.virtual_size = size if size is not None else os.fstat(self.fd).st_size
         except OSError as e:
             raise from_oserror(e, path) from None
 
@@ -53,10 +54,16 @@ class RawReader:
             pos = end
 
     def read(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0 or offset + length > self.virtual_size:
+            raise InvalidArgument(
+                f"{self.path}: read of {length} bytes at {offset} outside the virtual size "
+                f"{self.virtual_size}")
         try:
-            return pread_full(self.fd, length, offset)
+            data = pread_full(self.fd, length, offset, self.path)
         except OSError as e:
             raise from_oserror(e, self.path) from None
+        test_pause()
+        return data
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -29,7 +29,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 
 from ..errors import BadImage, InvalidArgument, IOFailure, TooLarge, from_oserror
-from .base import DiskReader, pread_full, pwrite_full
+from .base import DiskReader, Guarded, pread_full, pwrite_full, test_pause
 
 # --------------------------------------------------------------------------------------------
 # On-disk structures (all big-endian).
@@ -150,7 +150,7 @@ def _parse_footer(path: str, raw: bytes) -> tuple[_Footer | None, str]:
     raw = raw.ljust(512, b"\0")  # pre-Virtual-Server-2004 footers are 511 bytes
     stored = struct.unpack_from(">I", raw, FOOTER_CHECKSUM_OFFSET)[0]
     if vhd_checksum(raw, FOOTER_CHECKSUM_OFFSET) != stored:
-        return None, "VHD footer checksum mismatch"
+        return None, "VHD footer checksum mismatch: the footer is damaged"
     return _Footer(raw), ""
 
 
@@ -180,9 +180,9 @@ def _open_vhd(path, fd, size, *, allow_parent_dir, depth, seen) -> DiskReader:
     footer, reason = (None, "file shorter than a footer")
     footer_len = 512
     if size >= 512:
-        footer, reason = _parse_footer(path, pread_full(fd, 512, size - 512))
+        footer, reason = _parse_footer(path, pread_full(fd, 512, size - 512, path))
     if footer is None:
-        tail = pread_full(fd, 511, size - 511)
+        tail = pread_full(fd, 511, size - 511, path)
         if tail[:8] == FOOTER_COOKIE:  # an old 511-byte footer
             f511, r511 = _parse_footer(path, tail)
             if f511 is not None:
@@ -193,7 +193,7 @@ def _open_vhd(path, fd, size, *, allow_parent_dir, depth, seen) -> DiskReader:
     if footer is None or footer.disk_type not in (DISK_DYNAMIC, DISK_DIFFERENCING, DISK_FIXED):
         # spec "Dynamic Disk Header Format": the footer copy at offset 0 exists so that a
         # damaged trailing footer can be recovered; it is only present on dynamic disks.
-        head, _ = _parse_footer(path, pread_full(fd, 512, 0))
+        head, _ = _parse_footer(path, pread_full(fd, 512, 0, path))
         if footer is None and head is None:
             raise BadImage(f"{path}: {reason} (and no valid footer copy at offset 0)")
         if footer is None:
@@ -210,7 +210,7 @@ def _open_vhd(path, fd, size, *, allow_parent_dir, depth, seen) -> DiskReader:
                         depth=depth, seen=seen)
 
 
-class VhdFixedReader:
+class VhdFixedReader(Guarded):
     """Fixed VHD: the disk's bytes followed by the footer."""
 
     format = "vhd-fixed"
@@ -248,9 +248,11 @@ class VhdFixedReader:
     def read(self, offset: int, length: int) -> bytes:
         _check_range(self, offset, length)
         try:
-            return pread_full(self.fd, length, offset)
+            data = pread_full(self.fd, length, offset, self.path)
         except OSError as e:
             raise from_oserror(e, self.path) from None
+        test_pause()
+        return data
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -299,7 +301,7 @@ def _open_sparse(path, fd, size, footer: _Footer, limit: int, *, allow_parent_di
     if doff < SECTOR or doff > limit or limit - doff < DYN_HEADER_SIZE:
         raise BadImage(f"{path}: dynamic disk header at offset {doff} lies outside the file "
                        f"(truncated file?)")
-    raw = pread_full(fd, DYN_HEADER_SIZE, doff)
+    raw = pread_full(fd, DYN_HEADER_SIZE, doff, path)
     if raw[:8] != DYN_COOKIE:
         raise BadImage(f"{path}: no dynamic disk header cookie 'cxsparse' at offset {doff}")
     if vhd_checksum(raw, DYN_CHECKSUM_OFFSET) != struct.unpack_from(">I", raw, DYN_CHECKSUM_OFFSET)[0]:
@@ -343,7 +345,7 @@ def _open_sparse(path, fd, size, footer: _Footer, limit: int, *, allow_parent_di
                 raise BadImage(f"{path}: parent locator {k} data at offset {loff} lies "
                                f"outside the file")
             regions.append((loff, loff + length, f"parent locator {k}"))
-            name = _decode_locator(code, pread_full(fd, length, loff))
+            name = _decode_locator(code, pread_full(fd, length, loff, path))
             if name:
                 by_code.setdefault(code, []).append(name)
         for code in (b"W2ru", b"W2ku", b"MacX", b"Mac "):
@@ -386,7 +388,7 @@ def _open_sparse(path, fd, size, footer: _Footer, limit: int, *, allow_parent_di
 
 def _load_bat(path, fd, toff, nblocks, block_size, vsize, limit, regions) -> np.ndarray:
     """Read and check the BAT; return byte offsets of each block's bitmap (-1: unallocated)."""
-    raw = pread_full(fd, nblocks * 4, toff)
+    raw = pread_full(fd, nblocks * 4, toff, path)
     bat = np.frombuffer(raw, dtype=">u4").astype(np.int64)
     alloc = np.flatnonzero(bat != UNALLOCATED)
     if alloc.size:
@@ -415,7 +417,7 @@ def _load_bat(path, fd, toff, nblocks, block_size, vsize, limit, regions) -> np.
     return out
 
 
-class VhdSparseReader:
+class VhdSparseReader(Guarded):
     """Dynamic or differencing VHD."""
 
     def __init__(self, path: str, fd: int, footer: _Footer, block_size: int,
@@ -439,7 +441,7 @@ class VhdSparseReader:
             self._bitmaps.move_to_end(blk)
             return bm
         nsec = self.block_size // SECTOR
-        raw = pread_full(self.fd, self.bitmap_size, int(self.bat[blk]))
+        raw = pread_full(self.fd, self.bitmap_size, int(self.bat[blk]), self.path)
         bm = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), bitorder="big")[:nsec].astype(
             bool)
         self._bitmaps[blk] = bm
@@ -510,9 +512,11 @@ class VhdSparseReader:
     def read(self, offset: int, length: int) -> bytes:
         _check_range(self, offset, length)
         try:
-            return self._read(offset, length)
+            data = self._read(offset, length)
         except OSError as e:
             raise from_oserror(e, self.path) from None
+        test_pause()
+        return data
 
     def _read(self, offset: int, length: int) -> bytes:
         bs = self.block_size
@@ -528,17 +532,17 @@ class VhdSparseReader:
                     out[dst : dst + n] = self.parent.read(pos, n)
             elif self.parent is None:
                 if n == length:
-                    return pread_full(self.fd, n, boff + self.bitmap_size + bo)
-                out[dst : dst + n] = pread_full(self.fd, n, boff + self.bitmap_size + bo)
+                    return pread_full(self.fd, n, boff + self.bitmap_size + bo, self.path)
+                out[dst : dst + n] = pread_full(self.fd, n, boff + self.bitmap_size + bo, self.path)
             else:
                 s0, s1 = bo // SECTOR, -(-(bo + n) // SECTOR)
                 bits = self._bitmap(blk)[s0:s1]
                 if bits.all():
-                    out[dst : dst + n] = pread_full(self.fd, n, boff + self.bitmap_size + bo)
+                    out[dst : dst + n] = pread_full(self.fd, n, boff + self.bitmap_size + bo, self.path)
                 elif not bits.any():
                     out[dst : dst + n] = self.parent.read(pos, n)
                 else:
-                    out[dst : dst + n] = pread_full(self.fd, n, boff + self.bitmap_size + bo)
+                    out[dst : dst + n] = pread_full(self.fd, n, boff + self.bitmap_size + bo, self.path)
                     for s, e, v in self._runs(bits):
                         if v:
                             continue

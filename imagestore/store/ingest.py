@@ -189,6 +189,8 @@ def ingest(
             entries["length"] = len_list
             entries["id"] = id_list
         m = manifest.Manifest(cs, size, entries)
+        # a source that changed while it was read gives torn content: publish nothing
+        reader.check_unchanged("captured")
         digest = store.publish_manifest(m)
     return IngestResult(
         digest=digest,

@@ -219,9 +219,9 @@ def test_one_pread_per_block(tmp_path, monkeypatch):
     calls = []
     real = vhd.pread_full
 
-    def counting(fd, n, off):
+    def counting(fd, n, off, path=""):
         calls.append(n)
-        return real(fd, n, off)
+        return real(fd, n, off, path)
 
     monkeypatch.setattr(vhd, "pread_full", counting)
     assert r.read(MIB, 4 * MIB) == b"\x11" * (4 * MIB)  # spans 3 blocks

@@ -292,7 +292,10 @@ def test_writer_abort(tmp_path: Path):
     w.write(0, b"x" * 100)
     w.abort()
     w.abort()  # idempotent
-    r = open_disk(str(out))  # never finished: no "vhdxfile" identifier, so not a VHDX
+    # never finished: no "vhdxfile" identifier, so not a VHDX, and its name promises one
+    with pytest.raises(BadImage, match="promises a VHDX but it is not one"):
+        open_disk(str(out))
+    r = open_disk(str(out), source_format="raw")
     try:
         assert r.format == "raw"
     finally:

@@ -192,7 +192,7 @@ def test_payload_checksum_checked_on_arrival(tmp_path):
     text = b"".join(b"line %d of a log file\n" % i for i in range(400_000))[: 6 * MiB]
     assert len(text) == 6 * MiB
     raw.write_bytes(text + rnd.randbytes(2 * MiB))
-    reader = open_disk(str(raw))
+    reader = open_disk(str(raw), source_format="raw")  # text: raw only when forced
     digest = ingest(src, reader).digest
     reader.close()
     flags = {f for (f,) in src.con.execute("SELECT flags FROM chunks")}
@@ -303,7 +303,7 @@ def test_index_row_disagreeing_with_its_record_is_copied_as_the_record_says(tmp_
     src = home.blob_store()
     raw = tmp_path / "d.raw"
     raw.write_bytes(b"".join(b"row %d\n" % i for i in range(200_000))[: MiB])
-    reader = open_disk(str(raw))
+    reader = open_disk(str(raw), source_format="raw")  # text: raw only when forced
     digest = ingest(src, reader).digest
     reader.close()
     assert {f for (f,) in src.con.execute("SELECT flags FROM chunks")} == {1}

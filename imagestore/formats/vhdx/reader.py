@@ -18,19 +18,20 @@ from collections.abc import Iterator
 import numpy as np
 
 from ...errors import BadImage, ImagestoreError, from_oserror
-from ..base import DiskReader, coalesce, pread_full
+from ..base import DiskReader, Guarded, coalesce, pread_full, test_pause
 from . import structs as S
 from .crc32c import checksum_ok
 from .log import replay
 
 
-class VhdxReader:
+class VhdxReader(Guarded):
     """A parsed, validated VHDX file. Use :func:`open_vhdx`."""
 
     def __init__(self, path: str, fd: int, size: int) -> None:
         self.path = path
         self.fd = fd
-        self.file_size = size
+        self.file_size = size  # may grow: a log can extend the file (LastFileOffset)
+        self.real_size = size  # the file's size when opened; beyond it, reads are zeros
         self.parent: DiskReader | None = None
         self._bitmap_cache: dict[int, np.ndarray] = {}
         self.format = "vhdx-dynamic"
@@ -516,11 +517,15 @@ class VhdxReader:
             else:  # NOT_PRESENT (no parent), UNDEFINED, ZERO, UNMAPPED: zeros (2.5.1.1)
                 parts.append(bytes(n))
             pos += n
+        test_pause()
         return b"".join(parts)
 
     def _file_read(self, off: int, n: int) -> bytes:
+        have = max(0, min(n, self.real_size - off))
         try:
-            data = pread_full(self.fd, n, off)
+            data = pread_full(self.fd, have, off, self.path) if have else b""
+            if have < n:  # the part of a log-extended file that does not exist yet
+                data += bytes(n - have)
         except OSError as e:
             raise from_oserror(e, self.path) from None
         if not self._overlay_keys:
