@@ -143,8 +143,9 @@ def test_pause() -> None:
 class SourceGuard:
     """The identity of a source file taken before it is read, to tell at the end whether it
     changed meanwhile: size, modification and change times, inode and device of the open
-    file, that the path still names it, and digests of the container's own metadata (VHD
-    footers and dynamic header, VHDX header section) registered with :meth:`cover`."""
+    file, that the path still names it, and digests of ranges registered with :meth:`cover`
+    (``open_disk`` covers the first and last MiB: the VHD footers and dynamic header, the VHDX
+    header section and region tables)."""
 
     def __init__(self, path: str, fd: int, st: os.stat_result, size: int) -> None:
         self.path = path
@@ -188,10 +189,9 @@ class SourceGuard:
         names = ("inode", "device") if self.block else (
             "size", "modification time", "change time", "inode", "device")
         out += [n for n, a, b in zip(names, key, self.stat, strict=True) if a != b]
-        if not out:
-            for off, n, digest in self.regions:
-                if self._digest(off, n) != digest:
-                    out.append(f"the image's metadata at offset {off}")
+        for off, n, digest in self.regions:
+            if self._digest(off, n) != digest:
+                out.append(f"the bytes at offset {off}")
         return out
 
     def check(self, activity: str = "captured") -> None:
