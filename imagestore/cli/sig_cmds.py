@@ -8,6 +8,7 @@ from __future__ import annotations
 import click
 
 from ..errors import InvalidArgument
+from ..formats import SOURCE_FORMATS
 from ..gallery import GalleryService, validate
 from ..gallery.ids import DEFAULT_RG
 from ..worker import open_gallery
@@ -436,6 +437,10 @@ def image_version_group() -> None:
              "safetyProfile.allowDeletionOfReplicatedLocations.")
 @click.option("--allow-parent-dir", default=None, metavar="DIR",
               help="Allow differencing parents to resolve inside DIR too.")
+@click.option("--source-format", default="auto", show_default=True,
+              type=click.Choice(SOURCE_FORMATS, case_sensitive=False),
+              help="auto: detect raw/VHD/VHDX and refuse anything else; raw: the source "
+                   "files' bytes are the disks.")
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 64))
 @no_wait_option
 @tags_option
@@ -445,8 +450,8 @@ def image_version_create(ctx, rg, gallery, image, version, os_vhd_uri, data_vhds
                          data_vhds_luns, source_version, location, target_regions, replica_count,
                          storage_account_type, replication_mode, exclude_from_latest,
                          end_of_life_date, block_deletion_before_end_of_life,
-                         allow_replicated_location_deletion, allow_parent_dir, threads, no_wait,
-                         tags) -> None:
+                         allow_replicated_location_deletion, allow_parent_dir, source_format,
+                         threads, no_wait, tags) -> None:
     """Create an image version by capturing disk files, or from another image version.
 
     \b
@@ -481,6 +486,7 @@ def image_version_create(ctx, rg, gallery, image, version, os_vhd_uri, data_vhds
             "--allow-replicated-location-deletion", allow_replicated_location_deletion),
         tags=tags_opt(tags), observer=progress_observer(ctx), threads=threads,
         allow_parent_dir=allow_parent_dir, no_wait=no_wait,
+        source_format=source_format.lower(),
     )
     if not no_wait:  # az prints nothing with --no-wait; `wait --created` follows the operation
         emit(ctx, out)

@@ -58,18 +58,21 @@ def host_caching(lun: int) -> str:
     return "ReadWrite" if lun < 0 else "None"
 
 
-def check_sources(sources: list[Source], allow_parent_dir: str | None) -> None:
-    """Open every source as a disk (header checks only), for a capture that runs later."""
+def check_sources(sources: list[Source], allow_parent_dir: str | None,
+                  source_format: str = "auto") -> None:
+    """Open every source as a disk (header checks only), for a capture that runs later.
+    ``source_format``: "auto" (detect, refuse non-disks) or "raw" (see ``open_disk``)."""
     for s in sources:
-        open_disk(s.path, allow_parent_dir=allow_parent_dir).close()
+        open_disk(s.path, allow_parent_dir=allow_parent_dir, source_format=source_format).close()
 
 
-def shallow_disks(sources: list[Source], allow_parent_dir: str | None) -> list[VersionDisk]:
+def shallow_disks(sources: list[Source], allow_parent_dir: str | None,
+                  source_format: str = "auto") -> list[VersionDisk]:
     """Disk records of a Shallow version: sizes and formats read from the headers, and each
     source's fingerprint; nothing is copied."""
     out = []
     for s in sources:
-        r = open_disk(s.path, allow_parent_dir=allow_parent_dir)
+        r = open_disk(s.path, allow_parent_dir=allow_parent_dir, source_format=source_format)
         try:
             vsize, fmt = r.virtual_size, r.format
         finally:
@@ -85,7 +88,7 @@ def shallow_disks(sources: list[Source], allow_parent_dir: str | None) -> list[V
 
 def capture(store: BlobStore, sources: list[Source], *, threads: int,
             observer: Observer | None, allow_parent_dir: str | None,
-            published: list[str]) -> list[VersionDisk]:
+            published: list[str], source_format: str = "auto") -> list[VersionDisk]:
     """Ingest every source into ``store``; digests new to the store are appended to
     ``published``. Every source is opened (and checked) before the first byte is stored."""
     before = set(store.list_manifests())
@@ -93,7 +96,7 @@ def capture(store: BlobStore, sources: list[Source], *, threads: int,
     with ExitStack() as stack:
         readers = []
         for s in sources:
-            r = open_disk(s.path, allow_parent_dir=allow_parent_dir)
+            r = open_disk(s.path, allow_parent_dir=allow_parent_dir, source_format=source_format)
             stack.callback(r.close)
             readers.append((s, r))
         for s, r in readers:

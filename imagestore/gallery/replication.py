@@ -94,7 +94,8 @@ class Replication:
                 disks = capture.capture(store, sources, threads=int(cap.get("threads") or 2),
                                         observer=observer,
                                         allow_parent_dir=cap.get("allowParentDir"),
-                                        published=published)
+                                        published=published,
+                                        source_format=cap.get("sourceFormat") or "auto")
             except (ImagestoreError, OSError) as e:
                 self.fail_version(vpk, f"capture failed: {error_message(e, 'capture')}")
                 return False

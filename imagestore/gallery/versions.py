@@ -157,9 +157,10 @@ class Versions:
         end_of_life_date: str | None = None, block_deletion_before_end_of_life: bool = False,
         allow_deletion_of_replicated_locations: bool = False, tags: dict | None = None,
         observer: Observer | None = None, threads: int = 2,
-        allow_parent_dir: str | None = None, no_wait: bool = False,
+        allow_parent_dir: str | None = None, no_wait: bool = False, source_format: str = "auto",
     ) -> dict:
-        """Create a version from disk files (``os_vhd_uri``, ``data_vhds_uris``) or from
+        """Create a version from disk files (``os_vhd_uri``, ``data_vhds_uris``; read as
+        ``source_format``: "auto" detects and refuses non-disks, "raw" takes the bytes) or from
         another version (``image_version``, by reference: no data written). ``no_wait``:
         return at once (provisioningState Creating); capture and replication run in the
         background. Otherwise the capture runs here and replication is done before returning
@@ -181,17 +182,19 @@ class Versions:
             if plan.reference:
                 source_id, disks = self._disks_by_reference(plan.reference, rg, plan.definition)
             elif plan.shallow:
-                disks = capture.shallow_disks(plan.sources, allow_parent_dir)
+                disks = capture.shallow_disks(plan.sources, allow_parent_dir, source_format)
             elif no_wait:
-                capture.check_sources(plan.sources, allow_parent_dir)  # header checks only
+                capture.check_sources(plan.sources, allow_parent_dir, source_format)  # headers
                 capture_later = True
             else:
                 disks = capture.capture(store, plan.sources, threads=threads, observer=observer,
-                                        allow_parent_dir=allow_parent_dir, published=published)
+                                        allow_parent_dir=allow_parent_dir, published=published,
+                                        source_format=source_format)
             payload = {}
             if capture_later:
                 payload["capture"] = {"sources": [s.to_json() for s in plan.sources],
-                                      "allowParentDir": allow_parent_dir, "threads": threads}
+                                      "allowParentDir": allow_parent_dir, "threads": threads,
+                                      "sourceFormat": source_format}
             vpk, pending = self._commit(plan, disks, store, source_id, tags or {}, payload)
         except BaseException:
             for digest in published:

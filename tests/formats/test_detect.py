@@ -213,3 +213,31 @@ def test_supported_formats_still_detected(tmp_path):
             r.close()
     with pytest.raises(InvalidArgument, match="unknown source format 'qcow2'"):
         open_disk(str(raw), source_format="qcow2")
+
+
+def test_image_version_create_refuses_and_forces(run, tmp_path):
+    """`sig image-version create` refuses a non-disk (also with --no-wait, before queueing),
+    and --source-format raw reaches the capture, inline and in the background worker."""
+    run.json("sig", "create", "-r", "g")
+    run.json("sig", "image-definition", "create", "-r", "g", "-i", "d", "-p", "P", "-f", "O",
+             "-s", "S", "--os-type", "Linux")
+    odd = tmp_path / "odd.bin"
+    odd.write_bytes(random.Random(4).randbytes(MiB + 100))
+    ver = ["sig", "image-version", "create", "-r", "g", "-i", "d", "--os-vhd-uri", str(odd)]
+    before = store_tree_snapshot(run.store)
+    fails(run(*ver, "-e", "1.0.0"), 6, "odd.bin", "512-byte sectors")
+    fails(run(*ver, "-e", "1.0.0", "--no-wait"), 6, "odd.bin", "512-byte sectors")
+    assert store_tree_snapshot(run.store) == before
+    assert run.json("sig", "image-version", "list", "-r", "g", "-i", "d") == []
+    v = run.json(*ver, "-e", "1.0.0", "--source-format", "raw")
+    assert v["properties"]["provisioningState"] == "Succeeded"
+    r = run(*ver, "-e", "1.1.0", "--source-format", "raw", "--no-wait")
+    assert r.exit_code == 0, r.stderr
+    w = run("sig", "image-version", "wait", "-r", "g", "-i", "d", "-e", "1.1.0", "--created",
+            "--timeout", "60")
+    assert w.exit_code == 0, w.stderr
+    for name in ("1.0.0", "1.1.0"):
+        out = tmp_path / f"{name}.raw"
+        run.json("disk", "create", "-n", f"disk-{name}", "--gallery-image-reference",
+                 f"g/d/{name}", "--path", str(out))
+        assert out.read_bytes() == odd.read_bytes()
