@@ -88,7 +88,7 @@ CHANGES = {
 @pytest.mark.parametrize("change", sorted(CHANGES))
 def test_source_changed_mid_ingest_is_refused(tmp_path, store_dir, fmt, change):
     src = make_raw(tmp_path / "disk.raw") if fmt == "raw" else make_vhdx(tmp_path / "disk.vhdx", tmp_path)
-    run_imagestore("--store", store_dir, "store", "stats")  # the store exists before
+    run_imagestore("--store", store_dir, "init")  # the store exists before
     r = paused_run(["--store", store_dir, "store", "ingest", str(src)], tmp_path / "m",
                    lambda: CHANGES[change](src))
     assert r.returncode == CONFLICT, (r.returncode, r.stderr)
