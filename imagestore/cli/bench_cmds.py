@@ -15,12 +15,11 @@ import click
 
 from .. import bench as B
 from ..errors import InvalidArgument, IOFailure
-from .common import common_options
+from .common import common_options, verbose
 from .output import emit
 
 
 def _bench_options(f: Callable) -> Callable:
-    f = click.option("--verbose", "-v", is_flag=True, help="Log each step on stderr.")(f)
     f = click.option("--cache", type=click.Choice(("cold", "warm")), default="cold", show_default=True,
                      help="cold: drop the source files from the page cache before every timed run.")(f)
     f = click.option("--repeat", type=click.IntRange(1, 100), default=None,
@@ -38,7 +37,7 @@ def _bench_options(f: Callable) -> Callable:
 
 
 def _settings(ctx: click.Context, size: str | None, tiny: bool, image: str | None, threads: int,
-              workdir: str | None, repeat: int | None, cache: str, verbose: bool) -> B.Settings:
+              workdir: str | None, repeat: int | None, cache: str) -> B.Settings:
     out = ctx.find_root().meta.setdefault("imagestore.output", {})
     out.setdefault("output", "table")
     if image is not None and not os.path.isfile(image):
@@ -49,7 +48,7 @@ def _settings(ctx: click.Context, size: str | None, tiny: bool, image: str | Non
         wd = tempfile.mkdtemp(prefix="imagestore-bench-", dir=base)
     except OSError as e:
         raise IOFailure(f"--workdir: {base}: {e.strerror}") from None
-    log_on = verbose or sys.stderr.isatty()
+    log_on = verbose(ctx) or sys.stderr.isatty()  # the global --verbose
 
     def log(msg: str) -> None:
         if log_on:

@@ -1,15 +1,28 @@
-"""Options every command shares (-o, --query, --store), accepted before or after the command,
-as in az; and access to the opened store."""
+"""Options every command shares, accepted before or after the command as in az (``-o``,
+``--query``, ``--store``, ``--only-show-errors``, ``--verbose``, ``--debug``); az's generic
+update arguments (``--set``/``--add``/``--remove``/``--force-string``); ``--ids``; and access to
+the opened store."""
 
 from __future__ import annotations
 
+import functools
+import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
+from ..errors import InvalidArgument, NotFound
+from ..gallery import ids as arm_ids
+from ..gallery.patch import Op, PatchError
 from ..home import Home
-from .output import FORMATS, compile_query
+from .output import FORMATS, collecting, compile_query, emit
+
+log = logging.getLogger("imagestore")
+
+_OUTPUT = "imagestore.output"
 
 
 def _set(key: str):
@@ -17,7 +30,7 @@ def _set(key: str):
         if value is not None:
             if key == "query":
                 compile_query(value)  # refuse a bad query before any work is done
-            meta = ctx.find_root().meta.setdefault("imagestore.output", {})
+            meta = ctx.find_root().meta.setdefault(_OUTPUT, {})
             meta[key] = value
             if key == "output":
                 meta["output_explicit"] = True
@@ -30,6 +43,73 @@ def _store_cb(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
     if value is not None:
         ctx.find_root().meta["imagestore.store"] = value
     return value
+
+
+# -- logging: --only-show-errors, --verbose, --debug -----------------------------------------
+
+
+class _EchoHandler(logging.Handler):
+    """Log records on the current stderr (click's, so CliRunner captures them), az-style."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            msg = self.format(record)
+        except Exception:  # noqa: BLE001 - logging must never break a command
+            return
+        click.echo(f"{record.levelname}: {msg}", err=True)
+
+
+_LEVELS = {"only_show_errors": logging.ERROR, "verbose": logging.INFO, "debug": logging.DEBUG}
+
+
+def _log_cb(key: str):
+    def cb(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        if not value:
+            return value
+        root = ctx.find_root()
+        meta = root.meta.setdefault(_OUTPUT, {})
+        meta[key] = True
+        handler = root.meta.get("imagestore.log_handler")
+        if handler is None:
+            handler = _EchoHandler()
+            root.meta["imagestore.log_handler"] = handler
+            log.addHandler(handler)
+            log.propagate = False
+            started = time.monotonic()
+
+            def close() -> None:
+                if log.isEnabledFor(logging.INFO):
+                    log.info("Command ran in %.3f seconds", time.monotonic() - started)
+                log.removeHandler(handler)
+                log.setLevel(logging.NOTSET)
+                log.propagate = True
+
+            root.call_on_close(close)
+        # the most verbose flag given wins, as az (--debug over --verbose over --only-show-errors)
+        level = min(_LEVELS[k] for k in _LEVELS if meta.get(k))
+        log.setLevel(level)
+        handler.setFormatter(logging.Formatter(
+            "%(name)s: %(message)s" if level <= logging.DEBUG else "%(message)s"))
+        return value
+
+    return cb
+
+
+def only_show_errors(ctx: click.Context) -> bool:
+    """Did the user ask for errors only (no warnings, no progress)?"""
+    return bool(ctx.find_root().meta.get(_OUTPUT, {}).get("only_show_errors"))
+
+
+def verbose(ctx: click.Context) -> bool:
+    """Did the user ask for --verbose or --debug?"""
+    meta = ctx.find_root().meta.get(_OUTPUT, {})
+    return bool(meta.get("verbose") or meta.get("debug"))
+
+
+def warn(ctx: click.Context, message: str) -> None:
+    """A warning on stderr (``WARNING: …``), unless --only-show-errors."""
+    if not only_show_errors(ctx):
+        click.echo(f"WARNING: {message}", err=True)
 
 
 def common_options(f: Callable) -> Callable:
@@ -47,6 +127,21 @@ def common_options(f: Callable) -> Callable:
         is_eager=True, metavar="DIR", envvar=None,
         help="Store directory (default $IMAGESTORE_HOME, else ~/.local/share/imagestore).",
     )(f)
+    f = click.option(
+        "--only-show-errors", is_flag=True, default=False, expose_value=False, is_eager=True,
+        callback=_log_cb("only_show_errors"),
+        help="Only show errors, suppressing warnings and progress bars.",
+    )(f)
+    f = click.option(
+        "--verbose", is_flag=True, default=False, expose_value=False, is_eager=True,
+        callback=_log_cb("verbose"),
+        help="Increase logging verbosity (INFO lines on stderr). Use --debug for full logs.",
+    )(f)
+    f = click.option(
+        "--debug", is_flag=True, default=False, expose_value=False, is_eager=True,
+        callback=_log_cb("debug"),
+        help="Show all debug logs, and a traceback for internal errors (as IMAGESTORE_DEBUG=1).",
+    )(f)
     return f
 
 
@@ -58,3 +153,193 @@ def open_home(ctx: click.Context, *, create: bool = True) -> Home:
         root.meta["imagestore.home"] = home
         root.call_on_close(home.close)
     return home
+
+
+# -- az's one-or-more values ------------------------------------------------------------------
+
+
+def is_option_token(arg: str) -> bool:
+    """Does a command-line token start a new option (``-x``, ``--x``; not ``-1``)?"""
+    if len(arg) < 2 or not arg.startswith("-"):
+        return False
+    try:
+        float(arg)
+        return False
+    except ValueError:
+        return True
+
+
+class GroupedOption(click.Option):
+    """An az-style option taking one or more values up to the next option (``--add PATH a=b
+    c=d``). Every occurrence is also recorded, in command-line order, under ``ctx.meta[key]``
+    as ``(name, [values])``, so that several such options keep their relative order."""
+
+    def __init__(self, *args: Any, record_as: str | None = None, **kwargs: Any) -> None:
+        kwargs["multiple"] = True
+        super().__init__(*args, **kwargs)
+        self.record_as = record_as
+
+    def add_to_parser(self, parser, ctx) -> None:  # noqa: ANN001 - click's signature
+        super().add_to_parser(parser, ctx)
+        for name in self.opts:
+            opt = parser._long_opt.get(name) or parser._short_opt.get(name)
+            if opt is not None:
+                break
+        else:  # pragma: no cover - click internals changed
+            return
+        orig = opt.process
+        record_as = self.record_as
+
+        def process(value, state) -> None:  # noqa: ANN001
+            group = [value]
+            while state.rargs and not is_option_token(state.rargs[0]):
+                group.append(state.rargs.pop(0))
+            for v in group:
+                orig(v, state)
+            if record_as is not None:
+                ctx.meta.setdefault(_UPDATES, []).append((record_as, group))
+
+        opt.process = process
+
+
+# -- az's generic update: --set / --add / --remove / --force-string ---------------------------
+
+_UPDATES = "imagestore.generic_update"
+
+
+def generic_update_options(f: Callable) -> Callable:
+    """az's generic update arguments for an ``update`` command. The command receives
+    ``sets``: the operations as :class:`~imagestore.gallery.patch.Op`, in command-line order
+    (after its own flags, as az applies them). Errors of the patch engine are reported under
+    the flag that caused them (``--set: unknown property 'properties.foo'``)."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        force = bool(kwargs.pop("force_string", False))
+        groups = ctx.meta.get(_UPDATES, [])
+        kwargs["sets"] = [Op(kind, tuple(vals), force_string=force) for kind, vals in groups]
+        try:
+            return f(*args, **kwargs)
+        except PatchError as e:
+            raise InvalidArgument(f"--{e.operation}: {e.message}", target=e.target) from None
+
+    wrapper = click.option(
+        "--force-string", is_flag=True, default=False,
+        help="With --set or --add, keep string literals instead of converting them to JSON.",
+    )(wrapper)
+    wrapper = click.option(
+        "--remove", cls=GroupedOption, record_as="remove", expose_value=False,
+        metavar="PATH [INDEX]",
+        help="Remove a property or map key (--remove tags.k), or a list item "
+             "(--remove publishingProfile.targetRegions 1).",
+    )(wrapper)
+    wrapper = click.option(
+        "--add", cls=GroupedOption, record_as="add", expose_value=False,
+        metavar="LIST_PATH ITEM...",
+        help="Add to a list: key=value pairs make one object, or give JSON "
+             "(--add publishingProfile.targetRegions name=west regionalReplicaCount=1).",
+    )(wrapper)
+    wrapper = click.option(
+        "--set", cls=GroupedOption, record_as="set", expose_value=False,
+        metavar="PATH=VALUE...",
+        help="Set properties by their path in the JSON output; 'properties.' may be left out "
+             "(--set publishingProfile.excludeFromLatest=true tags.k=v "
+             "publishingProfile.targetRegions[0].regionalReplicaCount=2). Values are JSON "
+             "where they parse as JSON.",
+    )(wrapper)
+    return wrapper
+
+
+# -- --ids ------------------------------------------------------------------------------------
+
+#: the name options each kind of resource id fills in, and how its id looks
+_ID_KINDS: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "gallery": (("gallery",), "gallery", "GALLERY"),
+    "image": (("gallery", "image"), "image definition", "GALLERY/DEFINITION"),
+    "version": (("gallery", "image", "version"), "image version", "GALLERY/DEFINITION/VERSION"),
+}
+
+
+def parse_id(text: str, kind: str) -> dict[str, str]:
+    """A full ARM id, or the short form (resource group ``default``), of a gallery, an image
+    definition or an image version -> the command's name arguments (rg, gallery, image,
+    version)."""
+    names, what, short = _ID_KINDS[kind]
+    raw = text.strip()
+    parts = raw.strip("/").split("/")
+    n = len(names)
+    full = raw.startswith("/")
+    form = (f"/subscriptions/S/resourceGroups/RG/providers/Microsoft.Compute/galleries/G"
+            f"{'/images/D' if n > 1 else ''}{'/versions/V' if n > 2 else ''} or {short}")
+    if (full and len(parts) != 6 + 2 * n) or (not full and len(parts) != n) or not all(parts):
+        raise InvalidArgument(f"--ids: '{text}' is not an {what} id ({form})"
+                              if what[0] in "aeiou" else
+                              f"--ids: '{text}' is not a {what} id ({form})")
+    if not full:
+        return {"rg": arm_ids.DEFAULT_RG, **dict(zip(names, parts, strict=True))}
+    keys = [p.lower() for p in parts[0::2]]
+    vals = parts[1::2]
+    want = ["subscriptions", "resourcegroups", "providers", "galleries", "images", "versions"][: 3 + n]
+    if keys != want:
+        raise InvalidArgument(f"--ids: '{text}' is not a {what} id ({form})")
+    if vals[2].lower() != arm_ids.PROVIDER.lower():
+        raise InvalidArgument(f"--ids: provider '{vals[2]}' is not {arm_ids.PROVIDER}")
+    if vals[0].lower() != arm_ids.SUBSCRIPTION:
+        raise NotFound(f"--ids: subscription '{vals[0]}' not found (the local subscription "
+                       f"is {arm_ids.SUBSCRIPTION})")
+    return {"rg": vals[1], **dict(zip(names, vals[3:], strict=True))}
+
+
+def _flag_names(p: click.Parameter) -> str:
+    return "/".join(p.opts)
+
+
+def ids_option(kind: str) -> Callable[[Callable], Callable]:
+    """az's ``--ids`` for show/update/delete/wait of a ``kind`` of resource ("gallery",
+    "image", "version"): one or more full ids or short forms, instead of (and not together
+    with) -g and the name options. Several ids run the command once each; their results
+    print as one list. Put it right under the ``@….command`` decorator."""
+    names = _ID_KINDS[kind][0]
+
+    def deco(f: Callable) -> Callable:
+        params = {p.name: p for p in getattr(f, "__click_params__", [])}
+        replaced = [params[n] for n in ("rg", *names) if n in params]
+        required = [p for p in replaced if p.required]
+        for p in required:
+            p.required = False
+
+        @functools.wraps(f)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            ctx = click.get_current_context()
+            values = [t for v in kwargs.pop("ids", ()) or () for t in v.split()]
+            if not values:
+                for p in required:
+                    if kwargs.get(p.name) is None:
+                        raise click.UsageError(
+                            f"Missing option '{_flag_names(p)}' (or --ids).", ctx)
+                return f(*args, **kwargs)
+            both = [p for p in replaced if ctx.get_parameter_source(p.name)
+                    in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)]
+            if both:
+                raise click.UsageError(
+                    f"--ids cannot be combined with {', '.join(_flag_names(p) for p in both)} "
+                    "(the ids name the resources)", ctx)
+            targets = [parse_id(v, kind) for v in values]
+            if len(targets) == 1:
+                return f(*args, **{**kwargs, **targets[0]})
+            with collecting(ctx) as results:
+                for t in targets:
+                    f(*args, **{**kwargs, **t})
+            if results:
+                emit(ctx, results)
+            return None
+
+        return click.option(
+            "--ids", cls=GroupedOption, metavar="ID...",
+            help="One or more resource ids (space-separated): full ARM ids, or "
+                 f"{_ID_KINDS[kind][2]} in resource group 'default'. Replaces "
+                 f"{' '.join(p.opts[0] for p in replaced)}.",
+        )(wrapper)
+
+    return deco

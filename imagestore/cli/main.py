@@ -2,7 +2,7 @@
 
 ``main()`` maps every :class:`~imagestore.errors.ImagestoreError` to one line on stderr and
 its documented exit code; click usage errors exit 2; nothing else prints a traceback unless
-``IMAGESTORE_DEBUG=1``.
+``--debug`` or ``IMAGESTORE_DEBUG=1``.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         sys.exit(0)
     except Exception as e:  # noqa: BLE001 - the last line of defence
-        if os.environ.get("IMAGESTORE_DEBUG"):
+        if os.environ.get("IMAGESTORE_DEBUG") or "--debug" in (argv or sys.argv[1:]):
             traceback.print_exc()
         click.echo(f"error: internal error: {type(e).__name__}: {e}", err=True)
         sys.exit(1)

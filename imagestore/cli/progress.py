@@ -1,7 +1,7 @@
 """A terminal progress bar on stderr: bytes done out of the total, and the rate.
 
 Shown only when stderr is a terminal and the user did not ask for ``-o json``/``none``
-explicitly; scripts and pipes get no progress noise.
+explicitly, nor for ``--only-show-errors``; scripts and pipes get no progress noise.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class ProgressBar:
 def progress_for(ctx: click.Context, label: str) -> ProgressBar:
     settings = ctx.find_root().meta.get("imagestore.output", {})
     explicit = settings.get("output_explicit") and settings.get("output") in ("json", "none", "tsv")
-    enabled = sys.stderr.isatty() and not explicit
+    enabled = sys.stderr.isatty() and not explicit and not settings.get("only_show_errors")
     return ProgressBar(label, enabled)
 
 

@@ -12,7 +12,7 @@ from ..formats import SOURCE_FORMATS
 from ..gallery import GalleryService, validate
 from ..gallery.ids import DEFAULT_RG
 from ..worker import open_gallery
-from .common import common_options, open_home
+from .common import common_options, generic_update_options, ids_option, open_home
 from .output import emit
 from .progress import GalleryProgress, gallery_progress
 
@@ -93,7 +93,8 @@ def progress_observer(ctx: click.Context) -> GalleryProgress:
 
 def rg_option(f):
     return click.option("-g", "--resource-group", "rg", default=DEFAULT_RG, show_default=True,
-                        metavar="RG", help="Resource group.")(f)
+                        metavar="RG",
+                        help="Resource group (optional in imagestore, unlike az).")(f)
 
 
 def rg_filter_option(f):
@@ -114,12 +115,6 @@ def image_option(f):
 def version_option(f):
     return click.option("-e", "--gallery-image-version", "version", required=True,
                         metavar="MAJOR.MINOR.PATCH", help="Image version name.")(f)
-
-
-def set_option(f):
-    return click.option("--set", "sets", cls=Variadic, metavar="PATH=VALUE",
-                        help="Set a property by its path in the JSON output, e.g. "
-                             "properties.description=x (az's generic update).")(f)
 
 
 def tags_option(f):
@@ -179,6 +174,7 @@ def sig_create(ctx, rg, gallery, location, description, tags) -> None:
 
 
 @sig_group.command("show")
+@ids_option("gallery")
 @rg_option
 @gallery_option
 @common_options
@@ -208,11 +204,12 @@ def sig_list(ctx, rg) -> None:
 
 
 @sig_group.command("update")
+@ids_option("gallery")
 @rg_option
 @gallery_option
 @click.option("--description", default=None)
 @tags_option
-@set_option
+@generic_update_options
 @common_options
 @click.pass_context
 def sig_update(ctx, rg, gallery, description, tags, sets) -> None:
@@ -220,13 +217,14 @@ def sig_update(ctx, rg, gallery, description, tags, sets) -> None:
 
     \b
     Example:
-      imagestore sig update -r myGallery --set properties.description="Team images"
+      imagestore sig update -r myGallery --set description="Team images" tags.team=infra
     """
     emit(ctx, gallery_service(ctx).update_gallery(
         rg, gallery, description=description, tags=tags_opt(tags), sets=sets or ()))
 
 
 @sig_group.command("delete")
+@ids_option("gallery")
 @rg_option
 @gallery_option
 @common_options
@@ -315,6 +313,7 @@ def image_definition_create(ctx, rg, gallery, image, publisher, offer, sku, os_t
 
 
 @image_definition_group.command("show")
+@ids_option("image")
 @rg_option
 @gallery_option
 @image_option
@@ -346,6 +345,7 @@ def image_definition_list(ctx, rg, gallery) -> None:
 
 
 @image_definition_group.command("update")
+@ids_option("image")
 @rg_option
 @gallery_option
 @image_option
@@ -357,7 +357,7 @@ def image_definition_list(ctx, rg, gallery) -> None:
 @click.option("--minimum-memory", type=int, default=None)
 @click.option("--maximum-memory", type=int, default=None)
 @tags_option
-@set_option
+@generic_update_options
 @common_options
 @click.pass_context
 def image_definition_update(ctx, rg, gallery, image, description, end_of_life_date,
@@ -369,7 +369,7 @@ def image_definition_update(ctx, rg, gallery, image, description, end_of_life_da
     \b
     Example:
       imagestore sig image-definition update -r myGallery -i myImage1 \\
-          --set properties.recommended.vCPUs.max=16 --end-of-life-date 2030-12-31
+          --set recommended.vCPUs.max=16 --end-of-life-date 2030-12-31
     """
     emit(ctx, gallery_service(ctx).update_image(
         rg, gallery, image, description=description, end_of_life_date=end_of_life_date,
@@ -380,6 +380,7 @@ def image_definition_update(ctx, rg, gallery, image, description, end_of_life_da
 
 
 @image_definition_group.command("delete")
+@ids_option("image")
 @rg_option
 @gallery_option
 @image_option
@@ -493,6 +494,7 @@ def image_version_create(ctx, rg, gallery, image, version, os_vhd_uri, data_vhds
 
 
 @image_version_group.command("show")
+@ids_option("version")
 @rg_option
 @gallery_option
 @image_option
@@ -529,6 +531,7 @@ def image_version_list(ctx, rg, gallery, image) -> None:
 
 
 @image_version_group.command("update")
+@ids_option("version")
 @rg_option
 @gallery_option
 @image_option
@@ -537,34 +540,45 @@ def image_version_list(ctx, rg, gallery, image) -> None:
 @click.option("--replica-count", type=int, default=None)
 @three_state("--exclude-from-latest", "Never pick this version as 'latest'.")
 @click.option("--end-of-life-date", default=None, metavar="DATE")
+@three_state("--block-deletion-before-end-of-life", "Refuse deletion before the end-of-life date.")
+@three_state("--allow-replicated-location-deletion",
+             "Allow removing regions from the target regions.")
 @no_wait_option
 @tags_option
-@set_option
+@generic_update_options
 @common_options
 @click.pass_context
 def image_version_update(ctx, rg, gallery, image, version, target_regions, replica_count,
-                         exclude_from_latest, end_of_life_date, no_wait, tags, sets) -> None:
-    """Update an image version. Only target regions, replica counts, exclude-from-latest and
-    the end-of-life date (and tags) may change.
+                         exclude_from_latest, end_of_life_date, block_deletion_before_end_of_life,
+                         allow_replicated_location_deletion, no_wait, tags, sets) -> None:
+    """Update an image version. Only target regions, replica counts, exclude-from-latest,
+    the end-of-life date, the safety profile's two flags (and tags) may change.
 
     \b
     Example:
       imagestore sig image-version update -r myGallery -i myImage1 -e 2.0.0 \\
           --exclude-from-latest false
       imagestore sig image-version update -r myGallery -i myImage1 -e 2.0.0 \\
-          --set properties.publishingProfile.targetRegions[0].excludeFromLatest=true
+          --set publishingProfile.targetRegions[0].excludeFromLatest=true
+      imagestore sig image-version update -r myGallery -i myImage1 -e 2.0.0 \\
+          --add publishingProfile.targetRegions name=west regionalReplicaCount=2
+      imagestore sig image-version update -r myGallery -i myImage1 -e 2.0.0 \\
+          --block-deletion-before-end-of-life false
     """
     out = gallery_service(ctx).update_version(
         rg, gallery, image, version, target_regions=given(target_regions),
         replica_count=replica_count, exclude_from_latest=exclude_from_latest,
-        end_of_life_date=end_of_life_date, tags=tags_opt(tags), sets=sets or (),
-        no_wait=no_wait, observer=progress_observer(ctx),
+        end_of_life_date=end_of_life_date,
+        block_deletion_before_end_of_life=block_deletion_before_end_of_life,
+        allow_deletion_of_replicated_locations=allow_replicated_location_deletion,
+        tags=tags_opt(tags), sets=sets or (), no_wait=no_wait, observer=progress_observer(ctx),
     )
     if not no_wait:
         emit(ctx, out)
 
 
 @image_version_group.command("delete")
+@ids_option("version")
 @rg_option
 @gallery_option
 @image_option
@@ -584,6 +598,7 @@ def image_version_delete(ctx, rg, gallery, image, version, no_wait) -> None:
 
 
 @image_version_group.command("wait")
+@ids_option("version")
 @rg_option
 @gallery_option
 @image_option

@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterable
 
 from ..errors import Conflict, InvalidArgument, PropertyChangeNotAllowed
-from . import patch, resources, validate
+from . import arm_shape, patch, resources, validate
 from .changes import check_changes
 from .placement import Placement
 from .repository import Repository
@@ -154,7 +154,7 @@ class Definitions:
         end_of_life_date: str | None = None, release_note_uri: str | None = None,
         minimum_cpu_core: int | None = None, maximum_cpu_core: int | None = None,
         minimum_memory: int | None = None, maximum_memory: int | None = None,
-        tags: dict | None = None, sets: Iterable[str] = (),
+        tags: dict | None = None, sets: Iterable[str | patch.Op] = (),
     ) -> dict:
         """Change the recommendations, description, end-of-life date, release notes or tags;
         any other change is refused (PropertyChangeNotAllowed)."""
@@ -175,8 +175,7 @@ class Definitions:
                 p.setdefault("recommended", {}).setdefault(key, {})[which] = value
         if tags is not None:
             new["tags"] = tags
-        for s in sets:
-            patch.apply_set(new, s)
+        patch.apply(new, sets, arm_shape.IMAGE)
         check_changes(cur, new, IMAGE_MUTABLE)
         p = new["properties"]
         props = dict(json.loads(self.repo.definition(rg, gallery, name).props))

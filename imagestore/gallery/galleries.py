@@ -6,7 +6,7 @@ import copy
 from collections.abc import Iterable
 
 from ..errors import Conflict
-from . import patch, resources, validate
+from . import arm_shape, patch, resources, validate
 from .changes import check_changes
 from .placement import Placement
 from .repository import Repository
@@ -48,7 +48,7 @@ class Galleries:
         return [resources.gallery_json(r) for r in self.repo.list_galleries(rg)]
 
     def update(self, rg: str, name: str, *, description: str | None = None,
-               tags: dict | None = None, sets: Iterable[str] = ()) -> dict:
+               tags: dict | None = None, sets: Iterable[str | patch.Op] = ()) -> dict:
         """Change the description or tags (``sets``: az's ``--set PATH=VALUE`` expressions);
         any other change is refused."""
         cur = self.show(rg, name)
@@ -57,8 +57,7 @@ class Galleries:
             new["properties"]["description"] = description
         if tags is not None:
             new["tags"] = tags
-        for s in sets:
-            patch.apply_set(new, s)
+        patch.apply(new, sets, arm_shape.GALLERY)
         check_changes(cur, new, GALLERY_MUTABLE)
         props = {}
         d = validate.text("properties.description", new["properties"].get("description"))

@@ -32,7 +32,7 @@ from ..errors import (
     StoreBusy,
 )
 from ..home import DEFAULT_REGION
-from . import capture, ids, patch, resources, validate
+from . import arm_shape, capture, ids, patch, resources, validate
 from .capture import Source
 from .changes import check_changes
 from .latest import latest_version
@@ -418,7 +418,7 @@ class Versions:
         exclude_from_latest: bool | str | None = None, end_of_life_date: str | None = None,
         allow_deletion_of_replicated_locations: bool | str | None = None,
         block_deletion_before_end_of_life: bool | str | None = None,
-        tags: dict | None = None, sets: Iterable[str] = (), no_wait: bool = False,
+        tags: dict | None = None, sets: Iterable[str | patch.Op] = (), no_wait: bool = False,
         observer: Observer | None = None,
     ) -> dict:
         """Update the mutable fields: target regions and copies, excludeFromLatest, the
@@ -448,8 +448,7 @@ class Versions:
                 "--block-deletion-before-end-of-life", block_deletion_before_end_of_life)
         if tags is not None:
             new["tags"] = tags
-        for s in sets:
-            patch.apply_set(new, s)
+        patch.apply(new, sets, arm_shape.VERSION)
         check_changes(cur, new, VERSION_MUTABLE)
         props = row.properties
         out_pp, trs = self._new_publishing_profile(row, cur, new, target_regions, end_of_life_date)
