@@ -63,12 +63,14 @@ _LEVELS = {"only_show_errors": logging.ERROR, "verbose": logging.INFO, "debug": 
 
 
 def _log_cb(key: str):
+    """Every command logs the ``imagestore`` loggers on stderr, az-style (``WARNING: …``);
+    the flags change the level (the most verbose one given wins, as in az)."""
+
     def cb(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
-        if not value:
-            return value
         root = ctx.find_root()
         meta = root.meta.setdefault(_OUTPUT, {})
-        meta[key] = True
+        if value:
+            meta[key] = True
         handler = root.meta.get("imagestore.log_handler")
         if handler is None:
             handler = _EchoHandler()
@@ -78,15 +80,14 @@ def _log_cb(key: str):
             started = time.monotonic()
 
             def close() -> None:
-                if log.isEnabledFor(logging.INFO):
-                    log.info("Command ran in %.3f seconds", time.monotonic() - started)
+                log.info("Command ran in %.3f seconds", time.monotonic() - started)
                 log.removeHandler(handler)
                 log.setLevel(logging.NOTSET)
                 log.propagate = True
 
             root.call_on_close(close)
-        # the most verbose flag given wins, as az (--debug over --verbose over --only-show-errors)
-        level = min(_LEVELS[k] for k in _LEVELS if meta.get(k))
+        given = [_LEVELS[k] for k in _LEVELS if meta.get(k)]
+        level = min(given) if given else logging.WARNING
         log.setLevel(level)
         handler.setFormatter(logging.Formatter(
             "%(name)s: %(message)s" if level <= logging.DEBUG else "%(message)s"))
@@ -104,12 +105,6 @@ def verbose(ctx: click.Context) -> bool:
     """Did the user ask for --verbose or --debug?"""
     meta = ctx.find_root().meta.get(_OUTPUT, {})
     return bool(meta.get("verbose") or meta.get("debug"))
-
-
-def warn(ctx: click.Context, message: str) -> None:
-    """A warning on stderr (``WARNING: …``), unless --only-show-errors."""
-    if not only_show_errors(ctx):
-        click.echo(f"WARNING: {message}", err=True)
 
 
 def common_options(f: Callable) -> Callable:

@@ -18,6 +18,7 @@ Errors are :class:`PatchError` (``InvalidArgument``, exit 3) carrying the operat
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from ..errors import InvalidArgument
 from .arm_shape import ANY
 
 OPERATIONS = ("set", "add", "remove")
+
+log = logging.getLogger(__name__)
 
 
 class PatchError(InvalidArgument):
@@ -423,6 +426,8 @@ def apply(doc: dict, ops: Iterable[Op | str], shape: dict) -> dict:
     for op in ops:
         if isinstance(op, str):
             op = Op("set", (op,))
+        log.debug("%s %s%s", op.kind, " ".join(op.args),
+                  " (strings kept)" if op.force_string else "")
         if op.kind == "set":
             if not op.args:
                 raise PatchError("set", "needs PATH=VALUE")
