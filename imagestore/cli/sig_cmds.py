@@ -12,46 +12,10 @@ from ..formats import SOURCE_FORMATS
 from ..gallery import GalleryService, validate
 from ..gallery.ids import DEFAULT_RG
 from ..worker import open_gallery
+from .common import GroupedOption as Variadic  # az's one-or-more values: --tags a=b c=d
 from .common import common_options, generic_update_options, ids_option, open_home
 from .output import emit
 from .progress import GalleryProgress, gallery_progress
-
-
-class Variadic(click.Option):
-    """An az-style option that takes one or more values: ``--tags a=b c=d``. It may also be
-    repeated; values stop at the next option."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        kwargs["multiple"] = True
-        super().__init__(*args, **kwargs)
-
-    def add_to_parser(self, parser, ctx) -> None:  # noqa: ANN001 - click's signature
-        super().add_to_parser(parser, ctx)
-        opt = None
-        for name in self.opts:
-            opt = parser._long_opt.get(name) or parser._short_opt.get(name)
-            if opt is not None:
-                break
-        if opt is None:  # pragma: no cover - click internals changed
-            return
-        orig = opt.process
-
-        def process(value, state) -> None:  # noqa: ANN001
-            orig(value, state)
-            while state.rargs and not _is_option(state.rargs[0]):
-                orig(state.rargs.pop(0), state)
-
-        opt.process = process
-
-
-def _is_option(arg: str) -> bool:
-    if len(arg) < 2 or not arg.startswith("-"):
-        return False
-    try:
-        float(arg)
-        return False
-    except ValueError:
-        return True
 
 
 def given(values: tuple | list | None) -> list | None:
