@@ -6,9 +6,10 @@ the opened store."""
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import click
@@ -108,6 +109,7 @@ def verbose(ctx: click.Context) -> bool:
 
 
 def common_options(f: Callable) -> Callable:
+    """The options every command takes, so they work before or after the command (az)."""
     f = click.option(
         "-o", "--output", type=click.Choice(FORMATS, case_sensitive=False), default=None,
         expose_value=False, callback=_set("output"), is_eager=True,
@@ -141,6 +143,7 @@ def common_options(f: Callable) -> Callable:
 
 
 def open_home(ctx: click.Context, *, create: bool = True) -> Home:
+    """The store of this invocation (``--store``), opened once and closed with the command."""
     root = ctx.find_root()
     home = root.meta.get("imagestore.home")
     if home is None:
@@ -248,36 +251,43 @@ def generic_update_options(f: Callable) -> Callable:
 
 # -- --ids ------------------------------------------------------------------------------------
 
-#: the name options each kind of resource id fills in, and how its id looks
-_ID_KINDS: dict[str, tuple[tuple[str, ...], str, str]] = {
-    "gallery": (("gallery",), "gallery", "GALLERY"),
-    "image": (("gallery", "image"), "image definition", "GALLERY/DEFINITION"),
-    "version": (("gallery", "image", "version"), "image version", "GALLERY/DEFINITION/VERSION"),
+#: per kind of resource: the id's (segment keyword, name option) pairs after the provider,
+#: what to call it, and its short form
+_ID_KINDS: dict[str, tuple[tuple[tuple[str, str], ...], str, str]] = {
+    "gallery": ((("galleries", "gallery"),), "a gallery", "GALLERY"),
+    "image": ((("galleries", "gallery"), ("images", "image")), "an image definition",
+              "GALLERY/DEFINITION"),
+    "version": ((("galleries", "gallery"), ("images", "image"), ("versions", "version")),
+                "an image version", "GALLERY/DEFINITION/VERSION"),
+    "disk": ((("disks", "name"),), "a disk", "NAME"),
 }
 
 
+def _names(kind: str) -> tuple[str, ...]:
+    return tuple(name for _seg, name in _ID_KINDS[kind][0])
+
+
 def parse_id(text: str, kind: str) -> dict[str, str]:
-    """A full ARM id, or the short form (resource group ``default``), of a gallery, an image
-    definition or an image version -> the command's name arguments (rg, gallery, image,
-    version)."""
-    names, what, short = _ID_KINDS[kind]
+    """A full ARM id, or the short form (resource group ``default``), of a resource of
+    ``kind`` ("gallery", "image", "version", "disk") -> the command's name arguments
+    (``rg`` and ``gallery``/``image``/``version`` or ``name``)."""
+    segments, what, short = _ID_KINDS[kind]
+    names = _names(kind)
     raw = text.strip()
     parts = raw.strip("/").split("/")
-    n = len(names)
+    n = len(segments)
     full = raw.startswith("/")
-    form = (f"/subscriptions/S/resourceGroups/RG/providers/Microsoft.Compute/galleries/G"
-            f"{'/images/D' if n > 1 else ''}{'/versions/V' if n > 2 else ''} or {short}")
+    form = ("/subscriptions/S/resourceGroups/RG/providers/Microsoft.Compute"
+            + "".join(f"/{seg}/{name[0].upper()}" for seg, name in segments) + f" or {short}")
+    bad = InvalidArgument(f"--ids: '{text}' is not {what} id ({form})")
     if (full and len(parts) != 6 + 2 * n) or (not full and len(parts) != n) or not all(parts):
-        raise InvalidArgument(f"--ids: '{text}' is not an {what} id ({form})"
-                              if what[0] in "aeiou" else
-                              f"--ids: '{text}' is not a {what} id ({form})")
+        raise bad
     if not full:
         return {"rg": arm_ids.DEFAULT_RG, **dict(zip(names, parts, strict=True))}
     keys = [p.lower() for p in parts[0::2]]
     vals = parts[1::2]
-    want = ["subscriptions", "resourcegroups", "providers", "galleries", "images", "versions"][: 3 + n]
-    if keys != want:
-        raise InvalidArgument(f"--ids: '{text}' is not a {what} id ({form})")
+    if keys != ["subscriptions", "resourcegroups", "providers", *(seg for seg, _ in segments)]:
+        raise bad
     if vals[2].lower() != arm_ids.PROVIDER.lower():
         raise InvalidArgument(f"--ids: provider '{vals[2]}' is not {arm_ids.PROVIDER}")
     if vals[0].lower() != arm_ids.SUBSCRIPTION:
@@ -286,16 +296,35 @@ def parse_id(text: str, kind: str) -> dict[str, str]:
     return {"rg": vals[1], **dict(zip(names, vals[3:], strict=True))}
 
 
+def split_ids(values: Iterable[str]) -> list[str]:
+    """``--ids`` values as az takes them: space- or newline-separated ids (``-o tsv``), or
+    JSON holding objects with an ``id`` (a command's ``-o json`` output piped in)."""
+    out: list[str] = []
+    for v in values:
+        try:
+            doc = json.loads(v)
+        except ValueError:
+            doc = None
+        if isinstance(doc, (dict, list)):
+            for item in doc if isinstance(doc, list) else [doc]:
+                if not (isinstance(item, dict) and isinstance(item.get("id"), str)):
+                    raise InvalidArgument("--ids: JSON input must hold objects with an 'id'")
+                out.append(item["id"])
+        else:
+            out += v.split()
+    return out
+
+
 def _flag_names(p: click.Parameter) -> str:
     return "/".join(p.opts)
 
 
 def ids_option(kind: str) -> Callable[[Callable], Callable]:
     """az's ``--ids`` for show/update/delete/wait of a ``kind`` of resource ("gallery",
-    "image", "version"): one or more full ids or short forms, instead of (and not together
+    "image", "version", "disk"): one or more full ids or short forms, instead of (and not together
     with) -g and the name options. Several ids run the command once each; their results
     print as one list. Put it right under the ``@….command`` decorator."""
-    names = _ID_KINDS[kind][0]
+    names = _names(kind)
 
     def deco(f: Callable) -> Callable:
         params = {p.name: p for p in getattr(f, "__click_params__", [])}
@@ -307,7 +336,7 @@ def ids_option(kind: str) -> Callable[[Callable], Callable]:
         @functools.wraps(f)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             ctx = click.get_current_context()
-            values = [t for v in kwargs.pop("ids", ()) or () for t in v.split()]
+            values = split_ids(kwargs.pop("ids", ()) or ())
             if not values:
                 for p in required:
                     if kwargs.get(p.name) is None:

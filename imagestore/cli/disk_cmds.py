@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..formats import WRITE_FORMATS
-from .common import common_options
+from .common import common_options, ids_option
 from .output import emit
 from .sig_cmds import (
     gallery_service,
@@ -63,6 +63,7 @@ def disk_create(ctx, rg, name, reference, lun, fmt, path, location, threads, tag
 
 
 @disk_group.command("show")
+@ids_option("disk")
 @rg_option
 @name_option
 @common_options
@@ -92,6 +93,7 @@ def disk_list(ctx, rg) -> None:
 
 
 @disk_group.command("delete")
+@ids_option("disk")
 @rg_option
 @name_option
 @click.option("--delete-file", is_flag=True, help="Also remove the disk file.")

@@ -33,12 +33,14 @@ SKIP_KEYS = ("id", "type", "etag")
 
 
 def apply_query(data: Any, query: str | None) -> Any:
+    """``data`` filtered by the JMESPath ``query`` (unchanged without one)."""
     if not query:
         return data
     return compile_query(query).search(data)
 
 
 def compile_query(query: str):  # noqa: ANN201 - jmespath's ParsedResult
+    """The compiled query; a malformed one is InvalidArgument naming --query."""
     try:
         return jmespath.compile(query)
     except jmespath.exceptions.JMESPathError as e:

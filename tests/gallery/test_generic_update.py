@@ -200,6 +200,12 @@ def test_ids(env):
     # newline-separated ids, as `--query [].id -o tsv` prints them
     ids = run("sig", "image-version", "list", "-r", "g", "-i", "d", "--query", "[].id", "-o", "tsv")
     assert len(run.json("sig", "image-version", "show", "--ids", ids.stdout)) == 2
+    # a command's JSON output piped in, as az takes it
+    listed = run("sig", "image-version", "list", "-r", "g", "-i", "d")
+    assert [v["name"] for v in run.json("sig", "image-version", "show", "--ids",
+                                        listed.stdout)] == ["1.0.0", "1.0.1"]
+    fails(run("sig", "image-version", "show", "--ids", '[{"name": "1.0.0"}]'), INVALID,
+          "--ids: JSON input must hold objects with an 'id'")
     u = run.json("sig", "image-version", "update", "--ids", f"{VID}/1.0.0", "g/d/1.0.1",
                  "--set", "tags.k=v")
     assert [v["tags"] for v in u] == [{"k": "v"}, {"k": "v"}]
@@ -207,6 +213,10 @@ def test_ids(env):
     assert u["properties"]["description"] == "by id"
     r = run("sig", "image-version", "wait", "--ids", f"{VID}/1.0.0", "--created")
     assert r.exit_code == 0 and r.stdout == ""
+    d = run.json("disk", "create", "-n", "vm1", "--gallery-image-reference", "g/d/1.0.0")
+    assert run.json("disk", "show", "--ids", d["id"]) == run.json("disk", "show", "--ids", "vm1")
+    assert run("disk", "delete", "--ids", d["id"]).exit_code == 0
+    fails(run("disk", "show", "-n", "vm1"), NOT_FOUND)
     r = run("sig", "image-version", "delete", "--ids", f"{VID}/1.0.0", "g/d/1.0.1")
     assert r.exit_code == 0 and r.stdout == ""
     assert run.json("sig", "image-version", "list", "-r", "g", "-i", "d") == []
@@ -227,6 +237,9 @@ def test_ids_usage_and_bad_ids(env):
           f"--ids: '{GID}/images/d' is not a gallery id")
     fails(run("sig", "image-version", "show", "--ids", "g/d"), INVALID,
           "--ids: 'g/d' is not an image version id")
+    fails(run("disk", "show", "--ids", f"{GID}/images/d"), INVALID,
+          f"--ids: '{GID}/images/d' is not a disk id (/subscriptions/S/resourceGroups/RG/"
+          "providers/Microsoft.Compute/disks/N or NAME)")
     fails(run("sig", "image-definition", "show", "--ids", "/subscriptions/x/resourceGroups/default/"
               "providers/Other.RP/galleries/g/images/d"), INVALID, "provider 'Other.RP'")
     fails(run("sig", "show", "--ids", GID.replace(SUBSCRIPTION, "1" * 8)), NOT_FOUND,
