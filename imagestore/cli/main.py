@@ -22,14 +22,16 @@ from .disk_cmds import disk_group
 from .region_cmds import region_group
 from .sig_cmds import sig_group
 from .store_cmds import init_cmd, store_group
+from .targets import cli_message, command_of
 from .worker_cmds import worker_cmd
 
 
 class UserError(click.ClickException):
     """An ImagestoreError on its way out through click: one line, its own exit code."""
 
-    def __init__(self, err: ImagestoreError) -> None:
-        super().__init__(" ".join(err.message.split("\n")))
+    def __init__(self, err: ImagestoreError, ctx: click.Context | None = None) -> None:
+        msg = cli_message(err, command_of(ctx)) if ctx is not None else err.message
+        super().__init__(" ".join(msg.split("\n")))
         self.exit_code = err.exit_code
 
     def show(self, file=None) -> None:  # noqa: ANN001 - click's signature
@@ -43,7 +45,7 @@ class ImagestoreGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ImagestoreError as e:
-            raise UserError(e) from None
+            raise UserError(e, ctx) from None
         except OSError as e:
             from ..errors import from_oserror
 

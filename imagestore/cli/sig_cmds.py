@@ -16,6 +16,7 @@ from .common import GroupedOption as Variadic  # az's one-or-more values: --tags
 from .common import common_options, generic_update_options, ids_option, open_home
 from .output import emit
 from .progress import GalleryProgress, gallery_progress
+from .targets import remember_command
 
 
 def given(values: tuple | list | None) -> list | None:
@@ -41,6 +42,7 @@ def tags_opt(values: tuple | None) -> dict | None:
 def gallery_service(ctx: click.Context, *, create: bool = True) -> GalleryService:
     """The store's gallery for this command (opened once; queued work runs through the
     worker). ``create=False`` for read-only commands: a missing store is an error."""
+    remember_command(ctx)  # errors name this command's flags (see .targets)
     root = ctx.find_root()
     svc = root.meta.get("imagestore.gallery")
     if svc is None:

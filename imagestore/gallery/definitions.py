@@ -80,40 +80,40 @@ class Definitions:
                     minimum_memory, maximum_memory, disallowed_disk_types, plan_publisher,
                     plan_name, plan_product) -> dict:
         ident = {
-            "publisher": validate.identifier_part("--publisher", publisher, 128),
-            "offer": validate.identifier_part("--offer", offer, 64),
-            "sku": validate.identifier_part("--sku", sku, 64),
+            "publisher": validate.identifier_part("properties.identifier.publisher", publisher, 128),
+            "offer": validate.identifier_part("properties.identifier.offer", offer, 64),
+            "sku": validate.identifier_part("properties.identifier.sku", sku, 64),
         }
         if os_type is None:
-            raise InvalidArgument("--os-type: required (Linux or Windows)",
+            raise InvalidArgument("properties.osType: required (Linux or Windows)",
                                   target="properties.osType")
-        hvg = validate.enum("--hyper-v-generation", hyper_v_generation or "V1",
+        hvg = validate.enum("properties.hyperVGeneration", hyper_v_generation or "V1",
                             validate.HYPER_V_GENERATIONS)
         props: dict = {
-            "osType": validate.enum("--os-type", os_type, validate.OS_TYPES),
-            "osState": validate.enum("--os-state", os_state or "Generalized", validate.OS_STATES),
+            "osType": validate.enum("properties.osType", os_type, validate.OS_TYPES),
+            "osState": validate.enum("properties.osState", os_state or "Generalized", validate.OS_STATES),
             "hyperVGeneration": hvg,
             "identifier": ident,
-            "architecture": validate.enum("--architecture", architecture or "x64",
+            "architecture": validate.enum("properties.architecture", architecture or "x64",
                                           validate.ARCHITECTURES),
         }
-        for key, field, value in (("description", "--description", description),
-                                  ("eula", "--eula", eula)):
+        for key, field, value in (("description", "properties.description", description),
+                                  ("eula", "properties.eula", eula)):
             if value is not None:
                 props[key] = validate.text(field, value)
         for key, field, value in (
-            ("privacyStatementUri", "--privacy-statement-uri", privacy_statement_uri),
-            ("releaseNoteUri", "--release-note-uri", release_note_uri),
+            ("privacyStatementUri", "properties.privacyStatementUri", privacy_statement_uri),
+            ("releaseNoteUri", "properties.releaseNoteUri", release_note_uri),
         ):
             if value is not None:
                 props[key] = validate.uri(field, value)
-        eol = validate.end_of_life("--end-of-life-date", end_of_life_date)
+        eol = validate.end_of_life("properties.endOfLifeDate", end_of_life_date)
         if eol:
             props["endOfLifeDate"] = eol
         rec = {}
-        cpu = validate.resource_range("--minimum-cpu-core/--maximum-cpu-core", minimum_cpu_core,
+        cpu = validate.resource_range("properties.recommended.vCPUs", minimum_cpu_core,
                                       maximum_cpu_core)
-        mem = validate.resource_range("--minimum-memory/--maximum-memory", minimum_memory,
+        mem = validate.resource_range("properties.recommended.memory", minimum_memory,
                                       maximum_memory)
         if cpu:
             rec["vCPUs"] = cpu
@@ -121,15 +121,15 @@ class Definitions:
             rec["memory"] = mem
         if rec:
             props["recommended"] = rec
-        dt = validate.disk_types("--disallowed-disk-types", disallowed_disk_types)
+        dt = validate.disk_types("properties.disallowed.diskTypes", disallowed_disk_types)
         if dt:
             props["disallowed"] = {"diskTypes": dt}
         if plan_publisher or plan_name or plan_product:
             if not plan_name:
-                raise InvalidArgument("--plan-name: required with --plan-publisher/--plan-product",
+                raise InvalidArgument("properties.purchasePlan.name: required with properties.purchasePlan.publisher/product",
                                       target="properties.purchasePlan.name")
             if not plan_publisher:
-                raise InvalidArgument("--plan-publisher: required with --plan-name/--plan-product",
+                raise InvalidArgument("properties.purchasePlan.publisher: required with properties.purchasePlan.name/product",
                                       target="properties.purchasePlan.publisher")
             plan = {"name": plan_name, "publisher": plan_publisher}
             if plan_product:

@@ -45,11 +45,11 @@ class Disks:
         picks a data disk (default the OS disk). Returns the disk's JSON."""
         validate.resource_group(rg)
         validate.disk_name(name)
-        fmt = validate.enum("--format", fmt or "raw", WRITE_FORMATS)
+        fmt = validate.enum("properties.localStorage.format", fmt or "raw", WRITE_FORMATS)
         location = self.placement.require_region(location or DEFAULT_LOCATION)
         if lun is not None and (isinstance(lun, bool) or not 0 <= lun <= validate.MAX_LUN):
             raise InvalidArgument(
-                f"--gallery-image-reference-lun: '{lun}' must be an integer from 0 to "
+                f"properties.creationData.galleryImageReference.lun: '{lun}' must be an integer from 0 to "
                 f"{validate.MAX_LUN}", target="properties.creationData.galleryImageReference.lun")
         if self.repo.find_disk(rg, name):
             raise Conflict(f"disk '{name}' already exists in resource group '{rg}'",
@@ -58,10 +58,10 @@ class Disks:
         vid = ids.version_id(vrow.rg, vrow.gallery, vrow.image, vrow.name)
         reg = self.repo.region_of(vrow.id, location)
         if reg is None:
-            raise NotFound(f"--location: image version '{vid}' is not replicated to region "
+            raise NotFound(f"location: image version '{vid}' is not replicated to region "
                            f"'{location}'", target="location")
         if reg.state != ReplicationState.COMPLETED:
-            raise Conflict(f"--location: image version '{vid}' is not available in region "
+            raise Conflict(f"location: image version '{vid}' is not available in region "
                            f"'{location}' yet (replication {reg.state})", target="location")
         drow = self._disk_image(vrow, vid, lun)
         if path is None:
@@ -69,7 +69,7 @@ class Disks:
             os.makedirs(os.path.dirname(path), exist_ok=True)
         path = os.path.abspath(os.path.expanduser(path))
         if os.path.lexists(path):
-            raise Conflict(f"--path: {path} already exists", target="properties.localStorage.path")
+            raise Conflict(f"properties.localStorage.path: {path} already exists", target="properties.localStorage.path")
         task = TaskProgress(observer, TaskKind.DISK, name)
         try:
             if drow.shallow_path:
@@ -102,10 +102,10 @@ class Disks:
         if drow is None:
             luns = ", ".join(str(d.lun) for d in disks if d.lun >= 0) or "none"
             if lun is None:
-                raise NotFound(f"--gallery-image-reference: image version '{vid}' has no OS "
+                raise NotFound(f"properties.creationData.galleryImageReference.id: image version '{vid}' has no OS "
                                f"disk image", target="properties.creationData.galleryImageReference.id")
             raise NotFound(
-                f"--gallery-image-reference-lun: image version '{vid}' has no data disk image "
+                f"properties.creationData.galleryImageReference.lun: image version '{vid}' has no data disk image "
                 f"with LUN {lun} (data disk LUNs: {luns})",
                 target="properties.creationData.galleryImageReference.lun")
         return drow
@@ -142,7 +142,7 @@ class Disks:
         slots = self.placement.open_slots_holding(paths, digest)
         try:
             if not slots:
-                raise NotFound(f"--location: no copy of manifest {digest} in region "
+                raise NotFound(f"location: no copy of manifest {digest} in region "
                                f"'{location}' (run 'imagestore store verify --repair --region "
                                f"{location}')", target="location")
             return materialize_from_copies(slots, digest, path, fmt=fmt, overwrite=False,

@@ -31,7 +31,7 @@ class Galleries:
         location = self.placement.require_region(location or DEFAULT_LOCATION)
         props = {}
         if description is not None:
-            props["description"] = validate.text("--description", description)
+            props["description"] = validate.text("properties.description", description)
         with self.repo.transaction():
             if self.repo.find_gallery(rg, name):
                 raise Conflict(f"gallery '{name}' already exists in resource group '{rg}'",

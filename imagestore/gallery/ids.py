@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import InvalidArgument, NotFound
+from ..errors import ImagestoreError, InvalidArgument, NotFound
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 DEFAULT_RG = "default"
@@ -61,36 +61,41 @@ class ImageRef:
         return self.version is None
 
 
+def _err(cls: type[ImagestoreError], field: str, message: str) -> ImagestoreError:
+    """An error about ``field`` (a JSON target unless it is a flag name)."""
+    return cls(message, target=None if field.startswith("-") else field)
+
+
 def parse_image_ref(text: str, default_rg: str = DEFAULT_RG, *, field: str = "id") -> ImageRef:
     """Parse a full ARM version/definition id or a short form ``g/d/v`` / ``g/d``."""
     raw = (text or "").strip()
     if not raw:
-        raise InvalidArgument(f"{field}: empty image reference")
+        raise _err(InvalidArgument, field, f"{field}: empty image reference")
     if raw.startswith("/"):
         parts = raw.strip("/").split("/")
         keys = [p.lower() for p in parts[0::2]]
         vals = parts[1::2]
         if len(parts) % 2 or any(not v for v in vals):
-            raise InvalidArgument(f"{field}: '{text}' is not a valid resource id")
+            raise _err(InvalidArgument, field, f"{field}: '{text}' is not a valid resource id")
         want = ["subscriptions", "resourcegroups", "providers", "galleries", "images"]
         if keys[: len(want)] != want or len(keys) not in (5, 6) or (
             len(keys) == 6 and keys[5] != "versions"
         ):
-            raise InvalidArgument(
+            raise _err(InvalidArgument, field,
                 f"{field}: '{text}' is not a gallery image definition or version id "
                 f"(/subscriptions/S/resourceGroups/RG/providers/Microsoft.Compute/galleries/G"
                 f"/images/D[/versions/V])"
             )
         if vals[2].lower() != PROVIDER.lower():
-            raise InvalidArgument(f"{field}: provider '{vals[2]}' is not {PROVIDER}")
+            raise _err(InvalidArgument, field, f"{field}: provider '{vals[2]}' is not {PROVIDER}")
         if vals[0].lower() != SUBSCRIPTION:
-            raise NotFound(f"{field}: subscription '{vals[0]}' not found (the local subscription is {SUBSCRIPTION})")
+            raise _err(NotFound, field, f"{field}: subscription '{vals[0]}' not found (the local subscription is {SUBSCRIPTION})")
         rg, g, d = vals[1], vals[3], vals[4]
         v = vals[5] if len(vals) == 6 else None
     else:
         parts = raw.split("/")
         if len(parts) not in (2, 3) or any(not p for p in parts):
-            raise InvalidArgument(
+            raise _err(InvalidArgument, field,
                 f"{field}: '{text}' is neither a resource id nor GALLERY/DEFINITION[/VERSION]"
             )
         rg = default_rg

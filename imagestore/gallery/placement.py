@@ -49,7 +49,7 @@ class Placement:
         """Whether region ``name`` exists."""
         return self.lookup(name) is not None
 
-    def require_region(self, name: str, field: str = "--location") -> str:
+    def require_region(self, name: str, field: str = "location") -> str:
         """The canonical name of region ``name``; InvalidArgument/NotFound naming ``field``."""
         validate.region_name(name, field)
         canon = self.lookup(name)
@@ -58,7 +58,7 @@ class Placement:
                            f"region create')", target=validate.target_of(field))
         return canon
 
-    def region(self, name: str, field: str = "--location") -> Region:
+    def region(self, name: str, field: str = "location") -> Region:
         """The registered region ``name`` (NotFound naming ``field``)."""
         return self.registry.get(name, field)
 

@@ -65,7 +65,7 @@ class GalleryService:
         """Whether region ``name`` exists."""
         return self.placement.region_exists(name)
 
-    def require_region(self, name: str, field: str = "--location") -> str:
+    def require_region(self, name: str, field: str = "location") -> str:
         """The canonical name of region ``name`` (NotFound naming ``field``)."""
         return self.placement.require_region(name, field)
 

@@ -52,81 +52,87 @@ def target_of(field: str) -> str | None:
     return None if not head or head.startswith("-") else head
 
 
+def invalid(field: str, message: str) -> InvalidArgument:
+    """InvalidArgument about ``field``, with its target."""
+    return InvalidArgument(message, target=target_of(field))
+
+
 def enum(field: str, value: str | None, allowed: tuple[str, ...]) -> str | None:
     if value is None:
         return None
     for a in allowed:
         if str(value).lower() == a.lower():
             return a
-    raise InvalidArgument(f"{field}: '{value}' is not one of {', '.join(allowed)}")
+    raise invalid(field, f"{field}: '{value}' is not one of {', '.join(allowed)}")
 
 
 def resource_group(value: str) -> str:
     if not value or len(value) > 90 or not _RG_RE.match(value) or value.endswith("."):
-        raise InvalidArgument(
-            f"--resource-group: '{value}' is not a valid resource group name (1-90 letters, "
+        raise invalid(
+            "resourceGroupName",
+            f"resourceGroupName: '{value}' is not a valid resource group name (1-90 letters, "
             f"digits, '-', '_', '.', '(', ')'; not ending in '.')"
         )
     return value
 
 
-def gallery_name(value: str, field: str = "--gallery-name") -> str:
+def gallery_name(value: str, field: str = "galleryName") -> str:
     if not value or len(value) > 80 or not _GALLERY_RE.match(value):
-        raise InvalidArgument(
+        raise invalid(field,
             f"{field}: '{value}' is not a valid gallery name (1-80 letters, digits, '_' and '.', "
             f"starting and ending with a letter or digit)"
         )
     return value
 
 
-def image_name(value: str, field: str = "--gallery-image-definition") -> str:
+def image_name(value: str, field: str = "galleryImageName") -> str:
     if not value or len(value) > 80 or not _IMAGE_RE.match(value):
-        raise InvalidArgument(
+        raise invalid(field,
             f"{field}: '{value}' is not a valid image definition name (1-80 letters, digits, "
             f"'_', '-' and '.', starting and ending with a letter or digit)"
         )
     return value
 
 
-def disk_name(value: str, field: str = "--name") -> str:
+def disk_name(value: str, field: str = "diskName") -> str:
     if not value or len(value) > 80 or not _DISK_RE.match(value):
-        raise InvalidArgument(
+        raise invalid(field,
             f"{field}: '{value}' is not a valid disk name (1-80 letters, digits, '_', '-' and "
             f"'.', starting with a letter or digit, ending with a letter, digit or '_')"
         )
     return value
 
 
-def region_name(value: str, field: str = "--location") -> str:
+def region_name(value: str, field: str = "location") -> str:
     if not value or len(value) > 64 or not _REGION_RE.match(value):
-        raise InvalidArgument(f"{field}: '{value}' is not a valid region name")
+        raise invalid(field, f"{field}: '{value}' is not a valid region name")
     return value
 
 
-def version_name(value: str, field: str = "--gallery-image-version") -> tuple[int, int, int]:
+def version_name(value: str, field: str = "galleryImageVersionName") -> tuple[int, int, int]:
     m = _VERSION_RE.match(value or "")
     if not m:
-        raise InvalidArgument(
+        raise invalid(field,
             f"{field}: '{value}' is not a version name (MajorVersion.MinorVersion.Patch, "
             f"three integers, e.g. 1.0.0)"
         )
     parts = tuple(int(x) for x in m.groups())
     if any(p > INT32_MAX for p in parts):
-        raise InvalidArgument(f"{field}: '{value}': each part must be at most {INT32_MAX} (int32)")
+        raise invalid(field, f"{field}: '{value}': each part must be at most {INT32_MAX} (int32)")
     return parts  # type: ignore[return-value]
 
 
 def identifier_part(field: str, value: str | None, max_len: int) -> str:
     if value is None or value == "":
-        raise InvalidArgument(f"{field}: must not be empty")
+        raise invalid(field, f"{field}: must not be empty")
     if not _IDENT_RE.match(value):
-        raise InvalidArgument(
+        raise invalid(field,
             f"{field}: '{value}' may contain only letters, digits, '-', '_' and '.'"
         )
     if value.endswith("."):
-        raise InvalidArgument(f"{field}: '{value}' must not end with '.'")
+        raise invalid(field, f"{field}: '{value}' must not end with '.'")
     if len(value) > max_len:
-        raise InvalidArgument(f"{field}: '{value}' is longer than {max_len} characters")
+        raise invalid(field, f"{field}: '{value}' is longer than {max_len} characters")
     return value
 
 
@@ -147,7 +153,7 @@ def parse_datetime(field: str, value: str) -> datetime:
         else:
             dt = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:
-        raise InvalidArgument(
+        raise invalid(field,
             f"{field}: '{value}' is not an ISO-8601 date or date-time (e.g. 2030-12-31 or "
             f"2030-12-31T00:00:00Z)"
         ) from None
@@ -162,11 +168,11 @@ def end_of_life(field: str, value: str | None) -> str | None:
         return None
     dt = parse_datetime(field, value)
     if dt <= now_utc():
-        raise InvalidArgument(f"{field}: {iso(dt)} is not in the future")
+        raise invalid(field, f"{field}: {iso(dt)} is not in the future")
     return iso(dt)
 
 
-def tags(values: list[str] | tuple[str, ...] | None, field: str = "--tags") -> dict[str, str] | None:
+def tags(values: list[str] | tuple[str, ...] | None, field: str = "tags") -> dict[str, str] | None:
     if values is None:
         return None
     out: dict[str, str] = {}
@@ -174,9 +180,9 @@ def tags(values: list[str] | tuple[str, ...] | None, field: str = "--tags") -> d
         for tok in str(item).split():
             k, _, v = tok.partition("=")
             if not k:
-                raise InvalidArgument(f"{field}: '{tok}' has no tag name (use KEY=VALUE)")
+                raise invalid(field, f"{field}: '{tok}' has no tag name (use KEY=VALUE)")
             if len(k) > 512 or len(v) > 256:
-                raise InvalidArgument(f"{field}: '{k}' is too long (name ≤ 512, value ≤ 256 characters)")
+                raise invalid(field, f"{field}: '{k}' is too long (name ≤ 512, value ≤ 256 characters)")
             out[k] = v
     return out
 
@@ -185,17 +191,17 @@ def tags_value(field: str, value) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise InvalidArgument(f"{field}: must be an object of string values")
+        raise invalid(field, f"{field}: must be an object of string values")
     out = {}
     for k, v in value.items():
         if isinstance(v, (dict, list)):
-            raise InvalidArgument(f"{field}.{k}: must be a string")
+            raise invalid(field, f"{field}.{k}: must be a string")
         out[k] = v if isinstance(v, str) else json.dumps(v)  # --set tags.n=1 -> "1"
     return out
 
 
 def features(values: list[str] | tuple[str, ...] | None, hyper_v_generation: str | None,
-             field: str = "--features") -> list[dict] | None:
+             field: str = "properties.features") -> list[dict] | None:
     """``Name=Value`` tokens -> canonical [{name, value}]; names and values checked."""
     if not values:
         return None
@@ -204,7 +210,7 @@ def features(values: list[str] | tuple[str, ...] | None, hyper_v_generation: str
         for tok in str(item).split():
             name, sep, val = tok.partition("=")
             if not sep:
-                raise InvalidArgument(f"{field}: '{tok}' is not NAME=VALUE")
+                raise invalid(field, f"{field}: '{tok}' is not NAME=VALUE")
             items.append((name, val))
     return features_list([{"name": n, "value": v} for n, v in items], hyper_v_generation, field)
 
@@ -213,12 +219,12 @@ def features_list(items, hyper_v_generation: str | None, field: str = "propertie
     if items is None:
         return None
     if not isinstance(items, list):
-        raise InvalidArgument(f"{field}: must be a list of {{name, value}}")
+        raise invalid(field, f"{field}: must be a list of {{name, value}}")
     out: list[dict] = []
     seen: set[str] = set()
     for it in items:
         if not isinstance(it, dict):
-            raise InvalidArgument(f"{field}: each feature must be an object with name and value")
+            raise invalid(field, f"{field}: each feature must be an object with name and value")
         raw_name, val = str(it.get("name") or ""), it.get("value")
         val = "" if val is None else str(val)
         alias = "DiskControllerTypes" if raw_name.lower() == "diskcontrollertype" else raw_name
@@ -227,26 +233,26 @@ def features_list(items, hyper_v_generation: str | None, field: str = "propertie
             if n.lower() == alias.lower():
                 name = n
         if name is None:
-            raise InvalidArgument(
+            raise invalid(field,
                 f"{field}: unknown feature '{raw_name}' (use {', '.join(FEATURE_NAMES)})"
             )
         if name in seen:
-            raise InvalidArgument(f"{field}: feature '{name}' given twice")
+            raise invalid(field, f"{field}: feature '{name}' given twice")
         seen.add(name)
         if name in BOOL_FEATURES:
             v = enum(f"{field}: {name}", val, ("True", "False"))
         elif name == "SecurityType":
             v = enum(f"{field}: SecurityType", val, SECURITY_TYPES)
             if hyper_v_generation != "V2":
-                raise InvalidArgument(
-                    f"{field}: SecurityType={v} needs --hyper-v-generation V2 "
+                raise invalid(field,
+                    f"{field}: SecurityType={v} needs properties.hyperVGeneration V2 "
                     f"(it describes a generation 2 image)"
                 )
         else:
             parts = [p.strip() for p in val.split(",") if p.strip()]
             canon = [enum(f"{field}: DiskControllerTypes", p, DISK_CONTROLLER_TYPES) for p in parts]
             if set(canon) not in ({"SCSI"}, {"SCSI", "NVMe"}) or len(canon) != len(set(canon)):
-                raise InvalidArgument(
+                raise invalid(field,
                     f"{field}: DiskControllerTypes '{val}' is not one of 'SCSI' or 'SCSI,NVMe'"
                 )
             v = "SCSI, NVMe" if "NVMe" in canon else "SCSI"
@@ -258,9 +264,9 @@ def resource_range(field: str, lo, hi) -> dict | None:
     """{min, max} with positive ints and min <= max; None when both are absent."""
     for which, v in (("min", lo), ("max", hi)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1 or v > INT32_MAX):
-            raise InvalidArgument(f"{field}.{which}: '{v}' must be a positive integer")
+            raise invalid(field, f"{field}.{which}: '{v}' must be a positive integer")
     if lo is not None and hi is not None and lo > hi:
-        raise InvalidArgument(f"{field}: min {lo} is greater than max {hi}")
+        raise invalid(field, f"{field}: min {lo} is greater than max {hi}")
     if lo is None and hi is None:
         return None
     out = {}
@@ -275,7 +281,7 @@ def uri(field: str, value: str | None) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str) or any(c.isspace() for c in value) or len(value) > 2048:
-        raise InvalidArgument(f"{field}: '{value}' is not a valid URI")
+        raise invalid(field, f"{field}: '{value}' is not a valid URI")
     return value
 
 
@@ -283,9 +289,9 @@ def text(field: str, value, max_len: int = 4096) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise InvalidArgument(f"{field}: must be a string")
+        raise invalid(field, f"{field}: must be a string")
     if len(value) > max_len:
-        raise InvalidArgument(f"{field}: longer than {max_len} characters")
+        raise invalid(field, f"{field}: longer than {max_len} characters")
     return value
 
 
@@ -293,13 +299,13 @@ def disk_types(field: str, values) -> list[str] | None:
     if values is None:
         return None
     if not isinstance(values, (list, tuple)):
-        raise InvalidArgument(f"{field}: must be a list of disk types")
+        raise invalid(field, f"{field}: must be a list of disk types")
     out = []
     for v in values:
         for tok in str(v).replace(",", " ").split():
             c = enum(field, tok, DISK_TYPES)
             if c in out:
-                raise InvalidArgument(f"{field}: '{c}' given twice")
+                raise invalid(field, f"{field}: '{c}' given twice")
             out.append(c)
     return out or None
 
@@ -308,7 +314,7 @@ def replica_count(field: str, value) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_REPLICAS:
-        raise InvalidArgument(f"{field}: '{value}' must be an integer from 1 to {MAX_REPLICAS}")
+        raise invalid(field, f"{field}: '{value}' must be an integer from 1 to {MAX_REPLICAS}")
     return value
 
 
@@ -320,10 +326,10 @@ def boolean(field: str, value) -> bool | None:
         return True
     if s in ("false", "no", "0", "off"):
         return False
-    raise InvalidArgument(f"{field}: '{value}' is not true or false")
+    raise invalid(field, f"{field}: '{value}' is not true or false")
 
 
-def parse_target_regions(values, field: str = "--target-regions") -> list[dict] | None:
+def parse_target_regions(values, field: str = "properties.publishingProfile.targetRegions") -> list[dict] | None:
     """``REGION[=COUNT][=SKU]`` tokens -> [{name, regionalReplicaCount?, storageAccountType?}]."""
     if values is None:
         return None
@@ -332,7 +338,7 @@ def parse_target_regions(values, field: str = "--target-regions") -> list[dict] 
         for tok in str(item).split():
             parts = tok.split("=")
             if len(parts) > 3 or not parts[0]:
-                raise InvalidArgument(f"{field}: '{tok}' is not REGION[=COUNT][=STORAGE_ACCOUNT_TYPE]")
+                raise invalid(field, f"{field}: '{tok}' is not REGION[=COUNT][=STORAGE_ACCOUNT_TYPE]")
             tr: dict = {"name": region_name(parts[0], field)}
             for p in parts[1:]:
                 if p.isdigit():

@@ -29,7 +29,7 @@ from ..errors import (
     InvalidArgument,
     NotFound,
     OperationNotAllowed,
-    StoreBusy,
+    TimedOut,
 )
 from ..home import DEFAULT_REGION
 from . import arm_shape, capture, ids, patch, resources, validate
@@ -62,6 +62,11 @@ VERSION_MUTABLE = (
 #: computed, read-only parts of a version's JSON that an update never sees
 _VERSION_COMPUTED = ("replicationStatus",)
 WAIT_CONDITIONS = ("created", "updated", "deleted", "exists")
+# the fields messages name (targets in the resource JSON)
+_TR = "properties.publishingProfile.targetRegions"
+_SRC = "properties.storageProfile.source.id"
+_OS_URI = "properties.storageProfile.osDiskImage.source.uri"
+_DATA = "properties.storageProfile.dataDiskImages"
 
 
 class WorkRunner(Protocol):
@@ -102,7 +107,7 @@ class Versions:
     # -- lookups -----------------------------------------------------------------------------
 
     def row(self, rg: str, gallery: str, image: str, version: str,
-            field: str = "--gallery-image-version") -> VersionRow:
+            field: str = "galleryImageVersionName") -> VersionRow:
         """The version row (NotFound naming the gallery, definition or version)."""
         d = self.repo.definition(rg, gallery, image)
         parts = validate.version_name(version, field)
@@ -127,7 +132,7 @@ class Versions:
         return self.json(self.latest_row(rg, gallery, image, region))
 
     def resolve(self, ref_text: str, rg: str, region: str = DEFAULT_LOCATION,
-                field: str = "--gallery-image-reference") -> VersionRow:
+                field: str = "properties.creationData.galleryImageReference.id") -> VersionRow:
         """A version id, a definition id (= its latest version in ``region``) or a short form
         ``g/d[/v]`` -> the version row."""
         ref = ids.parse_image_ref(ref_text, rg, field=field)
@@ -221,17 +226,18 @@ class Versions:
             raise Conflict(f"image version '{gallery}/{image}/{version}' already exists",
                            target="galleryImageVersionName")
         location = self.placement.require_region(location or DEFAULT_LOCATION)
-        rc = validate.replica_count("--replica-count", replica_count) or 1
-        sat = validate.enum("--storage-account-type", storage_account_type or "Standard_LRS",
+        rc = validate.replica_count("properties.publishingProfile.replicaCount", replica_count) or 1
+        sat = validate.enum("properties.publishingProfile.storageAccountType", storage_account_type or "Standard_LRS",
                             validate.STORAGE_ACCOUNT_TYPES)
-        mode = validate.enum("--replication-mode", replication_mode or "Full",
+        mode = validate.enum("properties.publishingProfile.replicationMode", replication_mode or "Full",
                              validate.REPLICATION_MODES)
         trs = (validate.parse_target_regions(target_regions) if target_regions
                else [{"name": location}])
-        trs = self.placement.normalize_target_regions(trs, rc, sat, location, "--target-regions")
-        eol = validate.end_of_life("--end-of-life-date", end_of_life_date)
+        trs = self.placement.normalize_target_regions(trs, rc, sat, location, _TR)
+        eol = validate.end_of_life("properties.publishingProfile.endOfLifeDate", end_of_life_date)
         if block_deletion_before_end_of_life and not eol:
-            raise InvalidArgument("--block-deletion-before-end-of-life: needs --end-of-life-date",
+            raise InvalidArgument("properties.safetyProfile.blockDeletionBeforeEndOfLife: needs "
+                                  "properties.publishingProfile.endOfLifeDate",
                                   target="properties.safetyProfile.blockDeletionBeforeEndOfLife")
         sources = self._sources(os_vhd_uri, list(data_vhds_uris or ()),
                                 list(data_vhds_luns or ()), image_version)
@@ -259,7 +265,7 @@ class Versions:
             others = [t["name"] for t in trs if t["name"].lower() != location.lower()]
             if others:
                 raise InvalidArgument(
-                    f"--target-regions: a Shallow version lives in its source region "
+                    f"{_TR}: a Shallow version lives in its source region "
                     f"'{location}' only (it references the source file); remove "
                     f"{', '.join(others)}", target="properties.publishingProfile.targetRegions")
         return _CreatePlan(img, version, parts, location, trs, props, shallow, sources,
@@ -270,25 +276,24 @@ class Versions:
                  image_version: str | None) -> list[Source]:
         """The disk sources of a create request, checked (LUNs, existence, duplicates)."""
         if image_version and (os_vhd_uri or uris):
-            raise InvalidArgument("--image-version: cannot be combined with --os-vhd-uri or "
-                                  "--data-vhds-uris", target="properties.storageProfile.source.id")
+            raise InvalidArgument(f"{_SRC}: cannot be combined with disk sources (osDiskImage, "
+                                  f"dataDiskImages)", target=_SRC)
         if not image_version and not os_vhd_uri:
-            raise InvalidArgument("--os-vhd-uri: required (or --image-version to copy an "
-                                  "existing version)",
-                                  target="properties.storageProfile.osDiskImage.source.uri")
-        lun_target = "properties.storageProfile.dataDiskImages.lun"
+            raise InvalidArgument(f"{_OS_URI}: required (or {_SRC} to copy an existing "
+                                  f"version)", target=_OS_URI)
         if luns and len(luns) != len(uris):
-            raise InvalidArgument(f"--data-vhds-luns: {len(luns)} LUN(s) given for "
-                                  f"{len(uris)} --data-vhds-uris", target=lun_target)
+            raise InvalidArgument(f"{_DATA}: {len(luns)} LUN(s) given for {len(uris)} data "
+                                  f"disk source(s)", target=_DATA)
         if not luns:
             luns = list(range(len(uris)))
         seen_luns: set[int] = set()
-        for lun in luns:
+        for i, lun in enumerate(luns):
+            lun_target = f"{_DATA}[{i}].lun"
             if isinstance(lun, bool) or not isinstance(lun, int) or not 0 <= lun <= validate.MAX_LUN:
-                raise InvalidArgument(f"--data-vhds-luns: '{lun}' must be an integer from 0 to "
+                raise InvalidArgument(f"{lun_target}: '{lun}' must be an integer from 0 to "
                                       f"{validate.MAX_LUN}", target=lun_target)
             if lun in seen_luns:
-                raise InvalidArgument(f"--data-vhds-luns: LUN {lun} is used twice",
+                raise InvalidArgument(f"{lun_target}: LUN {lun} is used twice",
                                       target=lun_target)
             seen_luns.add(lun)
         sources: list[Source] = []
@@ -297,10 +302,9 @@ class Versions:
         for lun, u in zip(luns, uris, strict=True):
             sources.append(Source(lun, u, capture.source_path(u)))
         seen_src: dict[str, str] = {}
-        for s in sources:
-            field = "--os-vhd-uri" if s.lun < 0 else "--data-vhds-uris"
-            target = ("properties.storageProfile.osDiskImage.source.uri" if s.lun < 0 else
-                      "properties.storageProfile.dataDiskImages.source.uri")
+        for n, s in enumerate(sources):
+            i = n - 1 if os_vhd_uri else n
+            target = field = _OS_URI if s.lun < 0 else f"{_DATA}[{i}].source.uri"
             if "://" in s.uri and not s.uri.startswith("file://"):
                 raise InvalidArgument(f"{field}: '{s.uri}': only local paths and file:// URIs "
                                       f"are supported", target=target)
@@ -315,8 +319,7 @@ class Versions:
 
     def _disks_by_reference(self, ref_text: str, rg: str, img) -> tuple[str, list[VersionDisk]]:
         """The disks of the source version of a copy by reference (no data is written)."""
-        field = "--image-version"
-        target = "properties.storageProfile.source.id"
+        field = target = _SRC
         src = self.resolve(ref_text, rg, DEFAULT_LOCATION, field)
         sprops = src.definition_properties
         tprops = img.properties
@@ -400,7 +403,7 @@ class Versions:
         exp = False
         if expand is not None:
             if expand.lower() != "replicationstatus":
-                raise InvalidArgument(f"--expand: '{expand}' is not ReplicationStatus",
+                raise InvalidArgument(f"$expand: '{expand}' is not ReplicationStatus",
                                       target="$expand")
             exp = True
         return self.json(self.row(rg, gallery, image, version), exp)
@@ -437,33 +440,33 @@ class Versions:
         if target_regions is not None:
             pp["targetRegions"] = validate.parse_target_regions(target_regions)
         if exclude_from_latest is not None:
-            pp["excludeFromLatest"] = validate.boolean("--exclude-from-latest", exclude_from_latest)
+            pp["excludeFromLatest"] = validate.boolean(
+                "properties.publishingProfile.excludeFromLatest", exclude_from_latest)
         if end_of_life_date is not None:
             pp["endOfLifeDate"] = end_of_life_date
         if allow_deletion_of_replicated_locations is not None:
             sp["allowDeletionOfReplicatedLocations"] = validate.boolean(
-                "--allow-replicated-location-deletion", allow_deletion_of_replicated_locations)
+                "properties.safetyProfile.allowDeletionOfReplicatedLocations",
+                allow_deletion_of_replicated_locations)
         if block_deletion_before_end_of_life is not None:
             sp["blockDeletionBeforeEndOfLife"] = validate.boolean(
-                "--block-deletion-before-end-of-life", block_deletion_before_end_of_life)
+                "properties.safetyProfile.blockDeletionBeforeEndOfLife",
+                block_deletion_before_end_of_life)
         if tags is not None:
             new["tags"] = tags
         patch.apply(new, sets, arm_shape.VERSION)
         check_changes(cur, new, VERSION_MUTABLE)
         props = row.properties
-        out_pp, trs = self._new_publishing_profile(row, cur, new, target_regions, end_of_life_date)
+        out_pp, trs = self._new_publishing_profile(row, cur, new)
         safety = self._new_safety_profile(props["safetyProfile"], new["properties"],
                                           out_pp.get("endOfLifeDate"))
         old_pp = cur["properties"]["publishingProfile"]
         removed = sorted({t["name"].lower() for t in old_pp["targetRegions"]}
                          - {t["name"].lower() for t in trs})
         if removed and not safety.get("allowDeletionOfReplicatedLocations"):
-            field = ("--target-regions" if target_regions is not None
-                     else "properties.publishingProfile.targetRegions")
             raise OperationNotAllowed(
-                f"{field}: removing region(s) {', '.join(removed)} is not allowed "
-                f"(safetyProfile.allowDeletionOfReplicatedLocations is false)",
-                target="properties.publishingProfile.targetRegions")
+                f"{_TR}: removing region(s) {', '.join(removed)} is not allowed "
+                f"(safetyProfile.allowDeletionOfReplicatedLocations is false)", target=_TR)
         props["publishingProfile"] = out_pp
         props["safetyProfile"] = safety
         new_tags = validate.tags_value("tags", new.get("tags"))
@@ -491,27 +494,24 @@ class Versions:
             self._after_queue(row2.id, no_wait=no_wait, observer=observer)
         return self.show(rg, gallery, image, version)
 
-    def _new_publishing_profile(self, row: VersionRow, cur: dict, new: dict,
-                                target_regions, end_of_life_date) -> tuple[dict, list[dict]]:
+    def _new_publishing_profile(self, row: VersionRow, cur: dict,
+                                new: dict) -> tuple[dict, list[dict]]:
         """The checked publishingProfile an update asks for, and its target regions."""
         pp = new["properties"]["publishingProfile"]
         old_pp = cur["properties"]["publishingProfile"]
         rc = validate.replica_count("properties.publishingProfile.replicaCount",
                                     pp.get("replicaCount")) or 1
-        field = ("--target-regions" if target_regions is not None
-                 else "properties.publishingProfile.targetRegions")
-        # regions given by --target-regions without a count take the (new) common count
+        # regions given without a count take the (new) common count
         trs = self.placement.normalize_target_regions(
-            pp.get("targetRegions"), rc, old_pp["storageAccountType"], row.location, field)
+            pp.get("targetRegions"), rc, old_pp["storageAccountType"], row.location, _TR)
         out_pp = dict(old_pp)
         out_pp["targetRegions"] = trs
         out_pp["replicaCount"] = rc
         out_pp["excludeFromLatest"] = bool(validate.boolean(
             "properties.publishingProfile.excludeFromLatest", pp.get("excludeFromLatest")))
         if pp.get("endOfLifeDate") != old_pp.get("endOfLifeDate"):
-            eol = validate.end_of_life(
-                "--end-of-life-date" if end_of_life_date is not None else
-                "properties.publishingProfile.endOfLifeDate", pp.get("endOfLifeDate"))
+            eol = validate.end_of_life("properties.publishingProfile.endOfLifeDate",
+                                       pp.get("endOfLifeDate"))
             if eol is None:
                 out_pp.pop("endOfLifeDate", None)
             else:
@@ -520,9 +520,8 @@ class Versions:
             others = [t["name"] for t in trs if t["name"].lower() != row.location.lower()]
             if others:
                 raise InvalidArgument(
-                    f"{field}: a Shallow version lives in its source region '{row.location}' "
-                    f"only; it cannot be replicated to {', '.join(others)}",
-                    target="properties.publishingProfile.targetRegions")
+                    f"{_TR}: a Shallow version lives in its source region '{row.location}' "
+                    f"only; it cannot be replicated to {', '.join(others)}", target=_TR)
         return out_pp, trs
 
     @staticmethod
@@ -643,6 +642,6 @@ class Versions:
                 if self.runner is not None:
                     self.runner.start()
             if time.monotonic() >= deadline:
-                raise StoreBusy(f"image version '{gallery}/{image}/{version}': not {condition} "
-                                f"after {timeout:g} s")
+                raise TimedOut(f"image version '{gallery}/{image}/{version}': not {condition} "
+                               f"after {timeout:g} s")
             time.sleep(interval)

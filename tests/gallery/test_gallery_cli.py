@@ -211,7 +211,7 @@ def test_definition_identifier_unique(gal):
         (["--features", "IsHibernateSupported"], "is not NAME=VALUE"),
         (["--features", "DiskControllerTypes=NVMe"], "DiskControllerTypes"),
         (["--features", "SecurityType=Nope", "--hyper-v-generation", "V2"], "SecurityType"),
-        (["--features", "SecurityType=TrustedLaunch"], "needs --hyper-v-generation V2"),
+        (["--features", "SecurityType=TrustedLaunch"], "needs properties.hyperVGeneration V2"),
         (["--features", "IsHibernateSupported=True IsHibernateSupported=False"], "given twice"),
         (["--minimum-cpu-core", "8", "--maximum-cpu-core", "2"], "--minimum-cpu-core/--maximum-cpu-core: min 8 is greater than max 2"),
         (["--minimum-memory", "64", "--maximum-memory", "4"], "--minimum-memory/--maximum-memory: min 64 is greater than max 4"),
@@ -291,9 +291,9 @@ def test_definition_update_validation(gal):
     run = gal
     mkdef(run, "g", "d", "P", "O", "S", "--minimum-cpu-core", "2", "--maximum-cpu-core", "4")
     fails(run("sig", "image-definition", "update", "-r", "g", "-i", "d", "--minimum-cpu-core", "8"),
-          INVALID, "properties.recommended.vCPUs: min 8 is greater than max 4")
+          INVALID, "--minimum-cpu-core/--maximum-cpu-core: min 8 is greater than max 4")
     fails(run("sig", "image-definition", "update", "-r", "g", "-i", "d", "--end-of-life-date",
-              "2000-01-01"), INVALID, "properties.endOfLifeDate", "not in the future")
+              "2000-01-01"), INVALID, "--end-of-life-date: 2000-01-01", "not in the future")
     fails(run("sig", "image-definition", "update", "-r", "g", "-i", "d", "--set",
               "properties.recommended.vCPUs.max=\"many\""), INVALID, "properties.recommended.vCPUs.max")
     fails(run("sig", "image-definition", "update", "-r", "g", "-i", "nope", "--description", "x"),
