@@ -75,7 +75,7 @@ def disk_show(ctx, rg, name) -> None:
     Example:
       imagestore disk show -n vm1-os --query properties.localStorage.path
     """
-    emit(ctx, gallery_service(ctx).disks.show(rg, name))
+    emit(ctx, gallery_service(ctx, create=False).disks.show(rg, name))
 
 
 @disk_group.command("list")
@@ -89,7 +89,7 @@ def disk_list(ctx, rg) -> None:
     Example:
       imagestore disk list -o table
     """
-    emit(ctx, gallery_service(ctx).disks.list(rg))
+    emit(ctx, gallery_service(ctx, create=False).disks.list(rg))
 
 
 @disk_group.command("delete")

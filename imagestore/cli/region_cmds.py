@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from ..errors import NotFound
@@ -105,7 +107,8 @@ def show_cmd(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def delete_cmd(ctx: click.Context, name: str, delete_data: bool) -> None:
     """Delete region NAME. The default region `local` cannot be deleted, nor a region that
-    holds the only completed copy of an image version.
+    an image version targets (remove it from the versions' target regions first). The output
+    lists the zone directories left in place (`keptPaths`).
 
     \b
     Example:
@@ -115,8 +118,10 @@ def delete_cmd(ctx: click.Context, name: str, delete_data: bool) -> None:
 
     reg = _registry(ctx)
     r = reg.delete(name, delete_data=delete_data,
-                   holds_only_copy=lambda n: gallery_service(ctx).holds_only_copy(n))
-    emit(ctx, {**r.to_json(reg.home), "deleted": True, "dataDeleted": delete_data})
+                   targeted_by=lambda n: gallery_service(ctx).versions_targeting(n))
+    kept = [z for z in r.zones if os.path.exists(z)]  # kept, or not removable (other files)
+    emit(ctx, {**r.to_json(reg.home), "deleted": True, "dataDeleted": delete_data,
+               "keptPaths": kept})
 
 
 @region_group.command("replicate")

@@ -152,7 +152,7 @@ def sig_show(ctx, rg, gallery) -> None:
     Example:
       imagestore sig show -r myGallery
     """
-    emit(ctx, gallery_service(ctx).show_gallery(rg, gallery))
+    emit(ctx, gallery_service(ctx, create=False).show_gallery(rg, gallery))
 
 
 @sig_group.command("list")
@@ -166,7 +166,7 @@ def sig_list(ctx, rg) -> None:
     Example:
       imagestore sig list -o table
     """
-    emit(ctx, gallery_service(ctx).list_galleries(rg))
+    emit(ctx, gallery_service(ctx, create=False).list_galleries(rg))
 
 
 @sig_group.command("update")
@@ -292,7 +292,7 @@ def image_definition_show(ctx, rg, gallery, image) -> None:
     Example:
       imagestore sig image-definition show -r myGallery -i myImage1
     """
-    emit(ctx, gallery_service(ctx).show_image(rg, gallery, image))
+    emit(ctx, gallery_service(ctx, create=False).show_image(rg, gallery, image))
 
 
 @image_definition_group.command("list")
@@ -307,7 +307,7 @@ def image_definition_list(ctx, rg, gallery) -> None:
     Example:
       imagestore sig image-definition list -r myGallery -o table
     """
-    emit(ctx, gallery_service(ctx).list_images(rg, gallery))
+    emit(ctx, gallery_service(ctx, create=False).list_images(rg, gallery))
 
 
 @image_definition_group.command("update")
@@ -477,7 +477,7 @@ def image_version_show(ctx, rg, gallery, image, version, expand) -> None:
       imagestore sig image-version show -r myGallery -i myImage1 -e 1.0.0 \\
           --expand ReplicationStatus --query properties.replicationStatus
     """
-    emit(ctx, gallery_service(ctx).show_version(rg, gallery, image, version, expand=expand))
+    emit(ctx, gallery_service(ctx, create=False).show_version(rg, gallery, image, version, expand=expand))
 
 
 @image_version_group.command("list")
@@ -493,7 +493,7 @@ def image_version_list(ctx, rg, gallery, image) -> None:
     Example:
       imagestore sig image-version list -r myGallery -i myImage1 -o table
     """
-    emit(ctx, gallery_service(ctx).list_versions(rg, gallery, image))
+    emit(ctx, gallery_service(ctx, create=False).list_versions(rg, gallery, image))
 
 
 @image_version_group.command("update")
@@ -586,7 +586,7 @@ def image_version_wait(ctx, rg, gallery, image, version, condition, timeout, int
     Example:
       imagestore sig image-version wait -r myGallery -i myImage1 -e 1.0.0 --created
     """
-    gallery_service(ctx).wait_version(rg, gallery, image, version,
+    gallery_service(ctx, create=False).wait_version(rg, gallery, image, version,
                                       condition=condition or "created",
                                       timeout=float(timeout), interval=float(interval),
                                       observer=progress_observer(ctx))

@@ -256,12 +256,25 @@ class RegionRegistry:
         return Region(name, tuple(zones), created)
 
     def delete(self, name: str, *, holds_only_copy: HoldsOnlyCopy | None = None,
-               delete_data: bool = False) -> Region:
+               targeted_by: HoldsOnlyCopy | None = None, delete_data: bool = False) -> Region:
+        """Unregister region ``name`` (and remove its blob stores with ``delete_data``).
+        ``targeted_by(name)`` names the image versions that target the region: while there
+        are any, deletion is refused (Conflict)."""
         check_name(name)
         if name.lower() == DEFAULT_REGION:
             raise Conflict(f"region '{DEFAULT_REGION}': the default region cannot be deleted")
         with self._registry_lock():
             r = self.get(name)
+            if targeted_by is not None:
+                users = targeted_by(r.name)
+                if users:
+                    more = f" and {len(users) - 3} more" if len(users) > 3 else ""
+                    raise Conflict(
+                        f"region '{r.name}' is a target region of {len(users)} image "
+                        f"version(s): {', '.join(users[:3])}{more}; remove it from their "
+                        f"targetRegions first (allowed where their "
+                        f"safetyProfile.allowDeletionOfReplicatedLocations is true)"
+                    )
             if holds_only_copy is not None:
                 only = holds_only_copy(r.name)
                 if only:

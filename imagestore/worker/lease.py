@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import threading
 import time
 
+from ..errors import ImagestoreError
 from ..gallery.repository import LeaseRow, Repository
 
 LEASE_TTL = 15.0
@@ -81,8 +83,8 @@ class Lease:
             while not self._stop.wait(HEARTBEAT):
                 try:
                     repo.beat(self.pid, time.time())
-                except Exception:  # noqa: BLE001 - a busy database: try again next beat
-                    pass
+                except (ImagestoreError, sqlite3.Error):  # busy or briefly unavailable:
+                    pass  # try again next beat (a lease without beats goes stale, by design)
         finally:
             repo.close()
 

@@ -93,8 +93,17 @@ def test_realistic_image_to_two_regions(gal, ext4_image):
         subprocess.run(["cmp", data, d], check=True)
         rep = run.json("store", "verify", "--region", region)
         assert rep["clean"], rep
-    # a region that does not hold a version's only completed copy can be deleted
-    run.json("region", "delete", "west")  # local and east still hold it
+    # a region a version targets cannot be deleted (issue 10 item 7) ...
+    fails(run("region", "delete", "west"), CONFLICT, "region 'west' is a target region of 1 "
+          "image version(s)", "/versions/1.0.0", "remove it from their targetRegions first")
+    # ... until the version no longer targets it (which its safety profile must allow)
+    upd = ["sig", "image-version", "update", "-r", "g", "-i", "d", "-e", "1.0.0",
+           "--target-regions", "local", "east=2"]
+    fails(run(*upd), CONFLICT, "removing region(s) west is not allowed")
+    run.json(*upd, "--set", "properties.safetyProfile.allowDeletionOfReplicatedLocations=true")
+    gone = run.json("region", "delete", "west", "--delete-data")
+    assert gone["dataDeleted"] and gone["keptPaths"] == [] and not (tmp / "w").exists()
+    assert [s["region"] for s in status(run, "1.0.0")["summary"]] == ["local", "east"]
 
 
 def test_region_with_only_copy_cannot_be_deleted(gal, tmp_path):
@@ -104,7 +113,7 @@ def test_region_with_only_copy_cannot_be_deleted(gal, tmp_path):
     src.write_bytes(os.urandom(2 * MiB))
     assert create(run, "1.0.0", str(src), "-l", "west", "--target-regions", "west").exit_code == 0
     fails(run("region", "delete", "west"), CONFLICT,
-          "region 'west' holds the only completed copy of", "/versions/1.0.0")
+          "region 'west' is a target region of 1 image version(s)", "/versions/1.0.0")
     out = disk(run, "w", "g/d", "west", tmp_path)
     assert open(out, "rb").read() == src.read_bytes()
     fails(run("disk", "create", "-n", "x", "--gallery-image-reference", "g/d"), NOT_FOUND,
@@ -338,3 +347,26 @@ def test_latest_per_region(gal, tmp_path):
     run.json("worker", "--once")
     assert latest("west", "w2") == srcs["3.0.0"]
     assert latest("local", "l2") == srcs["3.0.0"]
+
+
+def test_region_delete_without_versions_says_what_it_kept(gal, tmp_path):
+    """A region no version targets any more is deleted; the output names the zone
+    directories it left (kept for re-attaching, or holding other files)."""
+    run = gal
+    run.json("region", "create", "west", "--path", str(tmp_path / "w1"), "--path",
+             str(tmp_path / "w2"))
+    src = tmp_path / "s.raw"
+    src.write_bytes(os.urandom(MiB))
+    assert create(run, "1.0.0", str(src), "--target-regions", "local", "west",
+                  "--allow-replicated-location-deletion").exit_code == 0
+    fails(run("region", "delete", "west"), CONFLICT, "target region of 1 image version(s)")
+    run.json("sig", "image-version", "update", "-r", "g", "-i", "d", "-e", "1.0.0",
+             "--target-regions", "local")
+    (tmp_path / "w2" / "notes.txt").write_text("not ours")
+    out = run.json("region", "delete", "west", "--delete-data")
+    assert out["keptPaths"] == [str(tmp_path / "w2")]  # other files: the directory stays
+    assert not (tmp_path / "w1").exists() and (tmp_path / "w2" / "notes.txt").exists()
+    assert not (tmp_path / "w2" / "cas.json").exists()
+    assert [r["name"] for r in run.json("region", "list")] == ["local"]
+    run.json("region", "create", "east", "--path", str(tmp_path / "e"))
+    assert run.json("region", "delete", "east")["keptPaths"] == [str(tmp_path / "e")]
