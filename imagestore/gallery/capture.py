@@ -49,6 +49,7 @@ class Source:
 
     @classmethod
     def from_json(cls, item: list) -> Source:
+        """A source as stored in a job payload."""
         lun, uri, path = item
         return cls(int(lun), str(uri), str(path))
 

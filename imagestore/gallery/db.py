@@ -181,10 +181,12 @@ def connect(path: str) -> sqlite3.Connection:
 
 
 def applied(con: sqlite3.Connection) -> list[str]:
+    """Names of the migrations applied, in order."""
     return [r[0] for r in con.execute("SELECT name FROM schema_migrations ORDER BY seq")]
 
 
 def migrate(con: sqlite3.Connection) -> None:
+    """Apply the migrations not applied yet, each in its own transaction."""
     con.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " seq INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, applied_at TEXT NOT NULL)"

@@ -32,18 +32,22 @@ def _prefix(rg: str) -> str:
 
 
 def gallery_id(rg: str, gallery: str) -> str:
+    """The ARM id of a gallery."""
     return f"{_prefix(rg)}/galleries/{gallery}"
 
 
 def image_id(rg: str, gallery: str, image: str) -> str:
+    """The ARM id of an image definition."""
     return f"{gallery_id(rg, gallery)}/images/{image}"
 
 
 def version_id(rg: str, gallery: str, image: str, version: str) -> str:
+    """The ARM id of an image version."""
     return f"{image_id(rg, gallery, image)}/versions/{version}"
 
 
 def disk_id(rg: str, name: str) -> str:
+    """The ARM id of a disk."""
     return f"{_prefix(rg)}/disks/{name}"
 
 
@@ -58,6 +62,7 @@ class ImageRef:
 
     @property
     def is_latest(self) -> bool:
+        """The reference names a definition: its latest version is meant."""
         return self.version is None
 
 

@@ -14,6 +14,7 @@ from enum import StrEnum
 
 
 class TaskKind(StrEnum):
+    """What a progress event is about."""
     CAPTURE = "capture"  # subject: "os disk" / "data disk lun N"
     REPLICATE = "replicate"  # subject: the region; state: its ReplicationState
     DISK = "disk"  # subject: the disk name

@@ -64,6 +64,7 @@ class JobKind(StrEnum):
 
 
 class JobState(StrEnum):
+    """A job waits in the queue, or a worker runs it."""
     QUEUED = "queued"
     RUNNING = "running"
 
@@ -81,16 +82,19 @@ class _Row:
             raise KeyError(key) from None
 
     def keys(self) -> list[str]:
+        """The column names."""
         return [f.name for f in fields(self)]  # type: ignore[arg-type]
 
     @classmethod
     def from_sql(cls, row: sqlite3.Row):  # noqa: ANN206 - the subclass
+        """The typed row of a ``sqlite3.Row`` (columns it does not have are ignored)."""
         names = set(row.keys())
         return cls(**{f.name: row[f.name] for f in fields(cls) if f.name in names})  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
 class GalleryRow(_Row):
+    """A gallery."""
     id: int
     rg: str
     name: str
@@ -101,6 +105,7 @@ class GalleryRow(_Row):
 
     @property
     def properties(self) -> dict:
+        """The stored ``props`` JSON."""
         return json.loads(self.props)
 
 
@@ -123,6 +128,7 @@ class DefinitionRow(_Row):
 
     @property
     def properties(self) -> dict:
+        """The stored ``props`` JSON."""
         return json.loads(self.props)
 
 
@@ -149,14 +155,17 @@ class VersionRow(_Row):
 
     @property
     def properties(self) -> dict:
+        """The stored ``props`` JSON."""
         return json.loads(self.props)
 
     @property
     def definition_properties(self) -> dict:
+        """The stored ``props`` JSON of the version's definition."""
         return json.loads(self.image_props)
 
     @property
     def state(self) -> ProvisioningState:
+        """provisioningState as an Enum."""
         return ProvisioningState(self.provisioning_state)
 
     @property
@@ -201,11 +210,13 @@ class VersionRegion(_Row):
 
     @property
     def replication_state(self) -> ReplicationState:
+        """The state as an Enum."""
         return ReplicationState(self.state)
 
 
 @dataclass(frozen=True)
 class DiskRow(_Row):
+    """A disk resource (a file created from a version)."""
     id: int
     rg: str
     name: str
@@ -219,6 +230,7 @@ class DiskRow(_Row):
 
 @dataclass(frozen=True)
 class JobRow(_Row):
+    """A queued or running job."""
     id: int
     kind: str
     version_id: int | None
@@ -232,15 +244,18 @@ class JobRow(_Row):
 
     @property
     def job_kind(self) -> JobKind:
+        """The kind as an Enum."""
         return JobKind(self.kind)
 
     @property
     def data(self) -> dict:
+        """The payload JSON."""
         return json.loads(self.payload or "{}")
 
 
 @dataclass(frozen=True)
 class LeaseRow(_Row):
+    """The worker lease as stored."""
     pid: int
     host: str
     heartbeat: float

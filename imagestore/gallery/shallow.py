@@ -89,6 +89,7 @@ def check(path: str, recorded: dict, what: str) -> None:
 
 
 def max_deploys() -> int:
+    """Concurrent disk creations allowed per shallow version (``IMAGESTORE_SHALLOW_MAX_DEPLOYS``)."""
     raw = os.environ.get(ENV_MAX_DEPLOYS, "")
     if not raw:
         return DEFAULT_MAX_DEPLOYS
@@ -102,6 +103,7 @@ def max_deploys() -> int:
 
 
 def slot_path(root: str, key: str, n: int) -> str:
+    """The lock file of deployment slot ``n`` of a shallow version."""
     return os.path.join(root, "locks", "shallow", f"{key}.{n}.lock")
 
 

@@ -26,6 +26,7 @@ class VersionDisk:
     lun: int | None
 
     def to_json(self) -> dict:
+        """As ``store verify`` reports it."""
         return {
             "resourceGroup": self.resource_group,
             "gallery": self.gallery,

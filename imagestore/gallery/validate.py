@@ -58,6 +58,7 @@ def invalid(field: str, message: str) -> InvalidArgument:
 
 
 def enum(field: str, value: str | None, allowed: tuple[str, ...]) -> str | None:
+    """``value`` in its canonical spelling among ``allowed`` (case-insensitive), or None."""
     if value is None:
         return None
     for a in allowed:
@@ -67,6 +68,7 @@ def enum(field: str, value: str | None, allowed: tuple[str, ...]) -> str | None:
 
 
 def resource_group(value: str) -> str:
+    """A valid resource group name."""
     if not value or len(value) > 90 or not _RG_RE.match(value) or value.endswith("."):
         raise invalid(
             "resourceGroupName",
@@ -77,6 +79,7 @@ def resource_group(value: str) -> str:
 
 
 def gallery_name(value: str, field: str = "galleryName") -> str:
+    """A valid gallery name."""
     if not value or len(value) > 80 or not _GALLERY_RE.match(value):
         raise invalid(field,
             f"{field}: '{value}' is not a valid gallery name (1-80 letters, digits, '_' and '.', "
@@ -86,6 +89,7 @@ def gallery_name(value: str, field: str = "galleryName") -> str:
 
 
 def image_name(value: str, field: str = "galleryImageName") -> str:
+    """A valid image definition name."""
     if not value or len(value) > 80 or not _IMAGE_RE.match(value):
         raise invalid(field,
             f"{field}: '{value}' is not a valid image definition name (1-80 letters, digits, "
@@ -95,6 +99,7 @@ def image_name(value: str, field: str = "galleryImageName") -> str:
 
 
 def disk_name(value: str, field: str = "diskName") -> str:
+    """A valid disk name."""
     if not value or len(value) > 80 or not _DISK_RE.match(value):
         raise invalid(field,
             f"{field}: '{value}' is not a valid disk name (1-80 letters, digits, '_', '-' and "
@@ -104,12 +109,14 @@ def disk_name(value: str, field: str = "diskName") -> str:
 
 
 def region_name(value: str, field: str = "location") -> str:
+    """A valid region name."""
     if not value or len(value) > 64 or not _REGION_RE.match(value):
         raise invalid(field, f"{field}: '{value}' is not a valid region name")
     return value
 
 
 def version_name(value: str, field: str = "galleryImageVersionName") -> tuple[int, int, int]:
+    """``Major.Minor.Patch`` -> three int32 parts."""
     m = _VERSION_RE.match(value or "")
     if not m:
         raise invalid(field,
@@ -123,6 +130,7 @@ def version_name(value: str, field: str = "galleryImageVersionName") -> tuple[in
 
 
 def identifier_part(field: str, value: str | None, max_len: int) -> str:
+    """A publisher, offer or sku: letters, digits, ``-_.``, at most ``max_len``."""
     if value is None or value == "":
         raise invalid(field, f"{field}: must not be empty")
     if not _IDENT_RE.match(value):
@@ -137,14 +145,17 @@ def identifier_part(field: str, value: str | None, max_len: int) -> str:
 
 
 def now_utc() -> datetime:
+    """The current time, UTC."""
     return datetime.now(UTC)
 
 
 def iso(dt: datetime) -> str:
+    """ISO-8601 in UTC."""
     return dt.astimezone(UTC).isoformat()
 
 
 def parse_datetime(field: str, value: str) -> datetime:
+    """An ISO-8601 date or date-time (UTC when no zone is given)."""
     text = str(value).strip()
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
@@ -173,6 +184,7 @@ def end_of_life(field: str, value: str | None) -> str | None:
 
 
 def tags(values: list[str] | tuple[str, ...] | None, field: str = "tags") -> dict[str, str] | None:
+    """``KEY=VALUE`` tokens -> a tags object (None when not given)."""
     if values is None:
         return None
     out: dict[str, str] = {}
@@ -188,6 +200,7 @@ def tags(values: list[str] | tuple[str, ...] | None, field: str = "tags") -> dic
 
 
 def tags_value(field: str, value) -> dict[str, str]:
+    """A tags object from the JSON (values become strings)."""
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -216,6 +229,7 @@ def features(values: list[str] | tuple[str, ...] | None, hyper_v_generation: str
 
 
 def features_list(items, hyper_v_generation: str | None, field: str = "properties.features") -> list[dict] | None:
+    """``[{name, value}]`` checked and in canonical spelling."""
     if items is None:
         return None
     if not isinstance(items, list):
@@ -278,6 +292,7 @@ def resource_range(field: str, lo, hi) -> dict | None:
 
 
 def uri(field: str, value: str | None) -> str | None:
+    """A URI without whitespace, at most 2048 characters (None when empty)."""
     if value is None or value == "":
         return None
     if not isinstance(value, str) or any(c.isspace() for c in value) or len(value) > 2048:
@@ -286,6 +301,7 @@ def uri(field: str, value: str | None) -> str | None:
 
 
 def text(field: str, value, max_len: int = 4096) -> str | None:
+    """A string of at most ``max_len`` characters."""
     if value is None:
         return None
     if not isinstance(value, str):
@@ -296,6 +312,7 @@ def text(field: str, value, max_len: int = 4096) -> str | None:
 
 
 def disk_types(field: str, values) -> list[str] | None:
+    """Disk storage types (space or comma separated), each once."""
     if values is None:
         return None
     if not isinstance(values, (list, tuple)):
@@ -311,6 +328,7 @@ def disk_types(field: str, values) -> list[str] | None:
 
 
 def replica_count(field: str, value) -> int | None:
+    """An integer from 1 to MAX_REPLICAS (None when not given)."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_REPLICAS:
@@ -319,6 +337,7 @@ def replica_count(field: str, value) -> int | None:
 
 
 def boolean(field: str, value) -> bool | None:
+    """true/false (also yes/no, 1/0, on/off) -> bool; None stays None."""
     if value is None or isinstance(value, bool):
         return value
     s = str(value).strip().lower()
@@ -335,6 +354,9 @@ def parse_target_regions(values, field: str = "properties.publishingProfile.targ
         return None
     out: list[dict] = []
     for item in values:
+        if isinstance(item, dict):  # the JSON form, from the Python API
+            out.append(dict(item))
+            continue
         for tok in str(item).split():
             parts = tok.split("=")
             if len(parts) > 3 or not parts[0]:
