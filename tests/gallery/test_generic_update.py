@@ -264,7 +264,7 @@ def test_safety_flags_on_update(env):
     run = env
     ver(run, "1.0.0")
     fails(run(*UPD, "--block-deletion-before-end-of-life"), INVALID,
-          "blockDeletionBeforeEndOfLife: needs properties.publishingProfile.endOfLifeDate")
+          "--block-deletion-before-end-of-life: needs properties.publishingProfile.endOfLifeDate")
     fails(run(*UPD, "--block-deletion-before-end-of-life", "sometimes"), INVALID,
           "--block-deletion-before-end-of-life: 'sometimes' is not true or false")
     v = run.json(*UPD, "--end-of-life-date", "2030-01-01", "--block-deletion-before-end-of-life")
