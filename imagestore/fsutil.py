@@ -39,6 +39,17 @@ def atomic_write(path: str, data: bytes, *, mode: int = 0o644) -> None:
     fsync_dir(d)
 
 
+def write_file(path: str, data: bytes, *, mode: int = 0o644) -> None:
+    """Write a new file (``O_EXCL``) without fsync: for temp trees fsynced as a whole."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        mv = memoryview(data)
+        while mv:
+            mv = mv[os.write(fd, mv):]
+    finally:
+        os.close(fd)
+
+
 def remove_stale_temps(directory: str) -> int:
     """Remove ``.tmp-*`` files left by a crash. Returns how many were removed."""
     n = 0

@@ -14,7 +14,7 @@ import json
 import os
 
 from .errors import Conflict, NotAStore, from_oserror
-from .fsutil import atomic_write, build_beside, fsync_dir
+from .fsutil import atomic_write, build_beside, fsync_dir, write_file
 from .store.cas import BlobStore
 from .store.layout import CasConfig
 
@@ -102,8 +102,16 @@ class Home:
         return (json.dumps({"format": ROOT_FORMAT, "version": ROOT_VERSION}, indent=2) + "\n").encode()
 
     def _build(self, tmp: str, cfg: CasConfig) -> None:
-        BlobStore.create(os.path.join(tmp, "regions", DEFAULT_REGION), cfg)
-        atomic_write(os.path.join(tmp, "imagestore.json"), self._header_bytes())
+        local = os.path.join(tmp, "regions", DEFAULT_REGION)
+        os.makedirs(local)
+        BlobStore.fill(local, cfg, durable=False)
+        write_file(os.path.join(tmp, "imagestore.json"), self._header_bytes())
+
+    @staticmethod
+    def _fill_regions(tmp: str, cfg: CasConfig) -> None:
+        local = os.path.join(tmp, DEFAULT_REGION)
+        os.mkdir(local)
+        BlobStore.fill(local, cfg, durable=False)
 
     def _create(self, cfg: CasConfig, *, in_place: bool) -> None:
         """Create the store. A missing root is built beside itself and renamed into place;
@@ -117,8 +125,7 @@ class Home:
                 return  # ours or another process's: the loop in open() checks the header
             regions = os.path.join(self.root, "regions")
             if not os.path.lexists(regions):
-                build_beside(regions, lambda tmp: BlobStore.create(
-                    os.path.join(tmp, DEFAULT_REGION), cfg))
+                build_beside(regions, lambda tmp: self._fill_regions(tmp, cfg))
             self._finish(cfg)
         except OSError as e:
             raise from_oserror(e, self.root) from None  # the user's path, not a temp name

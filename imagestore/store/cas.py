@@ -21,9 +21,9 @@ import threading
 import numpy as np
 
 from ..errors import IntegrityError, InvalidArgument, NotFound, from_oserror
-from ..fsutil import atomic_write, build_beside, fsync_dir, remove_stale_temps
+from ..fsutil import atomic_write, build_beside, fsync_tree, remove_stale_temps, write_file
 from . import index, manifest
-from .layout import CasConfig, read_config, write_config
+from .layout import CasConfig, config_bytes, read_config
 from .lock import StoreLock
 from .packs import REC, decode_record, read_record
 
@@ -60,27 +60,36 @@ class BlobStore:
         """
         try:
             if not os.path.lexists(root):
-                if not build_beside(root, lambda tmp: cls._build(tmp, cfg)):
+                if not build_beside(root, lambda tmp: cls.fill(tmp, cfg, durable=False)):
                     return cls.open(root)  # another process created it meanwhile
                 return cls(root, cfg)
-            cls._build(root, cfg)
+            cls.fill(root, cfg)
         except OSError as e:
             raise from_oserror(e, root) from None  # the user's path, not a temp name
         return cls(root, cfg)
 
     @staticmethod
-    def _build(root: str, cfg: CasConfig) -> None:
-        """Fill ``root`` with an empty blob store; every step can be repeated."""
+    def fill(root: str, cfg: CasConfig, *, durable: bool = True) -> None:
+        """Make the existing directory ``root`` an empty blob store, ``cas.json`` last; every
+        step can be repeated, so a half-filled one is finished by filling it again.
+
+        ``durable=False`` is for a temp directory nobody sees yet (the caller fsyncs the
+        tree before renaming it into place): no fsync per step. Raises OSError (callers name
+        their own path)."""
         os.makedirs(os.path.join(root, "packs"), exist_ok=True)
         os.makedirs(os.path.join(root, "manifests"), exist_ok=True)
         con = index.connect(os.path.join(root, "index.sqlite"))
         try:
+            con.execute("PRAGMA synchronous=OFF")  # made durable by the fsync below
             index.create(con)
         finally:
             con.close()
-        for d in ("packs", "manifests"):
-            fsync_dir(os.path.join(root, d))
-        write_config(root, cfg)  # last: its presence marks a complete store
+        header = os.path.join(root, "cas.json")
+        if not durable:
+            write_file(header, config_bytes(cfg))
+            return
+        fsync_tree(root)
+        atomic_write(header, config_bytes(cfg))  # last: its presence marks a complete store
 
     @classmethod
     def open(cls, root: str) -> BlobStore:

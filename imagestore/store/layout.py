@@ -109,5 +109,10 @@ def read_config(root: str) -> CasConfig:
         raise NotAStore(f"{path}: bad store header ({e})") from None
 
 
+def config_bytes(cfg: CasConfig) -> bytes:
+    """The content of ``cas.json`` for ``cfg``."""
+    return (json.dumps(cfg.to_json(), indent=2) + "\n").encode()
+
+
 def write_config(root: str, cfg: CasConfig) -> None:
-    atomic_write(os.path.join(root, "cas.json"), (json.dumps(cfg.to_json(), indent=2) + "\n").encode())
+    atomic_write(os.path.join(root, "cas.json"), config_bytes(cfg))
