@@ -101,3 +101,27 @@ def xfs(tmp_path_factory) -> str:
         yield mnt
     finally:
         umount(mnt)
+
+
+@pytest.fixture
+def small_fs(tmp_path) -> str:
+    """A mounted 64 MiB ext4 filesystem (1 KiB blocks, as mkfs.ext4 makes them on small
+    disks, where SQLite's WAL index file has holes); unmounted afterwards."""
+    need("mkfs.ext4")
+    if os.geteuid() != 0:
+        pytest.skip(f"mounting a loop image needs root; running as uid {os.geteuid()}")
+    if not os.path.exists("/dev/loop-control") and not os.path.exists("/dev/loop0"):
+        pytest.skip("no loop devices (/dev/loop-control, /dev/loop0): cannot mount an image")
+    img = str(tmp_path / "small.img")
+    mnt = str(tmp_path / "small")
+    os.mkdir(mnt)
+    with open(img, "wb") as f:
+        f.truncate(64 * MiB)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-b", "1024", "-m", "0", img], check=True)
+    r = subprocess.run(["mount", "-o", "loop", img, mnt], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"loop-mounting an ext4 image is impossible here: {r.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        umount(mnt)

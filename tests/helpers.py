@@ -215,3 +215,29 @@ def damage_index(path: str, how: str) -> None:
             f.truncate(page * (pages // 2))
         else:
             raise ValueError(how)
+
+
+def fill_disk(directory: str, leave: int = 0) -> str:
+    """Fill the filesystem of ``directory`` to the last block this user may allocate (but
+    ``leave`` bytes), with a file there; returns its path (remove it to give the space
+    back)."""
+    path = os.path.join(directory, "filler")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        for size in (MiB, 64 << 10, 4096, 1024, 512):
+            block = bytes(size)
+            try:
+                while os.write(fd, block):
+                    pass
+            except OSError:
+                pass
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        if leave:
+            os.ftruncate(fd, max(0, os.fstat(fd).st_size - leave))
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    return path

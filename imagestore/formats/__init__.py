@@ -14,7 +14,7 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ..errors import BadImage, InvalidArgument, NotFound, from_oserror
+from ..errors import BadImage, ImagestoreError, InvalidArgument, IOFailure, NotFound, from_oserror
 from .base import DiskReader, DiskWriter, SourceChanged, SourceGuard, coalesce
 from .detect import SOURCE_FORMATS, container_format, detect
 from .raw import EXT4_MAX_FILE, RawReader, RawWriter
@@ -205,16 +205,23 @@ def new_disk_file(path: str, virtual_size: int, fmt: str) -> Iterator[DiskWriter
     if not os.path.isdir(parent):
         raise InvalidArgument(f"--path: directory {parent} does not exist")
     tmp = os.path.join(parent, f".{os.path.basename(path)}.imagestore-{secrets.token_hex(4)}")
-    writer = create_writer(tmp, virtual_size, fmt)
+    try:
+        writer = create_writer(tmp, virtual_size, fmt)
+    except ImagestoreError as e:
+        if isinstance(e, NotFound):  # the directory exists but takes no new file (/proc)
+            raise IOFailure(f"{path}: cannot create a file there (no such file or directory)"
+                            ) from None
+        raise _users_path(e, tmp, path) from None
     ok = False
     try:
         yield writer
         writer.finish()
-        try:
-            os.replace(tmp, path)
-        except OSError as e:
-            raise from_oserror(e, path) from None
+        os.replace(tmp, path)
         ok = True
+    except ImagestoreError as e:
+        raise _users_path(e, tmp, path) from None
+    except OSError as e:
+        raise from_oserror(e, path) from None
     finally:
         if not ok:
             writer.abort()
@@ -222,6 +229,14 @@ def new_disk_file(path: str, virtual_size: int, fmt: str) -> Iterator[DiskWriter
                 os.unlink(tmp)
             except FileNotFoundError:
                 pass
+
+
+def _users_path(err: ImagestoreError, tmp: str, path: str) -> ImagestoreError:
+    """``err`` naming the user's ``path`` instead of the hidden temp file written for it."""
+    if tmp in err.message:
+        err.message = err.message.replace(tmp, path)
+        err.args = (err.message,)
+    return err
 
 
 def _check_fs_limit(path: str, virtual_size: int) -> None:

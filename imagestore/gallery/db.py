@@ -170,13 +170,16 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
 
 def connect(path: str) -> sqlite3.Connection:
     """Open (creating if needed) and migrate the gallery database."""
-    con = sqlitedb.connect(path, timeout=30.0)
+    readonly = not sqlitedb.writable(path)  # a store this user may only read
+    con = sqlitedb.connect(path, timeout=30.0, readonly=readonly)
     con.row_factory = sqlite3.Row
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=FULL")
+    if not readonly:
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=FULL")
     con.execute("PRAGMA foreign_keys=ON")
     con.execute("PRAGMA busy_timeout=30000")
-    migrate(con)
+    if not readonly:
+        migrate(con)
     return con
 
 

@@ -64,6 +64,7 @@ from ..store.packs import (
     REC_MAGIC,
     PackWriter,
     decode_record,
+    discard_unpublished,
     read_record,
     read_span,
     scan_pack,
@@ -163,11 +164,14 @@ class RecordSink:
             self.size = 0
 
     def abort(self) -> None:
-        """After a failure: publish what was verified and written (it is valid data)."""
+        """After a failure: publish what was verified and written (it is valid data); where
+        even that fails (a full disk), remove the pack: nothing points into it."""
+        w = self.writer
         try:
             self.flush()
         except Exception:  # noqa: BLE001 - the original error is the one to report
-            pass
+            if w is not None:
+                discard_unpublished(w.path, 0)
 
 
 def _adopt(dst: BlobStore, need: dict[bytes, int], premium: bool, res: ReplicateResult) -> None:

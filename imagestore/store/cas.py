@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import IntegrityError, InvalidArgument, NotFound, from_oserror
 from ..fsutil import atomic_write, build_beside, fsync_tree, remove_stale_temps, write_file
-from . import index, manifest
+from . import index, manifest, sqlitedb
 from .layout import CasConfig, config_bytes, read_config
 from .lock import StoreLock
 from .packs import REC, decode_record, read_record
@@ -84,6 +84,7 @@ class BlobStore:
             index.create(con)
         finally:
             con.close()
+        make_reserve(root)
         header = os.path.join(root, "cas.json")
         if not durable:
             write_file(header, config_bytes(cfg))
@@ -103,11 +104,13 @@ class BlobStore:
         """A per-thread SQLite connection."""
         c = getattr(self._local, "con", None)
         if c is None:
-            c = index.open_index(self.index_path)  # never creates a lost index
+            # never creates a lost index; read-only where this process may not write it
+            readonly = not sqlitedb.writable(self.index_path)
+            c = index.open_index(self.index_path, readonly=readonly)
             self._local.con = c
             with self._fd_lock:
                 self._cons.append(c)
-                if not self._migrated:
+                if not self._migrated and not readonly:
                     index.migrate(c)
                     self._migrated = True
         return c
@@ -223,6 +226,47 @@ class BlobStore:
 
     def cleanup_temps(self) -> int:
         return remove_stale_temps(self.manifests_dir) + remove_stale_temps(self.root)
+
+
+#: a blob store keeps this much disk space in a hidden file that gc gives back when the disk
+#: is full, so that it can write the index changes that let it delete dead packs
+RESERVE_NAME = ".reserve"
+RESERVE_BYTES = 1 << 20
+
+
+def make_reserve(root: str) -> bool:
+    """(Re)create the space reserve of the blob store at ``root``; False when there is no
+    room for it (nothing is left behind then)."""
+    path = os.path.join(root, RESERVE_NAME)
+    if os.path.exists(path):
+        return True
+    tmp = os.path.join(root, f".tmp-{os.getpid()}-reserve")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return False
+    try:
+        os.posix_fallocate(fd, 0, RESERVE_BYTES)
+        os.close(fd)
+        fd = -1
+        os.replace(tmp, path)
+        return True
+    except OSError:
+        return False
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def release_reserve(root: str) -> bool:
+    """Give the space reserve back to the filesystem; True when there was one."""
+    try:
+        os.unlink(os.path.join(root, RESERVE_NAME))
+        return True
+    except FileNotFoundError:
+        return False
 
 
 def empty_entries() -> np.ndarray:

@@ -10,7 +10,6 @@ so memory stays bounded by the in-flight window and the fsync before each publis
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +22,7 @@ from ..accel import is_zero
 from ..formats.base import DiskReader
 from . import index, manifest
 from .cas import BlobStore
-from .packs import PACK_MAX, PackWriter, encode_chunk
+from .packs import PACK_MAX, PackWriter, discard_unpublished, encode_chunk
 
 #: publish index rows at least every this many bytes of new pack data
 COMMIT_EVERY = 256 << 20
@@ -125,16 +124,19 @@ def ingest(
     new_chunks = 0
     done = 0
     writer: PackWriter | None = None
+    published_size = 0  # bytes of the current pack that index rows point into
     unpublished = 0
 
     def publish() -> None:
-        nonlocal rows, unpublished
+        nonlocal rows, unpublished, published_size
         if writer is not None and rows:
             writer.sync()
             index.publish(store.con, writer.name, rows)
+            published_size = writer.size
         rows = []
         unpublished = 0
 
+    ok = False
     with store.lock(exclusive=False):
         try:
             with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
@@ -167,6 +169,7 @@ def ingest(
                             if writer is not None:
                                 writer.close()
                             writer = PackWriter(store.packs_dir)
+                            published_size = 0
                         off = writer.append(cid, n, payload, flags)
                         rows.append((cid, off, n, len(payload), flags, psum))
                         pending[cid] = None
@@ -178,11 +181,12 @@ def ingest(
                     if progress is not None:
                         progress(done, plan_bytes)
             publish()
+            ok = True
         finally:
             if writer is not None:
                 writer.close()
-                if writer.size == 0:
-                    os.unlink(writer.path)
+                if writer.size == 0 or not ok:
+                    discard_unpublished(writer.path, published_size)
         entries = np.zeros(len(idx_list), dtype=manifest.ENTRY_DTYPE)
         if idx_list:
             entries["index"] = idx_list

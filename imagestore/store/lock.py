@@ -11,11 +11,12 @@ index rows in SQLite transactions (``INSERT OR IGNORE``).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import time
 
-from ..errors import StoreBusy
+from ..errors import StoreBusy, from_oserror
 
 
 class StoreLock:
@@ -26,7 +27,21 @@ class StoreLock:
         self.fd = -1
 
     def __enter__(self) -> StoreLock:
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise from_oserror(e, self.path) from None
+            # a store this process may not write: a shared lock needs only a read descriptor,
+            # and with no lock file at all there is nobody to coordinate with
+            if self.exclusive:
+                raise from_oserror(e, self.path) from None
+            try:
+                self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return self
+            except OSError as e2:
+                raise from_oserror(e2, self.path) from None
         op = fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH
         deadline = time.monotonic() + self.timeout
         delay = 0.005

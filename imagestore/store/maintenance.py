@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import IntegrityError
-from . import index
-from .cas import BlobStore
-from .packs import REC, PackWriter, decode_record, read_record
+from . import index, sqlitedb
+from .cas import RESERVE_BYTES, BlobStore, make_reserve, release_reserve
+from .packs import REC, PackWriter, decode_record, discard_unpublished, read_record
 
 Progress = Callable[[int, int], None]
 
@@ -194,6 +194,8 @@ def gc(store: BlobStore, *, timeout: float = 600.0, dry_run: bool = False) -> Gc
             rep.removed_temps = _count_temps(store.manifests_dir, store.root)
         else:
             rep.removed_temps = store.cleanup_temps()
+            if sqlitedb.free_bytes(store.index_path) < 2 * RESERVE_BYTES:
+                release_reserve(store.root)  # a full disk: room for the index changes below
         con.execute("CREATE TEMP TABLE IF NOT EXISTS live(id BLOB PRIMARY KEY) WITHOUT ROWID")
         con.execute("DELETE FROM live")
         con.execute("BEGIN")
@@ -221,22 +223,32 @@ def gc(store: BlobStore, *, timeout: float = 600.0, dry_run: bool = False) -> Gc
                 os.unlink(path)
         if not dry_run:
             con.execute("DELETE FROM packs WHERE id NOT IN (SELECT DISTINCT pack FROM chunks)")
+        # whole dead packs before any compaction: on a full disk, free space before writing
+        compact = []
         for pid, (n, live_n, _size, live_bytes) in sorted(stats.items()):
             name = names[pid]
             path = os.path.join(store.packs_dir, name)
             file_size = os.path.getsize(path) if os.path.exists(path) else 0
-            dead = n - live_n
             if live_n == 0:
                 rep.removed_chunks += n
                 rep.removed_packs += 1
                 rep.freed_bytes += file_size
                 if not dry_run:
                     con.execute("BEGIN IMMEDIATE")
-                    con.execute("DELETE FROM chunks WHERE pack=?", (pid,))
-                    con.execute("DELETE FROM packs WHERE id=?", (pid,))
-                    con.execute("COMMIT")
+                    try:
+                        con.execute("DELETE FROM chunks WHERE pack=?", (pid,))
+                        con.execute("DELETE FROM packs WHERE id=?", (pid,))
+                        con.execute("COMMIT")
+                    except BaseException:
+                        if con.in_transaction:
+                            con.execute("ROLLBACK")
+                        raise
                     os.unlink(path)
-                continue
+            else:
+                compact.append((pid, n, live_n, live_bytes, path, file_size))
+        # the smallest live data first: each compaction needs room for what it copies
+        for pid, n, live_n, live_bytes, path, file_size in sorted(compact, key=lambda c: c[3]):
+            dead = n - live_n
             # compact when at least a quarter of the file is dead space
             if dead == 0 and file_size - live_bytes < file_size // 4:
                 continue
@@ -247,6 +259,8 @@ def gc(store: BlobStore, *, timeout: float = 600.0, dry_run: bool = False) -> Gc
                 continue
             _compact_pack(store, pid, path)
         con.execute("DROP TABLE live")
+        if not dry_run:
+            make_reserve(store.root)
     return rep
 
 
@@ -259,6 +273,7 @@ def _compact_pack(store: BlobStore, pid: int, path: str) -> None:
     ).fetchall()
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     w = PackWriter(store.packs_dir)
+    published = False
     try:
         new_rows = []
         for cid, off, raw_len, stored_len, flags in rows:
@@ -269,6 +284,10 @@ def _compact_pack(store: BlobStore, pid: int, path: str) -> None:
             new_rows.append((cid, new_off, raw_len, stored_len, flags,
                              index.payload_sum(memoryview(buf)[REC.size:])))
         w.sync()
+    except BaseException:
+        w.close()
+        discard_unpublished(w.path, 0)  # a full disk: give back what the copy took
+        raise
     finally:
         os.close(fd)
         w.close()
@@ -284,10 +303,14 @@ def _compact_pack(store: BlobStore, pid: int, path: str) -> None:
         )
         con.execute("DELETE FROM packs WHERE id=?", (pid,))
         con.execute("COMMIT")
+        published = True
     except BaseException:
         if con.in_transaction:  # SQLite has already rolled back after a full disk
             con.execute("ROLLBACK")
         raise
+    finally:
+        if not published:
+            discard_unpublished(w.path, 0)
     store._local.pack_names = None
     os.unlink(path)
 

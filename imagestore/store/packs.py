@@ -101,6 +101,20 @@ class PackWriter:
             self.fd = -1
 
 
+def discard_unpublished(path: str, published: int) -> None:
+    """Give back what a failed writer wrote and did not publish: remove the pack when no
+    index row points into it, else cut it back to the ``published`` bytes rows point into
+    (nothing references the tail, so no reader can see it go). Errors are ignored: gc removes
+    whatever is left."""
+    try:
+        if published == 0:
+            os.unlink(path)
+        else:
+            os.truncate(path, published)
+    except OSError:
+        pass
+
+
 _tls = threading.local()
 
 

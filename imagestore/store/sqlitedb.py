@@ -137,37 +137,93 @@ def writable(path: str) -> bool:
     return os.access(d, os.W_OK)
 
 
-def connect(path: str, *, readonly: bool = False, timeout: float = 60.0) -> Connection:
-    """Open ``path`` (creating it unless ``readonly``) with a connection that translates its
-    errors; read-only falls back to ``immutable=1`` where the WAL index cannot be made."""
+#: below this much free space a writable database is opened with its WAL index in private
+#: memory instead of the shared ``-shm`` mapping (see :func:`connect`)
+SHM_HEADROOM = 4 << 20
+
+
+def free_bytes(path: str) -> int:
+    """Bytes this process may still allocate on the filesystem holding ``path``."""
+    st = os.statvfs(os.path.dirname(os.path.abspath(path)) or ".")
+    return st.f_bavail * st.f_frsize
+
+
+def _allocate_shm(path: str) -> bool:
+    """Allocate every block of the WAL index file (``-shm``) that exists now; False when the
+    filesystem has no room for them."""
     try:
-        if not readonly:
-            con = sqlite3.connect(path, timeout=timeout, isolation_level=None,
-                                  check_same_thread=False, factory=Connection)
-        else:
-            if not os.path.exists(path):
-                raise IOFailure(f"{path}: cannot open the database (missing)")
-            uri = f"file:{quote(os.path.abspath(path))}?mode=ro"
-            con = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None,
-                                  check_same_thread=False, factory=Connection)
+        fd = os.open(path + "-shm", os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return True  # no shared WAL index (not WAL, or private): nothing to map
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _open_rw(path: str, timeout: float, private_wal_index: bool) -> Connection:
+    try:
+        con = sqlite3.connect(path, timeout=timeout, isolation_level=None,
+                              check_same_thread=False, factory=Connection)
     except sqlite3.Error as e:
         _raise(e, path)
     con.path = path
-    if readonly:
-        try:
-            # the first read builds the WAL index; where it cannot (no write access to the
-            # directory, a read-only mount) read the file as immutable instead
-            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        except IOFailure:
+    if private_wal_index:
+        con.execute("PRAGMA locking_mode=EXCLUSIVE")
+    return con
+
+
+def connect(path: str, *, readonly: bool = False, timeout: float = 60.0) -> Connection:
+    """Open ``path`` (creating it unless ``readonly``) with a connection that translates its
+    errors; read-only falls back to ``immutable=1`` where the WAL index cannot be made.
+
+    **No SIGBUS on a full disk.** SQLite maps the WAL index (``-shm``) into memory and
+    extends it by writing one byte per 4 KiB page; on a filesystem with smaller blocks (ext4
+    makes 1 KiB blocks on small disks) the rest of each page stays a hole, and when SQLite
+    later stores into a hole while the disk is full the kernel cannot allocate the block and
+    kills the process with SIGBUS. So after opening, every block of the ``-shm`` file is
+    allocated (``posix_fallocate``; the contents are not touched); where that fails, or where
+    less than ``SHM_HEADROOM`` is free to begin with, the database is opened with
+    ``locking_mode=EXCLUSIVE``, which keeps the WAL index in private memory: no mapping, so a
+    full disk is an error SQLite reports (exit 10), at the price of one connection at a time.
+    """
+    if not readonly:
+        private = free_bytes(path) < SHM_HEADROOM
+        con = _open_rw(path, timeout, private)
+        if not private:
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()  # maps the WAL index
+            if not _allocate_shm(path):
+                con.close()
+                con = _open_rw(path, timeout, True)
+        con.execute("PRAGMA mmap_size=0")
+        return con
+    return _open_ro(path, timeout)
+
+
+def _open_ro(path: str, timeout: float) -> Connection:
+    """``mode=ro``; ``immutable=1`` where even reading needs a WAL index this process cannot
+    create (no write access to the directory, a read-only mount)."""
+    if not os.path.exists(path):
+        raise IOFailure(f"{path}: cannot open the database (missing)")
+    con = None
+    for query in ("mode=ro", "mode=ro&immutable=1"):
+        if con is not None:
             con.close()
-            uri = f"file:{quote(os.path.abspath(path))}?mode=ro&immutable=1"
-            try:
-                con = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None,
-                                      check_same_thread=False, factory=Connection)
-            except sqlite3.Error as e:
-                _raise(e, path)
-            con.path = path
-    # no memory-mapped I/O: a mapped page of a file on a full or failing disk turns an I/O
-    # error into SIGBUS; with read()/write() it is an error SQLite reports
+        try:
+            con = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?{query}", uri=True,
+                                  timeout=timeout, isolation_level=None,
+                                  check_same_thread=False, factory=Connection)
+        except sqlite3.Error as e:
+            _raise(e, path)
+        con.path = path
+        try:
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            break
+        except IOFailure:
+            if "immutable" in query:
+                raise
     con.execute("PRAGMA mmap_size=0")
     return con
