@@ -41,7 +41,7 @@ from datetime import UTC, datetime
 from ..errors import Conflict, InvalidArgument, NotAStore, NotFound, from_oserror
 from ..fsutil import atomic_write, fsync_dir, remove_stale_temps
 from ..home import DEFAULT_REGION, Home
-from ..store.cas import BlobStore
+from ..store.cas import RESERVE_NAME, BlobStore
 from ..store.layout import read_config
 from ..store.lock import StoreLock
 
@@ -52,7 +52,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_\-]{0,62}[A-Za-z0-9])?$")
 IGNORED_ENTRIES = frozenset({"lost+found"})
 #: what a blob store (and its copy slots) consists of; ``delete_data`` removes only these
 STORE_ENTRIES = ("cas.json", "index.sqlite", "index.sqlite-wal", "index.sqlite-shm", "packs",
-                 "manifests", "lock", "copies")
+                 "manifests", "lock", "copies", RESERVE_NAME)
 
 HoldsOnlyCopy = Callable[[str], list[str]]
 
