@@ -15,6 +15,7 @@ writing a database whose directory nobody may write).
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 from urllib.parse import quote
@@ -150,18 +151,28 @@ def free_bytes(path: str) -> int:
 
 def _allocate_shm(path: str) -> bool:
     """Allocate every block of the WAL index file (``-shm``) that exists now; False when the
-    filesystem has no room for them."""
+    filesystem has no room for them.
+
+    Uses SQLite's own descriptor of the file (found in ``/proc/self/fd``): opening and closing
+    another one would drop this process's POSIX locks on it, SQLite's among them, and let
+    another process re-initialise (truncate) the WAL index under this one's mapping."""
+    shm = os.path.realpath(path + "-shm")
     try:
-        fd = os.open(path + "-shm", os.O_RDWR | os.O_CLOEXEC)
+        fds = os.listdir("/proc/self/fd")
     except OSError:
-        return True  # no shared WAL index (not WAL, or private): nothing to map
-    try:
-        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
         return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
+    for name in fds:
+        try:
+            if os.readlink(f"/proc/self/fd/{name}") != shm:
+                continue
+            fd = int(name)
+            os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                return False
+            continue  # a descriptor closed meanwhile, or a filesystem without fallocate
+        return True
+    return True  # no shared WAL index (not WAL, or kept in private memory)
 
 
 def _open_rw(path: str, timeout: float, private_wal_index: bool) -> Connection:
