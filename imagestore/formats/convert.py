@@ -135,6 +135,8 @@ def convert(
                     done += len(data)
                     if progress is not None:
                         progress(done, total)
+                # a source that changed meanwhile gave torn content: no disk appears
+                reader.check_unchanged("converted")
             finally:
                 for fut in window:  # an error: do not leave reads running
                     fut.cancel()

@@ -163,3 +163,24 @@ def test_vhd_metadata_change_detected_with_times_restored(tmp_path):
             r.check_unchanged()
     finally:
         r.close()
+
+
+@pytest.mark.parametrize("change", ["overwrite", "truncate"])
+def test_convert_of_a_changing_source_leaves_no_disk(tmp_path, change):
+    """formats.convert: the source changed after the first piece (from the progress callback,
+    which runs between reads) -> SourceChanged, and no output file appears."""
+    from imagestore.formats.convert import convert
+
+    src = make_raw(tmp_path / "d.raw")
+    dst = tmp_path / "out.vhdx"
+    calls = []
+
+    def progress(done: int, total: int) -> None:
+        if not calls:
+            CHANGES[change](src)
+        calls.append(done)
+
+    with pytest.raises(SourceChanged, match="changed while it was being (converted|read)"):
+        convert(str(src), str(dst), "vhdx", threads=1, progress=progress)
+    assert calls and not dst.exists()
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".out.vhdx")] == []
