@@ -23,6 +23,7 @@ from ..store.maintenance import stats
 from .common import common_options, open_home
 from .output import emit
 from .progress import progress_for
+from .sig_cmds import gallery_service
 
 
 def _registry(ctx: click.Context, *, create: bool = False) -> RegionRegistry:
@@ -114,8 +115,6 @@ def delete_cmd(ctx: click.Context, name: str, delete_data: bool) -> None:
     Example:
       imagestore region delete westeurope --delete-data
     """
-    from .sig_cmds import gallery_service
-
     reg = _registry(ctx)
     r = reg.delete(name, delete_data=delete_data,
                    targeted_by=lambda n: gallery_service(ctx).versions_targeting(n))

@@ -143,8 +143,8 @@ class Disks:
         try:
             if not slots:
                 raise NotFound(f"location: no copy of manifest {digest} in region "
-                               f"'{location}' (run 'imagestore store verify --repair --region "
-                               f"{location}')", target="location")
+                               f"'{location}' (the region's copies need repair from a good copy)",
+                               target="location")
             return materialize_from_copies(slots, digest, path, fmt=fmt, overwrite=False,
                                            threads=threads, progress=task)
         finally:

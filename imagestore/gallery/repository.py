@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
+from urllib.parse import quote
 
 from ..errors import NotFound
 from . import db
@@ -287,6 +288,16 @@ class Repository:
         self.db_path = db_path
         self.con: sqlite3.Connection = db.connect(db_path)
 
+    @classmethod
+    def open_readonly(cls, db_path: str, *, timeout: float = 60.0) -> Repository:
+        """The database opened read-only and not migrated (for reports such as ``store
+        verify``; SQLite errors stay ``sqlite3.Error``). The file must exist."""
+        repo = cls.__new__(cls)
+        repo.db_path = db_path
+        repo.con = sqlite3.connect(f"file:{quote(db_path)}?mode=ro", uri=True, timeout=timeout)
+        repo.con.row_factory = sqlite3.Row
+        return repo
+
     def close(self) -> None:
         """Close the connection."""
         self.con.close()
@@ -498,6 +509,16 @@ class Repository:
             if v is not None:
                 out.append((v, r["lun"]))
         return out
+
+    def disk_images_by_digest(self) -> list[tuple[str, str, str, str, str, int]]:
+        """(digest, resource group, gallery, definition, version, LUN) of every captured
+        disk image, by gallery, definition, version and LUN."""
+        rows = self._all(
+            "SELECT vd.digest, g.rg, g.name, i.name, v.name, vd.lun FROM version_disks vd "
+            "JOIN versions v ON v.id = vd.version_id JOIN images i ON i.id = v.image_id "
+            "JOIN galleries g ON g.id = i.gallery_id WHERE vd.digest != '' "
+            "ORDER BY g.rg, g.name, i.name, v.major, v.minor, v.patch, vd.lun")
+        return [tuple(r) for r in rows]
 
     def copies_needed(self, digest: str, region: str, exclude_version: int | None) -> int:
         """How many copies of ``digest`` the versions (other than ``exclude_version``) that

@@ -145,3 +145,21 @@ def test_read_only_commands_never_create_a_store(run, tmp_path, args):
     typo = tmp_path / "typo"
     fails(run("--store", str(typo), *args, store=False), 8, "no imagestore store at", str(typo))
     assert not typo.exists()
+
+
+def test_python_m_imagestore_worker(run, tmp_path):
+    """The worker runs as its own module (the library never starts the CLI): a missing store
+    is exit 8 and nothing is created; on a store it takes the lease and reports its run."""
+    import json
+    import subprocess
+    import sys
+
+    typo = tmp_path / "typo"
+    p = subprocess.run([sys.executable, "-m", "imagestore.worker", "--store", str(typo), "--once"],
+                       capture_output=True, text=True)
+    assert p.returncode == 8 and p.stderr.startswith("error: ") and not typo.exists(), p.stderr
+    run.json("sig", "create", "-r", "g")
+    p = subprocess.run([sys.executable, "-m", "imagestore.worker", "--store", run.store, "--once",
+                        "--quiet"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == {"ran": 0, "leaseHeldBy": None, "pending": 0}
