@@ -580,7 +580,8 @@ def image_version_delete(ctx, rg, gallery, image, version, no_wait) -> None:
 def image_version_wait(ctx, rg, gallery, image, version, condition, timeout, interval) -> None:
     """Wait for an image version operation to finish (for --no-wait), starting a background
     worker if none is running. A terminal shows a progress bar per region (bytes and rate);
-    scripts poll `show --expand ReplicationStatus` instead. Exit 5 if provisioning failed.
+    scripts poll `show --expand ReplicationStatus` instead. Exit 5 if provisioning failed,
+    12 when --timeout runs out.
 
     \b
     Example:
