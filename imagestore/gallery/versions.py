@@ -32,6 +32,7 @@ from ..errors import (
     TimedOut,
 )
 from ..home import DEFAULT_REGION
+from ..store.cas import BlobStore
 from . import arm_shape, capture, ids, patch, resources, validate
 from .capture import Source
 from .changes import check_changes
@@ -39,6 +40,7 @@ from .latest import latest_version
 from .placement import Placement
 from .progress import Observer, ProgressEvent, TaskKind
 from .repository import (
+    DefinitionRow,
     ProvisioningState,
     ReplicationState,
     Repository,
@@ -83,7 +85,7 @@ class WorkRunner(Protocol):
 class _CreatePlan:
     """A checked create request: everything needed to write the version."""
 
-    definition: object
+    definition: DefinitionRow
     name: str
     parts: tuple[int, int, int]
     location: str
@@ -317,7 +319,8 @@ class Versions:
             seen_src[real] = s.uri
         return sources
 
-    def _disks_by_reference(self, ref_text: str, rg: str, img) -> tuple[str, list[VersionDisk]]:
+    def _disks_by_reference(self, ref_text: str, rg: str,
+                            img: DefinitionRow) -> tuple[str, list[VersionDisk]]:
         """The disks of the source version of a copy by reference (no data is written)."""
         field = target = _SRC
         src = self.resolve(ref_text, rg, DEFAULT_LOCATION, field)
@@ -335,8 +338,8 @@ class Versions:
                  for d in self.repo.disks_of(src.id)]  # copied by reference: nothing stored
         return ids.version_id(src.rg, src.gallery, src.image, src.name), disks
 
-    def _commit(self, plan: _CreatePlan, disks: list[VersionDisk], store, source_id: str | None,
-                tags: dict, payload: dict) -> tuple[int, bool]:
+    def _commit(self, plan: _CreatePlan, disks: list[VersionDisk], store: BlobStore,
+                source_id: str | None, tags: dict, payload: dict) -> tuple[int, bool]:
         """Insert the version, its disks and regions (and its job) in one transaction.
         Returns (row id, whether work was queued)."""
         capture_later = "capture" in payload
