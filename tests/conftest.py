@@ -105,7 +105,7 @@ def xfs(tmp_path_factory) -> str:
 
 @pytest.fixture
 def small_fs(tmp_path) -> str:
-    """A mounted 64 MiB ext4 filesystem (1 KiB blocks, as mkfs.ext4 makes them on small
+    """A mounted 40 MiB ext4 filesystem (1 KiB blocks, as mkfs.ext4 makes them on small
     disks, where SQLite's WAL index file has holes); unmounted afterwards."""
     need("mkfs.ext4")
     if os.geteuid() != 0:
@@ -116,7 +116,7 @@ def small_fs(tmp_path) -> str:
     mnt = str(tmp_path / "small")
     os.mkdir(mnt)
     with open(img, "wb") as f:
-        f.truncate(64 * MiB)
+        f.truncate(40 * MiB)
     subprocess.run(["mkfs.ext4", "-q", "-F", "-b", "1024", "-m", "0", img], check=True)
     r = subprocess.run(["mount", "-o", "loop", img, mnt], capture_output=True, text=True)
     if r.returncode != 0:

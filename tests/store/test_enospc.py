@@ -1,4 +1,4 @@
-"""A full disk, on a real 64 MiB ext4 filesystem (1 KiB blocks): a capture that runs out of
+"""A full disk, on a real 40 MiB ext4 filesystem (1 KiB blocks): a capture that runs out of
 space fails with exit 10 and leaves nothing behind, after which every command works; a write
 on a full disk is exit 10, never SIGBUS (the cause is shown with plain sqlite3); gc runs on a
 full disk; replication, disk creation and gc running out of space clean up after themselves.
@@ -67,11 +67,11 @@ def test_capture_on_a_full_disk_leaves_nothing_and_everything_works_after(small_
     gallery(store)
     local = os.path.join(store, "regions", "local")
     free_before = free_bytes(small_fs)
-    big = make_random(str(tmp_path / "big.raw"), 80, seed=1)  # more than the disk holds
+    big = make_random(str(tmp_path / "big.raw"), 48, seed=1)  # more than the disk holds
     p = cli(store, "sig", "image-version", "create", *GALLERY, "-e", "1.0.0", "--os-vhd-uri", big)
     one_line_error(p, FULL, "no space left on device", store)
     assert unpublished(local) == []
-    assert os.listdir(os.path.join(local, "packs")) == []  # the 60 MiB it wrote are gone
+    assert os.listdir(os.path.join(local, "packs")) == []  # the ~36 MiB it wrote are gone
     assert free_bytes(small_fs) >= free_before - 2 * MiB
     one_line_error(cli(store, "sig", "image-version", "show", *GALLERY, "-e", "1.0.0"), 4)
     # every command works afterwards
@@ -139,7 +139,7 @@ def test_nearly_full_disk_write_is_exit_10_not_sigbus_and_gc_runs(small_fs, tmp_
         filler = fill_disk(small_fs)  # completely full: gc frees the orphan first
         gc = json.loads(cli(store, "store", "gc", check=True).stdout)
         assert gc["removedPacks"] == 1 and not os.path.exists(orphan)
-        assert free_bytes(small_fs) >= 4 * MiB
+        assert free_bytes(small_fs) >= 3 * MiB  # the 4 MiB orphan
     finally:
         os.unlink(filler)
     cli(store, "sig", "create", "-r", "g3", check=True)
@@ -150,7 +150,7 @@ def test_replication_to_a_full_region(small_fs, tmp_path):
     gallery(store)
     west = os.path.join(small_fs, "west")
     Cli(store).json("region", "create", "west", "--path", west)
-    big = make_random(str(tmp_path / "big.raw"), 80, seed=4)
+    big = make_random(str(tmp_path / "big.raw"), 48, seed=4)
     p = cli(store, "sig", "image-version", "create", *GALLERY, "-e", "1.0.0", "--os-vhd-uri", big,
             "--target-regions", "local", "west")
     assert p.returncode != 0 and "Traceback" not in p.stderr, p.stderr
@@ -175,7 +175,7 @@ def test_replication_to_a_full_region(small_fs, tmp_path):
 def test_disk_create_on_a_full_disk_names_the_users_path(small_fs, tmp_path):
     store = str(tmp_path / "store")
     gallery(store)
-    big = make_random(str(tmp_path / "big.raw"), 80, seed=6)
+    big = make_random(str(tmp_path / "big.raw"), 48, seed=6)
     v = json.loads(cli(store, "sig", "image-version", "create", *GALLERY, "-e", "1.0.0",
                        "--os-vhd-uri", big, check=True).stdout)
     target = os.path.join(small_fs, "disk.raw")
@@ -192,12 +192,12 @@ def test_gc_out_of_space_frees_dead_packs_first_and_cleans_its_copy(small_fs, tm
     store = os.path.join(small_fs, "store")
     run = Cli(store)
     dead = run.json("store", "ingest", make_random(str(tmp_path / "dead.raw"), 4, seed=7))
-    c = make_random(str(tmp_path / "c.raw"), 30, seed=8)
+    c = make_random(str(tmp_path / "c.raw"), 16, seed=8)
     d_c = run.json("store", "ingest", c)["digest"]
     part = str(tmp_path / "part.raw")
     with open(c, "rb") as f, open(part, "wb") as g:
-        g.write(f.read(20 * MiB))
-    d_part = run.json("store", "ingest", part)["digest"]  # 20 of c's 30 MiB stay live
+        g.write(f.read(10 * MiB))
+    d_part = run.json("store", "ingest", part)["digest"]  # 10 of c's 16 MiB stay live
     local = os.path.join(store, "regions", "local")
     for d in (dead["digest"], d_c):
         os.unlink(os.path.join(local, "manifests", f"{d}.mf"))
