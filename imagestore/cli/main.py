@@ -8,6 +8,7 @@ its documented exit code; click usage errors exit 2; nothing else prints a trace
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 import traceback
 
@@ -50,6 +51,15 @@ class ImagestoreGroup(click.Group):
             from ..errors import from_oserror
 
             raise UserError(from_oserror(e, e.filename or "I/O")) from None
+        except sqlite3.Error as e:
+            # the last boundary: store connections name their file (store/sqlitedb.py), so
+            # this only catches one opened elsewhere; a bug (SQL, constraints) stays a bug
+            from ..store.sqlitedb import translate
+
+            mapped = translate(e, "a store database")
+            if mapped is None:
+                raise
+            raise UserError(mapped, ctx) from None
 
 
 def _version_text() -> str:

@@ -145,7 +145,10 @@ SHM_HEADROOM = 4 << 20
 
 def free_bytes(path: str) -> int:
     """Bytes this process may still allocate on the filesystem holding ``path``."""
-    st = os.statvfs(os.path.dirname(os.path.abspath(path)) or ".")
+    try:
+        st = os.statvfs(os.path.dirname(os.path.abspath(path)) or ".")
+    except OSError:
+        return 1 << 62  # no such directory: opening says so, naming the file
     return st.f_bavail * st.f_frsize
 
 

@@ -137,21 +137,3 @@ def test_disk_create_where_no_file_can_be_made_names_the_users_path(made):
     assert p.returncode == 10, p.stderr
     assert p.stderr.strip().startswith("error: /proc/nope.raw: "), p.stderr
     assert ".imagestore-" not in p.stderr
-
-
-def test_three_first_uses_race(tmp_path):
-    """Three processes using a new store at once: one creates it, the others open it."""
-    src = make_random(str(tmp_path / "s.raw"), 1, seed=3)
-    for i in range(3):
-        store = str(tmp_path / f"store{i}")
-        if i == 2:
-            os.mkdir(store)  # an existing empty directory: built inside
-        procs = [subprocess.Popen([sys.executable, "-m", "imagestore.cli.main", "--store", store,
-                                   "store", "ingest", src], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for _ in range(3)]
-        outs = [p.communicate() for p in procs]
-        assert [p.returncode for p in procs] == [0, 0, 0], [o[1] for o in outs]
-        assert len({json.loads(o[0])["digest"] for o in outs}) == 1
-        assert sorted(os.listdir(store)) == ["imagestore.json", "regions"]
-        assert [n for n in os.listdir(tmp_path) if "imagestore-new" in n] == []
-        assert Cli(store).json("store", "verify")["clean"]
