@@ -123,7 +123,7 @@ _pause_lock = threading.Lock()
 _pause_done = False
 
 
-def test_pause() -> None:
+def pause_for_tests() -> None:
     """Honour :data:`PAUSE_ENV` once per process (called by every reader's ``read``)."""
     global _pause_done
     marker = os.environ.get(PAUSE_ENV)
@@ -161,7 +161,10 @@ class SourceGuard:
         return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
 
     def _digest(self, offset: int, length: int) -> bytes:
-        return xxhash.xxh3_128_digest(os.pread(self.fd, length, offset))
+        try:
+            return xxhash.xxh3_128_digest(os.pread(self.fd, length, offset))
+        except OSError as e:  # reported as a change: the bytes cannot be compared
+            return f"unreadable: {e.strerror}".encode()
 
     def cover(self, offset: int, length: int) -> None:
         """Also compare the bytes at ``offset`` (metadata the reader parsed) at the end."""

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from ..errors import InvalidArgument, IOFailure, TooLarge, from_oserror
 from ..fsutil import start_writeback
-from .base import Guarded, pread_full, pwrite_full, test_pause
+from .base import Guarded, pause_for_tests, pread_full, pwrite_full
 
 #: ext4 with 4 KiB blocks stops at 16 TiB per file; other filesystems are checked by ftruncate.
 EXT4_MAX_FILE = 16 * 2**40 - 4096
@@ -62,7 +62,7 @@ class RawReader(Guarded):
             data = pread_full(self.fd, length, offset, self.path)
         except OSError as e:
             raise from_oserror(e, self.path) from None
-        test_pause()
+        pause_for_tests()
         return data
 
     def close(self) -> None:

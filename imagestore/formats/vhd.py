@@ -29,7 +29,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 
 from ..errors import BadImage, InvalidArgument, IOFailure, TooLarge, from_oserror
-from .base import DiskReader, Guarded, pread_full, pwrite_full, test_pause
+from .base import DiskReader, Guarded, pause_for_tests, pread_full, pwrite_full
 
 # --------------------------------------------------------------------------------------------
 # On-disk structures (all big-endian).
@@ -251,7 +251,7 @@ class VhdFixedReader(Guarded):
             data = pread_full(self.fd, length, offset, self.path)
         except OSError as e:
             raise from_oserror(e, self.path) from None
-        test_pause()
+        pause_for_tests()
         return data
 
     def close(self) -> None:
@@ -515,7 +515,7 @@ class VhdSparseReader(Guarded):
             data = self._read(offset, length)
         except OSError as e:
             raise from_oserror(e, self.path) from None
-        test_pause()
+        pause_for_tests()
         return data
 
     def _read(self, offset: int, length: int) -> bytes:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from ...errors import BadImage, ImagestoreError, from_oserror
-from ..base import DiskReader, Guarded, coalesce, pread_full, test_pause
+from ..base import DiskReader, Guarded, coalesce, pause_for_tests, pread_full
 from . import structs as S
 from .crc32c import checksum_ok
 from .log import replay
@@ -517,7 +517,7 @@ class VhdxReader(Guarded):
             else:  # NOT_PRESENT (no parent), UNDEFINED, ZERO, UNMAPPED: zeros (2.5.1.1)
                 parts.append(bytes(n))
             pos += n
-        test_pause()
+        pause_for_tests()
         return b"".join(parts)
 
     def _file_read(self, off: int, n: int) -> bytes:
