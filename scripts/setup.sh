@@ -12,6 +12,7 @@ command -v debugfs >/dev/null || need_apt+=(e2fsprogs)
 command -v vhdiinfo >/dev/null || need_apt+=(libvhdi-utils)
 command -v mkfs.xfs >/dev/null || need_apt+=(xfsprogs)
 command -v setpriv >/dev/null || need_apt+=(util-linux)
+command -v strace >/dev/null || need_apt+=(strace)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq
