@@ -100,9 +100,9 @@ def _build_name(base: str) -> str:
     return f".{base}{BUILD_TAG}{host}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` exists and is not a zombie (a killed process its parent has not
-    reaped yet)."""
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` (on this host) exists and is not a zombie (a killed process its
+    parent has not reaped yet)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -110,8 +110,9 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            return f.read().rpartition(")")[2].split()[0] != "Z"
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            state = fh.read().rpartition(")")[2].split()[0]
+        return state not in ("Z", "X")
     except (OSError, IndexError):
         return True
 
@@ -132,7 +133,7 @@ def remove_stale_builds(parent: str, base: str) -> int:
         if not name.startswith(prefix):
             continue
         pid = name[len(prefix):].split("-")[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
             n += 1
     return n

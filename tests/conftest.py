@@ -52,30 +52,6 @@ def ext4_image(tmp_path_factory) -> str:
     return make_ext4(str(d / "v1.raw"), "256M", "/usr/share/doc")
 
 
-def store_tree_snapshot(root: str) -> dict[str, object]:
-    """Every file under root: (size, mtime) for data files, the logical content for SQLite
-    databases (a WAL checkpoint moves pages without changing content). To show that a failed
-    command changed nothing."""
-    import hashlib
-    import sqlite3
-
-    out: dict[str, object] = {}
-    for dirpath, _dirs, files in os.walk(root):
-        for f in files:
-            p = os.path.join(dirpath, f)
-            if f.endswith(("-shm", "-wal", "lock")):
-                continue
-            if f.endswith(".sqlite"):
-                con = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
-                dump = "\n".join(con.iterdump())
-                con.close()
-                out[os.path.relpath(p, root)] = hashlib.sha256(dump.encode()).hexdigest()
-                continue
-            st = os.stat(p)
-            out[os.path.relpath(p, root)] = (st.st_size, st.st_mtime_ns)
-    return out
-
-
 @pytest.fixture(scope="module")
 def xfs(tmp_path_factory) -> str:
     """A mounted XFS filesystem with reflink support; unmounted at the end of the module."""

@@ -16,26 +16,11 @@ import threading
 import time
 
 from ..errors import ImagestoreError
+from ..fsutil import pid_alive
 from ..gallery.repository import LeaseRow, Repository
 
 LEASE_TTL = 15.0
 HEARTBEAT = 1.0
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` (on this host) is alive and not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except (OSError, IndexError):
-        return True
 
 
 def hostname() -> str:

@@ -14,8 +14,8 @@ import sys
 
 import pytest
 
-from tests.conftest import Cli, store_tree_snapshot
-from tests.helpers import make_random, need, umount
+from tests.conftest import Cli
+from tests.helpers import make_random, need, store_tree_snapshot, umount
 
 DROP = "-dac_override,-dac_read_search,-fowner"
 GALLERY = ["-r", "g", "-i", "d"]
