@@ -260,6 +260,8 @@ _ID_KINDS: dict[str, tuple[tuple[tuple[str, str], ...], str, str]] = {
     "version": ((("galleries", "gallery"), ("images", "image"), ("versions", "version")),
                 "an image version", "GALLERY/DEFINITION/VERSION"),
     "disk": ((("disks", "name"),), "a disk", "NAME"),
+    "snapshot": ((("snapshots", "name"),), "a snapshot", "NAME"),
+    "managed-image": ((("images", "name"),), "a managed image", "NAME"),
 }
 
 

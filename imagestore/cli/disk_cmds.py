@@ -19,7 +19,7 @@ from .sig_cmds import (
 
 @click.group("disk")
 def disk_group() -> None:
-    """Disks created from image versions.
+    """Disks created from image versions, snapshots or other disks.
 
     \b
     Example:
@@ -34,9 +34,12 @@ def name_option(f):
 @disk_group.command("create")
 @rg_option
 @name_option
-@click.option("--gallery-image-reference", "reference", required=True, metavar="ID",
+@click.option("--gallery-image-reference", "reference", default=None, metavar="ID",
               help="Image version id, or image definition id (= its latest version); full ARM "
                    "id or GALLERY/DEFINITION[/VERSION].")
+@click.option("--source", default=None, metavar="SNAPSHOT_OR_DISK",
+              help="Copy a snapshot or another disk (name in the resource group, a snapshot "
+                   "first, or full ARM id), as az disk create --source.")
 @click.option("--gallery-image-reference-lun", "lun", type=int, default=None, metavar="N",
               help="Data disk LUN (default: the OS disk).")
 @click.option("--format", "fmt", default="raw", show_default=True,
@@ -48,16 +51,20 @@ def name_option(f):
 @tags_option
 @common_options
 @click.pass_context
-def disk_create(ctx, rg, name, reference, lun, fmt, path, location, threads, tags) -> None:
-    """Create a new, independent disk file from an image version.
+def disk_create(ctx, rg, name, reference, source, lun, fmt, path, location, threads,
+                tags) -> None:
+    """Create a new, independent disk file from an image version, a snapshot or a disk.
 
     \b
     Example:
       imagestore disk create -n vm1-os --gallery-image-reference myGallery/myImage1 \\
           --format vhdx --path /var/lib/vms/vm1-os.vhdx
+      imagestore disk create -n vm1-restore --source vm1-os-snap
     """
+    if (reference is None) == (source is None):
+        raise click.UsageError("give --gallery-image-reference or --source (one of them)", ctx)
     emit(ctx, gallery_service(ctx).disks.create(
-        rg, name, reference, lun=lun, fmt=fmt, path=path, location=location,
+        rg, name, reference, source=source, lun=lun, fmt=fmt, path=path, location=location,
         tags=tags_opt(tags), observer=progress_observer(ctx), threads=threads,
     ))
 

@@ -22,6 +22,7 @@ from .convert_cmd import convert_cmd
 from .disk_cmds import disk_group
 from .region_cmds import region_group
 from .sig_cmds import sig_group
+from .snapshot_cmds import snapshot_group
 from .store_cmds import init_cmd, store_group
 from .targets import cli_message, command_of
 from .worker_cmds import worker_cmd
@@ -86,6 +87,7 @@ cli.add_command(store_group)
 cli.add_command(bench_group)
 cli.add_command(sig_group)
 cli.add_command(disk_group)
+cli.add_command(snapshot_group)
 cli.add_command(region_group)
 cli.add_command(worker_cmd)
 cli.add_command(convert_cmd)

@@ -25,6 +25,8 @@ TARGET_FLAGS: list[tuple[str, str]] = [
     ("galleryImageName", "--gallery-image-definition"),
     ("galleryImageVersionName", "--gallery-image-version"),
     ("diskName", "--name"),
+    ("snapshotName", "--name"),
+    ("imageName", "--name"),
     ("location", "--location"),
     ("tags", "--tags"),
     ("$expand", "--expand"),
@@ -70,6 +72,8 @@ TARGET_FLAGS: list[tuple[str, str]] = [
     # disks
     ("properties.creationData.galleryImageReference.id", "--gallery-image-reference"),
     ("properties.creationData.galleryImageReference.lun", "--gallery-image-reference-lun"),
+    ("properties.creationData.sourceResourceId", "--source"),
+    ("sku.name", "--sku"),
     ("properties.localStorage.path", "--path"),
     ("properties.localStorage.format", "--format"),
 ]

@@ -12,7 +12,7 @@ import sqlite3
 import click
 
 from ..errors import IntegrityError
-from ..gallery.usage import versions_by_digest
+from ..gallery.usage import owners_by_digest, versions_by_digest
 from ..regions.registry import RegionRegistry
 from ..regions.replicas import verify_region
 from .common import open_home
@@ -54,13 +54,35 @@ def affected_versions(reg: RegionRegistry, reports: list[dict]) -> list[dict]:
     return list(found.values())
 
 
+def affected_resources(reg: RegionRegistry, reports: list[dict]) -> list[dict]:
+    """One entry per snapshot or managed image disk whose content some copy reports as
+    affected: its id, type, LUN (images), the manifest, and the regions and copies."""
+    try:
+        usage = owners_by_digest(reg.home)
+    except sqlite3.Error:
+        usage = {}
+    found: dict[tuple, dict] = {}
+    for rr in reports:
+        for slot in rr["slots"]:
+            for digest in slot["affectedManifests"]:
+                for o in usage.get(digest, []):
+                    key = (o, digest, rr["region"])
+                    e = found.setdefault(key, {**o.to_json(), "manifest": digest,
+                                               "region": rr["region"], "copies": [],
+                                               "_name": str(o)})
+                    if slot["copy"] not in e["copies"]:
+                        e["copies"].append(slot["copy"])
+    return list(found.values())
+
+
 def damaged_indexes(reports: list[dict]) -> list[dict]:
     return [{"region": rr["region"], "copy": s["copy"], "slot": s["store"],
              "path": s["index"]["path"], "error": s["index"]["error"]}
             for rr in reports for s in rr["slots"] if not s["index"]["ok"]]
 
 
-def _fail(reports: list[dict], versions: list[dict], repair: bool, what: str) -> None:
+def _fail(reports: list[dict], versions: list[dict], repair: bool, what: str,
+          owners: list[dict] | None = None) -> None:
     slots = [s for rr in reports for s in rr["slots"]]
     bad = sum(len(s["badChunks"]) for s in slots)
     missing = sum(len(s["missingChunks"]) for s in slots)
@@ -77,6 +99,9 @@ def _fail(reports: list[dict], versions: list[dict], repair: bool, what: str) ->
     if versions:
         msg += "; affected versions: " + ", ".join(
             sorted({f"{v['_name']} in {v['region']}" for v in versions}))
+    if owners:
+        msg += "; affected snapshots and images: " + ", ".join(
+            sorted({f"{o['_name']} in {o['region']}" for o in owners}))
     msg += f"; affected manifests: {', '.join(affected) or 'none'}"
     if gone:
         msg += f"; zone(s) without a blob store: {', '.join(gone)}"
@@ -92,10 +117,11 @@ def region_verify_cli(ctx: click.Context, name: str, *, repair: bool) -> None:
     reg, reports = _verify(ctx, [name], repair)
     rep = reports[0]
     versions = affected_versions(reg, reports)
+    owners = affected_resources(reg, reports)
     emit(ctx, {**rep, "damagedIndexes": damaged_indexes(reports),
-               "affectedVersions": _public(versions)})
+               "affectedVersions": _public(versions), "affectedResources": _public(owners)})
     if not rep["clean"]:
-        _fail(reports, versions, repair, f"region '{rep['region']}'")
+        _fail(reports, versions, repair, f"region '{rep['region']}'", owners)
 
 
 def store_verify_cli(ctx: click.Context, regions: list[str] | None, *, repair: bool) -> None:
@@ -108,6 +134,7 @@ def store_verify_cli(ctx: click.Context, regions: list[str] | None, *, repair: b
                 for s in slots for x in s[key]]
 
     versions = affected_versions(reg, reports)
+    owners = affected_resources(reg, reports)
     repairs = [rr["repair"] for rr in reports if rr["repair"] is not None]
     out = {
         "store": reg.home.root,
@@ -122,6 +149,7 @@ def store_verify_cli(ctx: click.Context, regions: list[str] | None, *, repair: b
         "unreferencedChunks": sum(s["unreferencedChunks"] for s in slots),
         "damagedIndexes": damaged_indexes(reports),
         "affectedVersions": _public(versions),
+        "affectedResources": _public(owners),
         "regions": reports,
         "repair": None if not repair else {
             key: [x for r in repairs for x in r[key]]
@@ -132,4 +160,4 @@ def store_verify_cli(ctx: click.Context, regions: list[str] | None, *, repair: b
     }
     emit(ctx, out)
     if not out["clean"]:
-        _fail(reports, versions, repair, reg.home.root)
+        _fail(reports, versions, repair, reg.home.root, owners)

@@ -114,3 +114,24 @@ def capture(store: BlobStore, sources: list[Source], *, threads: int,
                 stored_bytes=res.stored_bytes, host_caching=host_caching(s.lun),
                 source_uri=resources.file_uri(s.path), source_format=res.source_format))
     return out
+
+
+def capture_file(store: BlobStore, path: str, *, source_format: str, label: str,
+                 threads: int, observer: Observer | None, published: list[str],
+                 allow_parent_dir: str | None = None) -> IngestResult:
+    """Ingest one disk file as it is now (a snapshot or managed image of a disk); its digest
+    is appended to ``published`` when it is new to the store. A file that changes while it is
+    read publishes nothing (``SourceChanged``)."""
+    before = set(store.list_manifests())
+    r = open_disk(path, allow_parent_dir=allow_parent_dir, source_format=source_format)
+    try:
+        task = TaskProgress(observer, TaskKind.CAPTURE, label)
+        try:
+            res = ingest(store, r, threads=threads, progress=task)
+        finally:
+            task.close()
+    finally:
+        r.close()
+    if res.digest not in before and res.digest not in published:
+        published.append(res.digest)
+    return res

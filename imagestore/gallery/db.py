@@ -161,10 +161,66 @@ def _m0002_replication(con: sqlite3.Connection) -> None:
     )
 
 
+def _m0003_snapshots_images(con: sqlite3.Connection) -> None:
+    """Snapshots (``Microsoft.Compute/snapshots``: one captured disk each) and managed images
+    (``Microsoft.Compute/images``: an OS disk and data disks by LUN), both holding manifest
+    digests; and the source resource (snapshot) a version disk image was made from."""
+    _script(
+        con,
+        """
+        CREATE TABLE snapshots (
+            id          INTEGER PRIMARY KEY,
+            rg          TEXT NOT NULL COLLATE NOCASE,
+            name        TEXT NOT NULL COLLATE NOCASE,
+            location    TEXT NOT NULL,
+            tags        TEXT NOT NULL DEFAULT '{}',
+            props       TEXT NOT NULL,
+            digest      TEXT NOT NULL,
+            virtual_size INTEGER NOT NULL,
+            allocated_bytes INTEGER NOT NULL,
+            data_bytes  INTEGER NOT NULL,
+            stored_bytes INTEGER NOT NULL,
+            source_format TEXT,
+            source_id   TEXT NOT NULL,
+            created     TEXT NOT NULL,
+            UNIQUE (rg, name)
+        );
+        CREATE INDEX snapshots_digest ON snapshots(digest);
+        CREATE TABLE managed_images (
+            id          INTEGER PRIMARY KEY,
+            rg          TEXT NOT NULL COLLATE NOCASE,
+            name        TEXT NOT NULL COLLATE NOCASE,
+            location    TEXT NOT NULL,
+            tags        TEXT NOT NULL DEFAULT '{}',
+            props       TEXT NOT NULL,
+            created     TEXT NOT NULL,
+            UNIQUE (rg, name)
+        );
+        -- one row per disk of a managed image, lun -1 being the OS disk
+        CREATE TABLE managed_image_disks (
+            image_id    INTEGER NOT NULL REFERENCES managed_images(id) ON DELETE CASCADE,
+            lun         INTEGER NOT NULL,
+            digest      TEXT NOT NULL,
+            virtual_size INTEGER NOT NULL,
+            allocated_bytes INTEGER NOT NULL,
+            data_bytes  INTEGER NOT NULL,
+            stored_bytes INTEGER NOT NULL,
+            source_format TEXT,
+            source_kind TEXT NOT NULL,
+            source_id   TEXT NOT NULL,
+            PRIMARY KEY (image_id, lun)
+        );
+        CREATE INDEX managed_image_disks_digest ON managed_image_disks(digest);
+        ALTER TABLE version_disks ADD COLUMN source_id TEXT
+        """
+    )
+
+
 #: ordered, named schema steps; append only, never edit a released step
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("0001_initial", _m0001_initial),
     ("0002_replication", _m0002_replication),
+    ("0003_snapshots_images", _m0003_snapshots_images),
 ]
 
 

@@ -12,15 +12,17 @@ import json
 import os
 
 from ..errors import Conflict, InvalidArgument, NotFound
-from ..formats import WRITE_FORMATS
+from ..formats import WRITE_FORMATS, new_disk_file, open_disk
 from ..home import Home
 from ..regions.replicas import materialize_from_copies
-from . import arm_disk, ids, resources, shallow, validate
+from . import arm_disk, ids, resources, shallow, sources, validate
 from .placement import Placement
 from .progress import Observer, TaskKind, TaskProgress
 from .repository import ReplicationState, Repository, VersionDisk, VersionRow
 from .validate import iso, now_utc
 from .versions import DEFAULT_LOCATION, Versions
+
+_SOURCE = "properties.creationData.sourceResourceId"
 
 EXTENSIONS = {"raw": "raw", "vhd": "vhd", "vhd-fixed": "vhd", "vhdx": "vhdx", "vhdx-fixed": "vhdx"}
 
@@ -36,16 +38,31 @@ class Disks:
         self.versions = versions
 
     def create(
-        self, rg: str, name: str, reference: str, *, lun: int | None = None,
+        self, rg: str, name: str, reference: str | None = None, *, lun: int | None = None,
+        source: str | None = None,
         fmt: str = "raw", path: str | None = None, location: str | None = None,
         tags: dict | None = None, observer: Observer | None = None, threads: int = 2,
     ) -> dict:
         """Write a new disk file from an image version (``reference``: a version id, or a
         definition id meaning its latest version in ``location``) and register it. ``lun``
-        picks a data disk (default the OS disk). Returns the disk's JSON."""
+        picks a data disk (default the OS disk). Or copy a snapshot or another disk
+        (``source``: name or ARM id; ``creationData.createOption`` Copy). Returns the disk's
+        JSON."""
         validate.resource_group(rg)
         validate.disk_name(name)
         fmt = validate.enum("properties.localStorage.format", fmt or "raw", WRITE_FORMATS)
+        if (reference is None) == (source is None):
+            raise InvalidArgument(
+                f"{_SOURCE}: give exactly one source: a gallery image version "
+                f"(creationData.galleryImageReference.id) or a snapshot or disk to copy "
+                f"(creationData.sourceResourceId)", target=_SOURCE)
+        if source is not None:
+            if lun is not None:
+                raise InvalidArgument(
+                    "properties.creationData.galleryImageReference.lun: only with a gallery "
+                    "image reference", target="properties.creationData.galleryImageReference.lun")
+            return self._create_copy(rg, name, source, fmt=fmt, path=path, location=location,
+                                     tags=tags, observer=observer, threads=threads)
         location = self.placement.require_region(location or DEFAULT_LOCATION)
         if lun is not None and (isinstance(lun, bool) or not 0 <= lun <= validate.MAX_LUN):
             raise InvalidArgument(
@@ -64,12 +81,7 @@ class Disks:
             raise Conflict(f"location: image version '{vid}' is not available in region "
                            f"'{location}' yet (replication {reg.state})", target="location")
         drow = self._disk_image(vrow, vid, lun)
-        if path is None:
-            path = os.path.join(self.home.root, "disks", f"{name}.{EXTENSIONS[fmt]}")
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-        path = os.path.abspath(os.path.expanduser(path))
-        if os.path.lexists(path):
-            raise Conflict(f"properties.localStorage.path: {path} already exists", target="properties.localStorage.path")
+        path = self._new_path(name, path, fmt)
         task = TaskProgress(observer, TaskKind.DISK, name)
         try:
             if drow.shallow_path:
@@ -81,6 +93,21 @@ class Disks:
             task.close()
         props = self._properties(vrow, vid, drow, lun, reference, path, fmt, virtual_size,
                                  written)
+        return self._register(rg, name, location, tags, props, path, fmt)
+
+    def _new_path(self, name: str, path: str | None, fmt: str) -> str:
+        if path is None:
+            path = os.path.join(self.home.root, "disks", f"{name}.{EXTENSIONS[fmt]}")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        path = os.path.abspath(os.path.expanduser(path))
+        if os.path.lexists(path):
+            raise Conflict(f"properties.localStorage.path: {path} already exists", target="properties.localStorage.path")
+        return path
+
+    def _register(self, rg: str, name: str, location: str, tags: dict | None, props: dict,
+                  path: str, fmt: str) -> dict:
+        """Insert the disk row for the file just written at ``path`` (removed again when the
+        row cannot be inserted)."""
         try:
             with self.repo.transaction():
                 if self.repo.find_disk(rg, name):
@@ -94,6 +121,65 @@ class Disks:
                 pass
             raise
         return self.show(rg, name)
+
+    def _create_copy(self, rg: str, name: str, source: str, *, fmt: str, path: str | None,
+                     location: str | None, tags: dict | None, observer: Observer | None,
+                     threads: int) -> dict:
+        """``az disk create --source``: a new disk file with the bytes of a snapshot (from the
+        store) or of another disk (its file as it is now), in the source's region."""
+        src = sources.resolve(self.repo, source, rg, field=_SOURCE)
+        if location is not None:
+            loc = self.placement.require_region(location)
+            if loc.lower() != src.location.lower():
+                raise InvalidArgument(f"location: {src.label} is in region '{src.location}'; a "
+                                      f"copy is made in the source's region", target="location")
+        location = self.placement.require_region(src.location)
+        if self.repo.find_disk(rg, name):
+            raise Conflict(f"disk '{name}' already exists in resource group '{rg}'",
+                           target="diskName")
+        if src.kind == "disk":
+            src_path, src_fmt = src.disk_file(_SOURCE)
+        path = self._new_path(name, path, fmt)
+        task = TaskProgress(observer, TaskKind.DISK, name)
+        try:
+            if src.kind == "snapshot":
+                digest = src.row.digest
+                paths = self.placement.read_slots(location, 1, "Standard_LRS")
+                slots = self.placement.open_slots_holding(paths, digest)
+                try:
+                    if not slots:
+                        raise NotFound(f"{_SOURCE}: no copy of snapshot '{src.row.name}' "
+                                       f"(manifest {digest}) in region '{location}'",
+                                       target=_SOURCE)
+                    res = materialize_from_copies(slots, digest, path, fmt=fmt,
+                                                  overwrite=False, threads=threads,
+                                                  progress=task)
+                finally:
+                    for s in slots:
+                        s.close()
+                virtual_size, written = res.virtual_size, res.written_bytes
+            else:
+                digest = None
+                virtual_size, written = copy_disk_file(src_path, src_fmt, path, fmt, task)
+        finally:
+            task.close()
+        props: dict = dict(src.carried)
+        cd: dict = {"createOption": "Copy", "sourceResourceId": src.id}
+        if src.unique_id:
+            cd["sourceUniqueId"] = src.unique_id
+        props.update({
+            "creationData": cd,
+            "diskSizeGB": resources.size_in_gb(virtual_size),
+            "diskSizeBytes": virtual_size,
+            "timeCreated": iso(now_utc()),
+            "provisioningState": "Succeeded",
+            "diskState": "Unattached",
+            "uniqueId": arm_disk.new_unique_id(),
+            "localStorage": {"path": path, "format": fmt, "virtualSize": virtual_size,
+                             "writtenBytes": written, "manifestDigest": digest,
+                             "requestedSource": source},
+        })
+        return self._register(rg, name, location, tags, props, path, fmt)
 
     def _disk_image(self, vrow: VersionRow, vid: str, lun: int | None) -> VersionDisk:
         disks = self.repo.disks_of(vrow.id)
@@ -184,3 +270,35 @@ class Disks:
                 os.unlink(row.path)
             except FileNotFoundError:
                 pass
+
+
+def copy_disk_file(src: str, source_format: str, path: str, fmt: str,
+                   task: TaskProgress) -> tuple[int, int]:
+    """Copy a disk file's content (its allocated extents, zero blocks left out) to a new disk
+    file at ``path`` in ``fmt`` (temp file, fsync, rename). The source must not change while
+    it is read (then nothing is left at ``path``). Returns (virtual size, bytes written)."""
+    from ..accel import nonzero_runs
+
+    step = 1 << 20
+    reader = open_disk(src, source_format=source_format)
+    try:
+        extents = list(reader.extents())
+        total = sum(n for _o, n in extents)
+        written = done = 0
+        with new_disk_file(path, reader.virtual_size, fmt) as writer:
+            for off, n in extents:
+                pos, end = off, min(off + n, reader.virtual_size)
+                while pos < end:
+                    m = min(step, end - pos)
+                    data = reader.read(pos, m)
+                    mv = memoryview(data)
+                    for a, b in nonzero_runs(data):
+                        writer.write(pos + a, mv[a:b])
+                        written += b - a
+                    pos += m
+                    done += m
+                    task(done, total)
+            reader.check_unchanged()
+        return writer.virtual_size, written
+    finally:
+        reader.close()

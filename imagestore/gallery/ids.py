@@ -25,6 +25,12 @@ GALLERY_TYPE = "Microsoft.Compute/galleries"
 IMAGE_TYPE = "Microsoft.Compute/galleries/images"
 VERSION_TYPE = "Microsoft.Compute/galleries/images/versions"
 DISK_TYPE = "Microsoft.Compute/disks"
+SNAPSHOT_TYPE = "Microsoft.Compute/snapshots"
+MANAGED_IMAGE_TYPE = "Microsoft.Compute/images"
+
+#: id segment of the top-level resources a disk, snapshot, image or version source can name
+#: -> what messages call it
+RESOURCE_KINDS = {"disks": "disk", "snapshots": "snapshot", "images": "image"}
 
 
 def _prefix(rg: str) -> str:
@@ -49,6 +55,57 @@ def version_id(rg: str, gallery: str, image: str, version: str) -> str:
 def disk_id(rg: str, name: str) -> str:
     """The ARM id of a disk."""
     return f"{_prefix(rg)}/disks/{name}"
+
+
+def snapshot_id(rg: str, name: str) -> str:
+    """The ARM id of a snapshot."""
+    return f"{_prefix(rg)}/snapshots/{name}"
+
+
+def managed_image_id(rg: str, name: str) -> str:
+    """The ARM id of a managed image (``Microsoft.Compute/images``)."""
+    return f"{_prefix(rg)}/images/{name}"
+
+
+@dataclass(frozen=True)
+class ResourceRef:
+    """A top-level Microsoft.Compute resource named by id or by name: ``kind`` is the id
+    segment (``disks``, ``snapshots``, ``images``), or None for a bare name (the caller
+    decides what it may be, as az does: a snapshot first, then a disk)."""
+
+    kind: str | None
+    rg: str
+    name: str
+
+
+def parse_resource_ref(text: str, default_rg: str, *, field: str,
+                       kinds: tuple[str, ...]) -> ResourceRef:
+    """A full ARM id of a disk, snapshot or managed image (``kinds``: which are allowed), or a
+    bare name in ``default_rg``. An id of any other type is refused naming what it is."""
+    raw = (text or "").strip()
+    if not raw:
+        raise _err(InvalidArgument, field, f"{field}: empty resource id")
+    allowed = " or ".join(RESOURCE_KINDS[k] for k in kinds)
+    if "/" not in raw:
+        return ResourceRef(None, default_rg, raw)
+    parts = raw.strip("/").split("/")
+    keys = [p.lower() for p in parts[0::2]]
+    vals = parts[1::2]
+    if len(parts) % 2 or any(not v for v in vals) or keys[:3] != [
+            "subscriptions", "resourcegroups", "providers"] or len(keys) < 4:
+        raise _err(InvalidArgument, field, f"{field}: '{text}' is not a valid {allowed} id "
+                   f"(/subscriptions/S/resourceGroups/RG/providers/Microsoft.Compute/"
+                   f"{'|'.join(kinds)}/NAME)")
+    if vals[2].lower() != PROVIDER.lower():
+        raise _err(InvalidArgument, field, f"{field}: provider '{vals[2]}' is not {PROVIDER}")
+    if len(keys) != 4 or keys[3] not in kinds:
+        what = "/".join(parts[6::2]) or "?"
+        raise _err(InvalidArgument, field,
+                   f"{field}: '{text}' is a {PROVIDER}/{what} id, not a {allowed} id")
+    if vals[0].lower() != SUBSCRIPTION:
+        raise _err(NotFound, field, f"{field}: subscription '{vals[0]}' not found (the local "
+                   f"subscription is {SUBSCRIPTION})")
+    return ResourceRef(keys[3], vals[1], vals[3])
 
 
 @dataclass(frozen=True)

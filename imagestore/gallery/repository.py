@@ -192,6 +192,8 @@ class VersionDisk(_Row):
     shallow_path: str | None = None
     fingerprint: str | None = None
     version_id: int | None = None
+    #: the snapshot (ARM id) this disk image was made from, if any
+    source_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -227,6 +229,69 @@ class DiskRow(_Row):
     path: str
     format: str
     created: str
+
+    @property
+    def properties(self) -> dict:
+        """The stored ``props`` JSON."""
+        return json.loads(self.props)
+
+
+@dataclass(frozen=True)
+class SnapshotRow(_Row):
+    """A snapshot: one disk's bytes at one moment, captured as manifest ``digest`` into copy 0
+    of its region; ``source_id`` is the ARM id of the disk (or snapshot) it was taken from."""
+    id: int
+    rg: str
+    name: str
+    location: str
+    tags: str
+    props: str
+    digest: str
+    virtual_size: int
+    allocated_bytes: int
+    data_bytes: int
+    stored_bytes: int
+    source_format: str | None
+    source_id: str
+    created: str
+
+    @property
+    def properties(self) -> dict:
+        """The stored ``props`` JSON."""
+        return json.loads(self.props)
+
+
+@dataclass(frozen=True)
+class ManagedImageRow(_Row):
+    """A managed image (``Microsoft.Compute/images``); its disks are :class:`ManagedImageDisk`."""
+    id: int
+    rg: str
+    name: str
+    location: str
+    tags: str
+    props: str
+    created: str
+
+    @property
+    def properties(self) -> dict:
+        """The stored ``props`` JSON."""
+        return json.loads(self.props)
+
+
+@dataclass(frozen=True)
+class ManagedImageDisk(_Row):
+    """One disk of a managed image (``lun`` -1: the OS disk): manifest ``digest``, and the
+    resource it came from (``source_kind`` ``snapshot`` or ``managedDisk``, ``source_id``)."""
+    lun: int
+    digest: str
+    virtual_size: int
+    allocated_bytes: int
+    data_bytes: int
+    stored_bytes: int
+    source_format: str | None
+    source_kind: str
+    source_id: str
+    image_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -488,15 +553,20 @@ class Repository:
             self.con.execute(
                 "INSERT INTO version_disks(version_id, lun, digest, virtual_size, "
                 "allocated_bytes, data_bytes, stored_bytes, host_caching, source_uri, "
-                "source_format, shallow_path, fingerprint) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "source_format, shallow_path, fingerprint, source_id) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (version_pk, d.lun, d.digest, d.virtual_size, d.allocated_bytes, d.data_bytes,
                  d.stored_bytes, d.host_caching, d.source_uri, d.source_format, d.shallow_path,
-                 d.fingerprint))
+                 d.fingerprint, d.source_id))
 
     def digest_referenced(self, digest: str) -> bool:
-        """Whether any version's disk uses manifest ``digest``."""
-        return self._one("SELECT 1 FROM version_disks WHERE digest = ? LIMIT 1",
-                         (digest,)) is not None
+        """Whether any version disk, snapshot or managed image disk uses manifest ``digest``
+        (what keeps a manifest published)."""
+        return self._one(
+            "SELECT 1 FROM version_disks WHERE digest = ? UNION ALL "
+            "SELECT 1 FROM snapshots WHERE digest = ? UNION ALL "
+            "SELECT 1 FROM managed_image_disks WHERE digest = ? LIMIT 1",
+            (digest, digest, digest)) is not None
 
     def versions_using_digest(self, digest: str) -> list[tuple[VersionRow, int]]:
         """(version, LUN) of every disk image whose content is manifest ``digest``."""
@@ -533,6 +603,12 @@ class Repository:
             for t in json.loads(r["props"])["publishingProfile"]["targetRegions"]:
                 if t["name"].lower() == region.lower():
                     need = max(need, int(t.get("regionalReplicaCount") or 1))
+        if need == 0 and self._one(
+                "SELECT 1 FROM snapshots WHERE digest = ? AND location = ? COLLATE NOCASE "
+                "UNION ALL SELECT 1 FROM managed_image_disks d JOIN managed_images i ON "
+                "i.id = d.image_id WHERE d.digest = ? AND i.location = ? COLLATE NOCASE LIMIT 1",
+                (digest, region, digest, region)):
+            need = 1  # a snapshot or managed image lives in copy 0 of its region
         return need
 
     # -- version regions (replication state) -----------------------------------------------
@@ -666,6 +742,105 @@ class Repository:
     def delete_disk(self, pk: int) -> None:
         """(In a transaction.)"""
         self.con.execute("DELETE FROM disks WHERE id = ?", (pk,))
+
+    # -- snapshots ---------------------------------------------------------------------------
+
+    def find_snapshot(self, rg: str, name: str) -> SnapshotRow | None:
+        """The snapshot, or None."""
+        row = self._one("SELECT * FROM snapshots WHERE rg = ? AND name = ?", (rg, name))
+        return SnapshotRow.from_sql(row) if row else None
+
+    def snapshot(self, rg: str, name: str) -> SnapshotRow:
+        """The snapshot; NotFound when there is none."""
+        row = self.find_snapshot(rg, name)
+        if row is None:
+            raise NotFound(f"snapshot '{name}' not found in resource group '{rg}'",
+                           target="snapshotName")
+        return row
+
+    def list_snapshots(self, rg: str | None = None) -> list[SnapshotRow]:
+        """Snapshots of a resource group (all when ``rg`` is None), by name."""
+        if rg is None:
+            rows = self._all("SELECT * FROM snapshots ORDER BY rg, name")
+        else:
+            rows = self._all("SELECT * FROM snapshots WHERE rg = ? ORDER BY name", (rg,))
+        return [SnapshotRow.from_sql(r) for r in rows]
+
+    def insert_snapshot(self, rg: str, name: str, location: str, tags: dict, props: dict, *,
+                        digest: str, virtual_size: int, allocated_bytes: int, data_bytes: int,
+                        stored_bytes: int, source_format: str | None, source_id: str) -> None:
+        """(In a transaction.)"""
+        self.con.execute(
+            "INSERT INTO snapshots(rg, name, location, tags, props, digest, virtual_size, "
+            "allocated_bytes, data_bytes, stored_bytes, source_format, source_id, created) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (rg, name, location, dumps(tags), dumps(props), digest, virtual_size,
+             allocated_bytes, data_bytes, stored_bytes, source_format, source_id,
+             iso(now_utc())))
+
+    def delete_snapshot(self, pk: int) -> None:
+        """(In a transaction.)"""
+        self.con.execute("DELETE FROM snapshots WHERE id = ?", (pk,))
+
+    # -- managed images ----------------------------------------------------------------------
+
+    def find_managed_image(self, rg: str, name: str) -> ManagedImageRow | None:
+        """The managed image, or None."""
+        row = self._one("SELECT * FROM managed_images WHERE rg = ? AND name = ?", (rg, name))
+        return ManagedImageRow.from_sql(row) if row else None
+
+    def managed_image(self, rg: str, name: str) -> ManagedImageRow:
+        """The managed image; NotFound when there is none."""
+        row = self.find_managed_image(rg, name)
+        if row is None:
+            raise NotFound(f"image '{name}' not found in resource group '{rg}'",
+                           target="imageName")
+        return row
+
+    def list_managed_images(self, rg: str | None = None) -> list[ManagedImageRow]:
+        """Managed images of a resource group (all when ``rg`` is None), by name."""
+        if rg is None:
+            rows = self._all("SELECT * FROM managed_images ORDER BY rg, name")
+        else:
+            rows = self._all("SELECT * FROM managed_images WHERE rg = ? ORDER BY name", (rg,))
+        return [ManagedImageRow.from_sql(r) for r in rows]
+
+    def managed_image_disks(self, image_pk: int) -> list[ManagedImageDisk]:
+        """The image's disks, OS disk (LUN -1) first."""
+        rows = self._all("SELECT * FROM managed_image_disks WHERE image_id = ? ORDER BY lun",
+                         (image_pk,))
+        return [ManagedImageDisk.from_sql(r) for r in rows]
+
+    def insert_managed_image(self, rg: str, name: str, location: str, tags: dict, props: dict,
+                             disks: list[ManagedImageDisk]) -> int:
+        """(In a transaction.) The image and its disks; returns its row id."""
+        cur = self.con.execute(
+            "INSERT INTO managed_images(rg, name, location, tags, props, created) "
+            "VALUES (?,?,?,?,?,?)", (rg, name, location, dumps(tags), dumps(props),
+                                     iso(now_utc())))
+        pk = int(cur.lastrowid)
+        for d in disks:
+            self.con.execute(
+                "INSERT INTO managed_image_disks(image_id, lun, digest, virtual_size, "
+                "allocated_bytes, data_bytes, stored_bytes, source_format, source_kind, "
+                "source_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (pk, d.lun, d.digest, d.virtual_size, d.allocated_bytes, d.data_bytes,
+                 d.stored_bytes, d.source_format, d.source_kind, d.source_id))
+        return pk
+
+    def delete_managed_image(self, pk: int) -> None:
+        """(In a transaction.) The image with its disks (cascade)."""
+        self.con.execute("DELETE FROM managed_images WHERE id = ?", (pk,))
+
+    def owners_by_digest(self) -> list[tuple[str, str, str, str, int | None]]:
+        """(digest, kind ``snapshot``/``image``, resource group, name, LUN or None) of every
+        snapshot and managed image disk, by kind, resource group, name and LUN."""
+        rows = self._all(
+            "SELECT digest, 'snapshot', rg, name, NULL FROM snapshots UNION ALL "
+            "SELECT d.digest, 'image', i.rg, i.name, d.lun FROM managed_image_disks d "
+            "JOIN managed_images i ON i.id = d.image_id ORDER BY 2 DESC, 3, 4, 5")
+        return [(r[0], r[1], r[2], r[3], None if r[4] is None or r[4] < 0 else r[4])
+                for r in rows]
 
     # -- jobs ------------------------------------------------------------------------------
 

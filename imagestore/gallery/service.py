@@ -22,12 +22,13 @@ from .galleries import Galleries
 from .placement import Placement, RegionLookup
 from .replication import Log, Replication
 from .repository import Repository, VersionRow
+from .snapshots import Snapshots
 from .versions import Versions, WorkRunner
 
 
 class GalleryService:
-    """The gallery of one store: ``galleries``, ``definitions``, ``versions``, ``disks`` and
-    ``replication`` (the queued work), over one :class:`~.repository.Repository`.
+    """The gallery of one store: ``galleries``, ``definitions``, ``versions``, ``disks``,
+    ``snapshots`` and ``replication`` (the queued work), over one :class:`~.repository.Repository`.
     ``region_lookup`` overrides which regions exist (tests)."""
 
     def __init__(self, home: Home, *, region_lookup: RegionLookup | None = None,
@@ -39,6 +40,7 @@ class GalleryService:
         self.definitions = Definitions(self.repo, self.placement)
         self.versions = Versions(self.repo, self.placement, runner)
         self.disks = Disks(home, self.repo, self.placement, self.versions)
+        self.snapshots = Snapshots(self.repo, self.placement)
         self.replication = Replication(home, self.repo, self.placement, log=log)
 
     @property

@@ -1,4 +1,6 @@
-"""Which image versions use which disk content: manifest digest -> version disks.
+"""Which image versions, snapshots and managed images use which disk content: manifest digest
+-> version disks (:func:`versions_by_digest`) and -> snapshots and managed image disks
+(:func:`owners_by_digest`).
 
 A small read-only query (in :mod:`.repository`, like every gallery statement) for the layers
 above the store (``store verify`` names the versions a damaged chunk, manifest or index
@@ -8,9 +10,11 @@ affects; the store itself knows only digests). Never creates the gallery databas
 from __future__ import annotations
 
 import os
+import sqlite3
 from dataclasses import dataclass
 
 from ..home import Home
+from . import ids
 from .repository import Repository
 
 
@@ -50,6 +54,60 @@ def versions_by_digest(home: Home) -> dict[str, list[VersionDisk]]:
         out: dict[str, list[VersionDisk]] = {}
         for digest, rg, g, d, v, lun in repo.disk_images_by_digest():
             out.setdefault(digest, []).append(VersionDisk(rg, g, d, v, None if lun < 0 else lun))
+        return out
+    finally:
+        repo.close()
+
+
+@dataclass(frozen=True)
+class Owner:
+    """A snapshot, or one disk of a managed image (``lun`` None for its OS disk), holding a
+    manifest: ``kind`` is ``snapshot`` or ``image``."""
+
+    kind: str
+    resource_group: str
+    name: str
+    lun: int | None
+
+    @property
+    def id(self) -> str:
+        """The ARM id of the snapshot or managed image."""
+        if self.kind == "snapshot":
+            return ids.snapshot_id(self.resource_group, self.name)
+        return ids.managed_image_id(self.resource_group, self.name)
+
+    def to_json(self) -> dict:
+        """As ``store verify`` reports it (``affectedResources``)."""
+        out = {"id": self.id, "type": ids.SNAPSHOT_TYPE if self.kind == "snapshot" else
+               ids.MANAGED_IMAGE_TYPE, "resourceGroup": self.resource_group, "name": self.name}
+        if self.kind == "image":
+            out["lun"] = self.lun
+            out["disk"] = "os" if self.lun is None else "data"
+        return out
+
+    def __str__(self) -> str:
+        if self.kind == "snapshot":
+            return f"snapshot {self.resource_group}/{self.name}"
+        disk = "OS disk" if self.lun is None else f"LUN {self.lun}"
+        return f"image {self.resource_group}/{self.name} ({disk})"
+
+
+def owners_by_digest(home: Home) -> dict[str, list[Owner]]:
+    """Every manifest digest a snapshot or managed image holds, with its owners (none for a
+    store without a gallery database, or one written before snapshots existed)."""
+    if not os.path.exists(home.db_path):
+        return {}
+    repo = Repository.open_readonly(home.db_path)
+    try:
+        try:
+            rows = repo.owners_by_digest()
+        except sqlite3.OperationalError as e:
+            if "no such table" in str(e):
+                return {}  # not migrated yet: no snapshots or images
+            raise
+        out: dict[str, list[Owner]] = {}
+        for digest, kind, rg, name, lun in rows:
+            out.setdefault(digest, []).append(Owner(kind, rg, name, lun))
         return out
     finally:
         repo.close()

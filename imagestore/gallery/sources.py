@@ -1,0 +1,87 @@
+"""Disks and snapshots as the sources of other resources: resolving a name or ARM id the way
+az does (a bare name is a snapshot of the resource group if there is one, else a disk), and
+reading what a source carries (its bytes, its OS properties, its region).
+
+Used by snapshots (``snapshot create --source``), managed images (``image create --source``,
+``--data-disk-sources``) and disks (``disk create --source``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ..errors import NotFound
+from . import ids
+from .repository import DiskRow, Repository, SnapshotRow
+
+#: disk properties a snapshot, image or disk made from a disk carries over (as Azure copies
+#: them from the source onto the new resource)
+CARRIED = ("osType", "hyperVGeneration", "purchasePlan", "supportedCapabilities",
+           "supportsHibernation", "securityProfile")
+
+
+@dataclass(frozen=True)
+class DiskSource:
+    """A disk or a snapshot named as a source: ``kind`` ``disk`` or ``snapshot``."""
+
+    kind: str
+    row: DiskRow | SnapshotRow
+
+    @property
+    def id(self) -> str:
+        """The ARM id of the source."""
+        if self.kind == "disk":
+            return ids.disk_id(self.row.rg, self.row.name)
+        return ids.snapshot_id(self.row.rg, self.row.name)
+
+    @property
+    def location(self) -> str:
+        return self.row.location
+
+    @property
+    def properties(self) -> dict:
+        return self.row.properties
+
+    @property
+    def unique_id(self) -> str | None:
+        return self.properties.get("uniqueId")
+
+    @property
+    def carried(self) -> dict:
+        """The OS properties a resource made from this source takes over."""
+        p = self.properties
+        return {k: p[k] for k in CARRIED if k in p}
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} '{self.row.name}'"
+
+    def disk_file(self, field: str) -> tuple[str, str]:
+        """(path, source format for open_disk) of a disk source's file; NotFound naming
+        ``field`` when the file is gone."""
+        assert isinstance(self.row, DiskRow)
+        path = self.row.path
+        if not os.path.exists(path):
+            raise NotFound(f"{field}: disk '{self.row.name}': its file {path} does not exist "
+                           f"(removed outside imagestore?)", target=field)
+        return path, ("raw" if self.row.format == "raw" else "auto")
+
+
+def resolve(repo: Repository, text: str, rg: str, *, field: str,
+            kinds: tuple[str, ...] = ("snapshots", "disks")) -> DiskSource:
+    """A disk or snapshot by ARM id, or by name in ``rg`` (a snapshot first, then a disk, as
+    az resolves ``--source``). NotFound naming ``field`` when there is none."""
+    ref = ids.parse_resource_ref(text, rg, field=field, kinds=kinds)
+    if ref.kind in (None, "snapshots") and "snapshots" in kinds:
+        snap = repo.find_snapshot(ref.rg, ref.name)
+        if snap is not None:
+            return DiskSource("snapshot", snap)
+    if ref.kind in (None, "disks") and "disks" in kinds:
+        disk = repo.find_disk(ref.rg, ref.name)
+        if disk is not None:
+            return DiskSource("disk", disk)
+    what = {None: " or ".join(ids.RESOURCE_KINDS[k] for k in kinds)}.get(
+        ref.kind, ids.RESOURCE_KINDS.get(ref.kind or "", "resource"))
+    raise NotFound(f"{field}: {what} '{ref.name}' not found in resource group '{ref.rg}'",
+                   target=field)
