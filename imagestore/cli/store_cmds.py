@@ -17,7 +17,8 @@ from .progress import progress_for
 
 @click.command("init")
 @click.option("--chunk-size", default=None, metavar="SIZE", help="Chunk size, a power of two (default 256K).")
-@click.option("--compression", default=None, metavar="zstd[:LEVEL]|none", help="Chunk compression (default zstd:1).")
+@click.option("--compression", default=None, metavar="zstd[:LEVEL]|lz4|none",
+              help="Chunk compression (default zstd:1; lz4 and zstd:-1..-7 are faster, larger).")
 @common_options
 @click.pass_context
 def init_cmd(ctx: click.Context, chunk_size: str | None, compression: str | None) -> None:

@@ -58,7 +58,7 @@ from ..store.cas import BlobStore
 from ..store.layout import CasConfig
 from ..store.maintenance import gc, verify
 from ..store.materialize import MaterializeResult, materialize
-from ..store.packs import FLAG_ZSTD, REC, decode_record
+from ..store.packs import FLAG_COMPRESSED, REC, decode_record
 from ..store.rebuild import rebuild_index
 from .registry import Region, RegionRegistry
 from .replicate import RecordSink, ReplicateResult, replicate
@@ -316,7 +316,7 @@ def _fix_chunks(slot: BlobStore, todo: dict[bytes, str], sources: list[BlobStore
             buf, origin = got
             _magic, flags, raw_len, _sl, _id = REC.unpack_from(buf)
             payload: bytes | memoryview = memoryview(buf)[REC.size:]
-            if flags & FLAG_ZSTD and cid in old and not old[cid][4] & FLAG_ZSTD:
+            if flags & FLAG_COMPRESSED and cid in old and not old[cid][4] & FLAG_COMPRESSED:
                 # the slot kept this chunk uncompressed (Premium): keep it that way
                 payload, flags = decode_record(buf, cid, origin), 0
             sink.add(cid, raw_len, payload, flags)

@@ -59,7 +59,7 @@ from ..fsutil import atomic_write
 from ..store import index, manifest
 from ..store.cas import BlobStore
 from ..store.packs import (
-    FLAG_ZSTD,
+    FLAG_COMPRESSED,
     REC,
     REC_MAGIC,
     PackWriter,
@@ -199,7 +199,7 @@ def _adopt(dst: BlobStore, need: dict[bytes, int], premium: bool, res: Replicate
             size = os.fstat(fd).st_size
             rows: list[Row] = []
             for off, flags, raw_len, stored_len, rid in scan_pack(fd, size):
-                if rid not in need or (premium and flags & FLAG_ZSTD):
+                if rid not in need or (premium and flags & FLAG_COMPRESSED):
                     continue
                 buf = read_record(fd, off, stored_len)
                 try:
@@ -257,7 +257,7 @@ def replicate(
             return res
         have = index.lookup_many(dst.con, sizes)
         need = {cid: n for cid, n in sizes.items()
-                if cid not in have or (premium and have[cid][4] & FLAG_ZSTD)}
+                if cid not in have or (premium and have[cid][4] & FLAG_COMPRESSED)}
         res.chunks_skipped = len(sizes) - len(need)
         done = total - sum(need.values())
         if progress:
@@ -287,7 +287,7 @@ def replicate(
                     rec = buf[off - first[1] : off - first[1] + REC.size + stored_len]
                     where = f"{src.packs_dir}/{name}@{off}"
                     payload = rec[REC.size:]
-                    if premium and flags & FLAG_ZSTD:
+                    if premium and flags & FLAG_COMPRESSED:
                         out.append((cid, raw_len, decode_record(rec, cid, where), 0, None))
                         continue
                     psum = sums.get(cid)

@@ -87,7 +87,7 @@ def ingest(
     progress: Progress | None = None,
 ) -> IngestResult:
     cs = store.cfg.chunk_size
-    level = store.cfg.zstd_level
+    level = store.cfg.codec
     size = reader.virtual_size
     extents = list(reader.extents())
     allocated = sum(n for _, n in extents)

@@ -31,15 +31,22 @@ MAX_CHUNK = 64 << 20
 @dataclass(frozen=True)
 class CasConfig:
     chunk_size: int = DEFAULT_CHUNK_SIZE
-    compression: str = DEFAULT_COMPRESSION  # "zstd:LEVEL" or "none"
+    compression: str = DEFAULT_COMPRESSION  # "zstd:LEVEL", "lz4" or "none"
     hash: str = HASH_ALGO
     version: int = CAS_VERSION
 
     @property
     def zstd_level(self) -> int | None:
-        if self.compression == "none":
+        if self.compression in ("none", "lz4"):
             return None
         return int(self.compression.split(":")[1])
+
+    @property
+    def codec(self) -> int | str | None:
+        """What :func:`packs.encode_chunk` takes: a zstd level, ``"lz4"``, or None (raw)."""
+        if self.compression == "lz4":
+            return "lz4"
+        return self.zstd_level
 
     def to_json(self) -> dict:
         return {
@@ -75,12 +82,12 @@ def make_config(chunk_size: str | int | None, compression: str | None) -> CasCon
     comp = (compression or DEFAULT_COMPRESSION).lower()
     if comp == "zstd":
         comp = "zstd:1"
-    if comp != "none":
+    if comp not in ("none", "lz4"):
         m = re.fullmatch(r"zstd:(-?\d+)", comp)
         if not m or not (-7 <= int(m.group(1)) <= 22) or int(m.group(1)) == 0:
             raise InvalidArgument(
-                f"--compression: '{compression}' must be 'none' or 'zstd[:LEVEL]' with LEVEL "
-                f"in 1..22 (or -7..-1 for fast modes)"
+                f"--compression: '{compression}' must be 'none', 'lz4' or 'zstd[:LEVEL]' with "
+                f"LEVEL in 1..22 (or -7..-1 for fast modes)"
             )
     return CasConfig(chunk_size=cs, compression=comp)
 

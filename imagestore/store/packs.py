@@ -2,7 +2,8 @@
 
 Record layout (little-endian)::
 
-    32-byte header: magic b"ISC1", u8 flags (bit 0: zstd), 3 bytes zero, u32 raw length,
+    32-byte header: magic b"ISC1", u8 flags (bit 0: zstd, bit 1: lz4 block), 3 bytes zero,
+                    u32 raw length,
                     u32 stored length, 16-byte chunk id
     stored-length bytes of data (zstd frame, or the raw bytes)
 
@@ -19,6 +20,7 @@ import secrets
 import struct
 import threading
 
+import lz4.block
 import xxhash
 import zstandard
 
@@ -34,6 +36,10 @@ PAD_MAGIC = b"ISPD"
 ALIGN_MIN = 64 * 1024
 ALIGN = 4096
 FLAG_ZSTD = 1
+#: an lz4 block (no frame, no size prefix: the header's raw length is the decoded size)
+FLAG_LZ4 = 2
+#: the payload is compressed by one of the codecs (so it cannot be shared block by block)
+FLAG_COMPRESSED = FLAG_ZSTD | FLAG_LZ4
 PACK_MAX = 1 << 30  # roll over to a new pack after 1 GiB
 #: a PackWriter starts the writeback of what it wrote every this many bytes, so the fsync
 #: before its rows are published has little left to wait for
@@ -66,7 +72,7 @@ class PackWriter:
         sequence of self-describing records.
         """
         off = self.size
-        if not flags & FLAG_ZSTD and len(payload) >= ALIGN_MIN:
+        if not flags & FLAG_COMPRESSED and len(payload) >= ALIGN_MIN:
             gap = (-(off + REC.size)) % ALIGN
             if gap:
                 if gap < REC.size:
@@ -137,13 +143,19 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return d
 
 
-def encode_chunk(data: bytes | memoryview, level: int | None) -> tuple[bytes, int]:
-    """Compress with zstd when it pays; returns (payload, flags)."""
+def encode_chunk(data: bytes | memoryview, level: int | str | None) -> tuple[bytes, int]:
+    """Compress when it pays; returns (payload, flags). ``level``: a zstd level, ``"lz4"``,
+    or None (store raw) -- what :attr:`CasConfig.codec` gives."""
     if level is None:
         return bytes(data), 0
-    comp = _compressor(level).compress(data)
+    if level == "lz4":
+        comp = lz4.block.compress(data, store_size=False)
+        flag = FLAG_LZ4
+    else:
+        comp = _compressor(level).compress(data)  # type: ignore[arg-type]
+        flag = FLAG_ZSTD
     if len(comp) < len(data) - len(data) // 64:  # at least ~1.5% smaller, else keep raw
-        return comp, FLAG_ZSTD
+        return comp, flag
     return bytes(data), 0
 
 
@@ -155,10 +167,17 @@ def decode_record(buf: bytes, cid: bytes, where: str) -> bytes:
     if magic != REC_MAGIC or rid != cid or len(buf) != REC.size + stored_len:
         raise IntegrityError(f"chunk {cid.hex()} in {where}: record header damaged")
     payload = memoryview(buf)[REC.size:]
+    if flags & ~FLAG_COMPRESSED or flags == FLAG_COMPRESSED:
+        raise IntegrityError(f"chunk {cid.hex()} in {where}: unknown codec flags {flags:#x}")
     if flags & FLAG_ZSTD:
         try:
             data = _decompressor().decompress(payload, max_output_size=raw_len)
         except zstandard.ZstdError:
+            raise IntegrityError(f"chunk {cid.hex()} in {where}: compressed data damaged") from None
+    elif flags & FLAG_LZ4:
+        try:
+            data = lz4.block.decompress(payload, uncompressed_size=raw_len)
+        except lz4.block.LZ4BlockError:
             raise IntegrityError(f"chunk {cid.hex()} in {where}: compressed data damaged") from None
     else:
         data = bytes(payload)
@@ -169,7 +188,7 @@ def decode_record(buf: bytes, cid: bytes, where: str) -> bytes:
 
 def payload_aligned(offset: int, flags: int) -> bool:
     """True when the record at ``offset`` holds raw bytes starting on a 4 KiB boundary."""
-    return not flags & FLAG_ZSTD and (offset + REC.size) % ALIGN == 0
+    return not flags & FLAG_COMPRESSED and (offset + REC.size) % ALIGN == 0
 
 
 def read_record(fd: int, offset: int, stored_len: int) -> bytes:

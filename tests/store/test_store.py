@@ -214,7 +214,7 @@ def test_init_options_and_header(run, tmp_path):
     "args,code,text",
     [
         (["init", "--chunk-size", "3000"], 3, "--chunk-size"),
-        (["init", "--compression", "lz4"], 3, "--compression"),
+        (["init", "--compression", "lz5"], 3, "--compression"),
         (["store", "materialize", "00" * 16, "--path", "OUT"], 4, "no such disk content"),
         (["store", "materialize", "xyz", "--path", "OUT"], 3, "digest"),
         (["store", "ingest", "MISSING"], 4, "no such file"),

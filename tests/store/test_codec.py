@@ -1,0 +1,123 @@
+"""Chunk codecs (issue 17): lz4 and zstd levels as a per-store setting in cas.json, recorded
+in each pack record's flags, so a store reads whatever its packs hold whatever the current
+setting says."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+
+import pytest
+
+from imagestore.errors import IntegrityError
+from imagestore.store.layout import make_config
+from imagestore.store.packs import FLAG_LZ4, FLAG_ZSTD, REC, decode_record, encode_chunk, scan_pack
+from tests.helpers import make_ext4
+
+MiB = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def small_ext4(tmp_path_factory) -> str:
+    d = tmp_path_factory.mktemp("codec")
+    return make_ext4(str(d / "v1.raw"), "24M", "/usr/share/zoneinfo")
+
+
+def _flags(store: str) -> set[int]:
+    d = os.path.join(store, "regions", "local", "packs")
+    seen = set()
+    for n in os.listdir(d):
+        fd = os.open(os.path.join(d, n), os.O_RDONLY)
+        try:
+            seen |= {fl for _o, fl, _r, _s, _i in scan_pack(fd, os.fstat(fd).st_size)}
+        finally:
+            os.close(fd)
+    return seen
+
+
+@pytest.mark.parametrize("codec,flag", [("lz4", FLAG_LZ4), ("zstd:-3", FLAG_ZSTD), ("zstd:3", FLAG_ZSTD)])
+def test_store_codec_roundtrip_and_flags(run, small_ext4, tmp_path, codec, flag):
+    run.json("init", "--compression", codec)
+    with open(os.path.join(run.store, "regions", "local", "cas.json")) as f:
+        assert json.load(f)["compression"] == codec
+    res = run.json("store", "ingest", small_ext4)
+    assert 0 < res["storedBytes"] < res["dataBytes"]
+    assert _flags(run.store) <= {flag, 0} and flag in _flags(run.store)
+    out = str(tmp_path / "out.raw")
+    run.json("store", "materialize", res["digest"], "--path", out)
+    subprocess.run(["cmp", small_ext4, out], check=True)
+    assert run.json("store", "verify")["clean"]
+
+
+def test_store_reads_records_of_every_codec(run, small_ext4, tmp_path):
+    """A store whose setting changed (cas.json edited, as an old zstd store read by a new
+    default would be) still reads its old records: the codec is in each record's flags."""
+    run.json("init", "--compression", "zstd:1")
+    a = run.json("store", "ingest", small_ext4)["digest"]
+    cas = os.path.join(run.store, "regions", "local", "cas.json")
+    with open(cas) as f:
+        hdr = json.load(f)
+    hdr["compression"] = "lz4"
+    with open(cas, "w") as f:
+        json.dump(hdr, f)
+    other = str(tmp_path / "other.raw")
+    with open(other, "wb") as f:
+        f.write(b"lz4 after zstd " * (MiB // 8))
+        f.truncate(4 * MiB)
+    b = run.json("store", "ingest", other)["digest"]
+    assert _flags(run.store) >= {FLAG_ZSTD, FLAG_LZ4}
+    for digest, src in ((a, small_ext4), (b, other)):
+        out = str(tmp_path / f"{digest}.raw")
+        run.json("store", "materialize", digest, "--path", out)
+        subprocess.run(["cmp", src, out], check=True)
+    assert run.json("store", "verify")["clean"]
+
+
+def _record(payload: bytes, flags: int, raw_len: int, cid: bytes) -> bytes:
+    return REC.pack(b"ISC1", flags, raw_len, len(payload), cid) + payload
+
+
+@pytest.mark.parametrize("codec", ["lz4", 1, -5])
+def test_damaged_or_mislabelled_payload_is_an_integrity_error(codec):
+    import xxhash
+
+    data = (b"imagestore " * 30000)[: 256 << 10]
+    cid = xxhash.xxh3_128_digest(data)
+    payload, flags = encode_chunk(data, codec)
+    assert flags in (FLAG_LZ4, FLAG_ZSTD) and len(payload) < len(data)
+    assert decode_record(_record(payload, flags, len(data), cid), cid, "t") == data
+    bad = bytearray(payload)
+    bad[len(bad) // 2] ^= 0x55
+    with pytest.raises(IntegrityError, match="damaged|does not match"):
+        decode_record(_record(bytes(bad), flags, len(data), cid), cid, "t")
+    other = FLAG_ZSTD if flags == FLAG_LZ4 else FLAG_LZ4
+    with pytest.raises(IntegrityError, match="damaged|does not match"):
+        decode_record(_record(payload, other, len(data), cid), cid, "t")
+    for unknown in (FLAG_LZ4 | FLAG_ZSTD, 4, 0x80):
+        with pytest.raises(IntegrityError, match="unknown codec flags"):
+            decode_record(_record(payload, unknown, len(data), cid), cid, "t")
+    # the raw length in the header bounds the output: a lie is caught, not trusted
+    with pytest.raises(IntegrityError):
+        decode_record(_record(payload, flags, len(data) - 1, cid), cid, "t")
+
+
+def test_incompressible_chunk_is_stored_raw():
+    data = os.urandom(256 << 10)
+    for codec in ("lz4", 1):
+        payload, flags = encode_chunk(data, codec)
+        assert flags == 0 and payload == data
+
+
+def test_config_accepts_lz4_and_refuses_unknown():
+    assert make_config(None, "lz4").codec == "lz4"
+    assert make_config(None, "LZ4").compression == "lz4"
+    assert make_config(None, "zstd:-3").codec == -3
+    assert make_config(None, "none").codec is None
+    from imagestore.errors import InvalidArgument
+
+    for bad in ("lz4:3", "snappy", "zstd:0", "zstd:23"):
+        with pytest.raises(InvalidArgument, match="'none', 'lz4' or 'zstd"):
+            make_config(None, bad)
+    assert struct.calcsize("<4sB3xII16s") == REC.size
