@@ -13,6 +13,9 @@ command -v vhdiinfo >/dev/null || need_apt+=(libvhdi-utils)
 command -v mkfs.xfs >/dev/null || need_apt+=(xfsprogs)
 command -v setpriv >/dev/null || need_apt+=(util-linux)
 command -v strace >/dev/null || need_apt+=(strace)
+# perf (issue 17): the peers `imagestore bench --peers` compares with (it installs nothing itself)
+command -v borg >/dev/null || need_apt+=(borgbackup)
+command -v restic >/dev/null || need_apt+=(restic)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from .cache import warm
 from .conversions import conversion_rows
 from .disks import disk_creation_rows
-from .images import build_images
+from .images import build_images, changed_copy
+from .peers import found_peers, peer_rows
 from .report import Goal, pair
 from .settings import Settings
 from .stores import ingest_file
@@ -20,12 +21,34 @@ from .workspace import Workspace
 
 def bench_capture(s: Settings) -> list[dict]:
     """Capture, re-capture, disk creation and conversion rows, on one generated (or the
-    user's) image."""
+    user's) image; once per cache mode (``--cache both``: cold, then warm); with
+    ``s.peers`` also borg / restic where installed (:mod:`.peers`)."""
+    rows: list[dict] = []
+    asked = s.cache
     with scratch(s, "capture-") as d:
         w = Workspace.at(s, d, build_images(s, d))
-        rows = capture_rows(w)
-        rows += disk_creation_rows(w)
-        rows += conversion_rows(w)
+        v2 = None
+        if s.peers:
+            have, skipped = found_peers()
+            s.notes.append(f"peers: {', '.join(have) or 'none'}"
+                           + (f"; skipped (not installed): {', '.join(skipped)}" if skipped else ""))
+            if have:
+                v2 = os.path.join(d, "image-v2.raw")
+                changed_copy(s, d, w.img.raw, v2, max(1 << 20, w.img.allocated // 50),
+                             ext4_source=w.img.source_dir)
+        try:
+            for mode in s.modes():
+                s.cache = mode
+                if s.wants("capture") or s.wants("disks"):
+                    rows += capture_rows(w)  # disk creation needs its stores
+                if s.wants("disks"):
+                    rows += disk_creation_rows(w)
+                if s.wants("conversions"):
+                    rows += conversion_rows(w)
+                if s.peers:
+                    rows += peer_rows(w, v2)[0]
+        finally:
+            s.cache = asked
     return rows
 
 

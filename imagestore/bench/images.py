@@ -81,6 +81,7 @@ class Images:
     size: int  # virtual size
     allocated: int  # allocated bytes of the raw file (SEEK_DATA)
     source: str  # what made it
+    source_dir: str | None = None  # the directory of files the ext4 image was made from
 
 
 def build_images(s: Settings, d: str) -> Images:
@@ -95,6 +96,7 @@ def build_images(s: Settings, d: str) -> Images:
             qfmt = QEMU_FORMAT[fmt.split("-")[0]]
             run(["qemu-img", "convert", "-f", qfmt, "-O", "raw", s.image, raw])
         source = s.image
+        src = None
     else:
         src, n = pick_source(s.size, d)
         s.log(f"building a {s.size >> 20} MiB ext4 image from {src} ({n >> 20} MiB)")
@@ -107,7 +109,7 @@ def build_images(s: Settings, d: str) -> Images:
     run(["qemu-img", "convert", "-f", "raw", "-O", "vhdx", raw, vhdx])
     for p in (raw, vhd, vhdx):
         fsync_path(p)
-    return Images(raw, vhd, vhdx, size, allocated_bytes(raw), source)
+    return Images(raw, vhd, vhdx, size, allocated_bytes(raw), source, src)
 
 
 def same_fs(a: str, b: str) -> bool:

@@ -3,6 +3,8 @@ column states in plain words."""
 
 from __future__ import annotations
 
+from .timing import Measure, pair_ratio
+
 
 class Goal:
     """What a measurement should reach, in words (the ``target`` column).
@@ -27,9 +29,11 @@ class Goal:
 
 
 def row(name: str, tool: str, seconds: float, nbytes: int, *, ratio: float | None = None,
-        target: str = "", cache: str = "") -> dict:
-    """One measurement."""
-    return {
+        target: str = "", cache: str = "", pair_median: float | None = None) -> dict:
+    """One measurement. A :class:`Measure` adds its CPU seconds: ``user`` and ``sys``
+    (medians over the runs) and ``cpuPerGB`` (user + sys per 1e9 bytes of ``nbytes``); a
+    reference row of such a pair adds ``pairRatio``, the median of the per-round ratios."""
+    out = {
         "name": name,
         "tool": tool,
         "seconds": round(seconds, 3),
@@ -39,6 +43,12 @@ def row(name: str, tool: str, seconds: float, nbytes: int, *, ratio: float | Non
         "target": target,
         "cache": cache,
     }
+    if isinstance(seconds, Measure):
+        out["user"] = round(seconds.user, 3)
+        out["sys"] = round(seconds.sys, 3)
+        out["cpuPerGB"] = round((seconds.user + seconds.sys) / (nbytes / 1e9), 2) if nbytes else None
+        out["pairRatio"] = None if pair_median is None else round(pair_median, 2)
+    return out
 
 
 def pair(name: str, ours: float, nbytes: int, refs: list[tuple[str, str, float]], *,
@@ -48,5 +58,6 @@ def pair(name: str, ours: float, nbytes: int, refs: list[tuple[str, str, float]]
     out = [row(name, "imagestore", ours, nbytes, cache=cache)]
     for i, (label, tool, secs) in enumerate(refs):
         out.append(row(f"  vs {label}", tool, secs, nbytes, ratio=ours / secs if secs else None,
-                       target=target if i == 0 else "", cache=cache))
+                       target=target if i == 0 else "", cache=cache,
+                       pair_median=pair_ratio(ours, secs)))
     return out
