@@ -125,6 +125,17 @@ class TimedOut(ImagestoreError):
     code = "OperationTimedOut"
 
 
+# -- interfaces: the REST API (issue 12) ------------------------------------------------------
+
+
+class Unauthenticated(ImagestoreError):
+    """A request's credentials are missing, expired, malformed or not this store's (HTTP 401)."""
+
+    exit_code = 13
+    kind = "Unauthenticated"
+    code = "AuthenticationFailed"
+
+
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "internal error (a bug: please report it with the command line)",
@@ -139,6 +150,7 @@ EXIT_CODES: dict[int, str] = {
     IOFailure.exit_code: "operating-system I/O failure (permission, disk full, read-only)",
     TooLarge.exit_code: "disk too large for the target format or filesystem",
     TimedOut.exit_code: "timed out waiting for a resource to reach the requested state",
+    Unauthenticated.exit_code: "access token missing, expired, malformed or of another store",
 }
 
 

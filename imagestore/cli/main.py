@@ -20,6 +20,7 @@ from .bench_cmds import bench_group
 from .common import common_options
 from .convert_cmd import convert_cmd
 from .disk_cmds import disk_group
+from .identity_cmds import account_group, token_group
 from .region_cmds import region_group
 from .sig_cmds import sig_group
 from .snapshot_cmds import snapshot_group
@@ -91,6 +92,9 @@ cli.add_command(snapshot_group)
 cli.add_command(region_group)
 cli.add_command(worker_cmd)
 cli.add_command(convert_cmd)
+# REST API (issue 12)
+cli.add_command(account_group)
+cli.add_command(token_group)
 
 
 def main(argv: list[str] | None = None) -> None:

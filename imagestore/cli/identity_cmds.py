@@ -1,0 +1,68 @@
+"""`imagestore account show` and `imagestore token create`: the local account as az prints
+it, and bearer tokens for the REST API (``imagestore serve``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+
+from ..gallery import ids
+from ..identity import account_json, tokens
+from ..identity.account import local_user
+from .common import common_options, open_home
+from .output import emit
+
+
+@click.group("account")
+def account_group() -> None:
+    """The local account: subscription, tenant and user (az account)."""
+
+
+@account_group.command("show")
+@common_options
+@click.pass_context
+def account_show(ctx: click.Context) -> None:
+    """Show the subscription, tenant and user, as `az account show` does.
+
+    \b
+    Example:
+      imagestore account show --query id -o tsv
+    """
+    emit(ctx, account_json(open_home(ctx, create=False).root))
+
+
+@click.group("token")
+def token_group() -> None:
+    """Bearer tokens for the REST API."""
+
+
+@token_group.command("create")
+@click.option("--assignee", default=None, metavar="PRINCIPAL",
+              help="Who the token is for (default: the local user).")
+@click.option("--expires-in", "expires_in", type=int, default=tokens.DEFAULT_EXPIRES_IN,
+              show_default=True, metavar="SECONDS", help="Lifetime in seconds.")
+@common_options
+@click.pass_context
+def token_create(ctx: click.Context, assignee: str | None, expires_in: int) -> None:
+    """Issue a signed access token (a JWT), printed as `az account get-access-token` does.
+
+    \b
+    Example:
+      TOKEN=$(imagestore token create --query accessToken -o tsv)
+      curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8443/subscriptions/...
+    """
+    home = open_home(ctx)
+    tok = tokens.issue(home, assignee or local_user(), expires_in=expires_in)
+    claims = tokens.verify(home, tok)
+    expires = datetime.fromtimestamp(claims.exp, UTC)
+    emit(ctx, {
+        "accessToken": tok,
+        "expiresOn": expires.strftime("%Y-%m-%d %H:%M:%S.000000"),
+        "expires_on": claims.exp,
+        "subscription": ids.SUBSCRIPTION,
+        "tenant": claims.tid,
+        "tokenType": "Bearer",
+        "assignee": claims.name,
+        "objectId": claims.oid,
+    })
