@@ -21,6 +21,7 @@ from .common import common_options
 from .convert_cmd import convert_cmd
 from .disk_cmds import disk_group
 from .identity_cmds import account_group, token_group
+from .image_cmds import image_group
 from .region_cmds import region_group
 from .sig_cmds import sig_group
 from .snapshot_cmds import snapshot_group
@@ -89,6 +90,7 @@ cli.add_command(bench_group)
 cli.add_command(sig_group)
 cli.add_command(disk_group)
 cli.add_command(snapshot_group)
+cli.add_command(image_group)
 cli.add_command(region_group)
 cli.add_command(worker_cmd)
 cli.add_command(convert_cmd)

@@ -389,6 +389,16 @@ def image_version_group() -> None:
 @click.option("--image-version", "source_version", default=None, metavar="VERSION_ID",
               help="Copy an existing image version (full id or GALLERY/DEFINITION/VERSION) by "
                    "reference: no data is written.")
+@click.option("--os-snapshot", default=None, metavar="SNAPSHOT",
+              help="OS disk source: a snapshot (name in the resource group or ARM id); its "
+                   "data is shared, not copied.")
+@click.option("--data-snapshots", cls=Variadic, metavar="SNAPSHOT...",
+              help="Data disk sources: snapshots (names or ids).")
+@click.option("--data-snapshot-luns", cls=Variadic, metavar="LUN...",
+              help="LUNs of the data disk snapshots, in order (default 0, 1, …).")
+@click.option("--managed-image", default=None, metavar="IMAGE",
+              help="Source: a managed image (name in the resource group or ARM id) with all "
+                   "its disks; Generalized definitions only.")
 @click.option("-l", "--location", default=None, metavar="REGION",
               help="Source region (default local).")
 @click.option("--target-regions", cls=Variadic, metavar="REGION[=COUNT][=SKU]...",
@@ -414,12 +424,13 @@ def image_version_group() -> None:
 @common_options
 @click.pass_context
 def image_version_create(ctx, rg, gallery, image, version, os_vhd_uri, data_vhds_uris,
-                         data_vhds_luns, source_version, location, target_regions, replica_count,
+                         data_vhds_luns, source_version, os_snapshot, data_snapshots,
+                         data_snapshot_luns, managed_image, location, target_regions, replica_count,
                          storage_account_type, replication_mode, exclude_from_latest,
                          end_of_life_date, block_deletion_before_end_of_life,
                          allow_replicated_location_deletion, allow_parent_dir, source_format,
                          threads, no_wait, tags) -> None:
-    """Create an image version by capturing disk files, or from another image version.
+    """Create an image version from disk files, snapshots, a managed image or a version.
 
     \b
     Example:
@@ -427,6 +438,10 @@ def image_version_create(ctx, rg, gallery, image, version, os_vhd_uri, data_vhds
           --os-vhd-uri os.vhdx --data-vhds-uris data.vhd --data-vhds-luns 1
       imagestore sig image-version create -r otherGallery -i myImage1 -e 1.0.0 \\
           --image-version myGallery/myImage1/1.0.0
+      imagestore sig image-version create -r myGallery -i myImage1 -e 1.2.0 \\
+          --os-snapshot vm1-os-snap --data-snapshots vm1-data-snap --data-snapshot-luns 1
+      imagestore sig image-version create -r myGallery -i myImage1 -e 1.3.0 \\
+          --managed-image myImage
       imagestore sig image-version create -r myGallery -i myImage1 -e 1.1.0 \\
           --os-vhd-uri os.vhdx --target-regions local westeurope=2=Standard_ZRS --no-wait
       imagestore sig image-version create -r myGallery -i myImage1 -e 0.9.0 \\
@@ -453,7 +468,10 @@ def image_version_create(ctx, rg, gallery, image, version, os_vhd_uri, data_vhds
             "--allow-replicated-location-deletion", allow_replicated_location_deletion),
         tags=tags_opt(tags), observer=progress_observer(ctx), threads=threads,
         allow_parent_dir=allow_parent_dir, no_wait=no_wait,
-        source_format=source_format.lower(),
+        source_format=source_format.lower(), os_snapshot=os_snapshot,
+        data_snapshots=given(data_snapshots) or [],
+        data_snapshot_luns=int_list("--data-snapshot-luns", data_snapshot_luns),
+        managed_image=managed_image,
     )
     if not no_wait:  # az prints nothing with --no-wait; `wait --created` follows the operation
         emit(ctx, out)

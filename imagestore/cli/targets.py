@@ -56,10 +56,13 @@ TARGET_FLAGS: list[tuple[str, str]] = [
     ("properties.purchasePlan.product", "--plan-product"),
     # image versions
     ("properties.storageProfile.osDiskImage.source.uri", "--os-vhd-uri"),
+    ("properties.storageProfile.osDiskImage.source.id", "--os-snapshot"),
+    ("properties.storageProfile.osDiskImage.source", "--os-vhd-uri|--os-snapshot"),
     ("properties.storageProfile.dataDiskImages[*].source.uri", "--data-vhds-uris"),
-    ("properties.storageProfile.dataDiskImages[*].lun", "--data-vhds-luns"),
-    ("properties.storageProfile.dataDiskImages", "--data-vhds-luns"),
-    ("properties.storageProfile.source.id", "--image-version"),
+    ("properties.storageProfile.dataDiskImages[*].source.id", "--data-snapshots"),
+    ("properties.storageProfile.dataDiskImages[*].lun", "--data-vhds-luns|--data-snapshot-luns"),
+    ("properties.storageProfile.dataDiskImages", "--data-vhds-luns|--data-snapshot-luns"),
+    ("properties.storageProfile.source.id", "--image-version|--managed-image"),
     ("properties.publishingProfile.targetRegions", "--target-regions"),
     ("properties.publishingProfile.replicaCount", "--replica-count"),
     ("properties.publishingProfile.storageAccountType", "--storage-account-type"),
@@ -73,6 +76,9 @@ TARGET_FLAGS: list[tuple[str, str]] = [
     ("properties.creationData.galleryImageReference.id", "--gallery-image-reference"),
     ("properties.creationData.galleryImageReference.lun", "--gallery-image-reference-lun"),
     ("properties.creationData.sourceResourceId", "--source"),
+    ("properties.storageProfile.osDisk.osType", "--os-type"),
+    ("properties.storageProfile.osDisk", "--source"),
+    ("properties.storageProfile.dataDisks", "--data-disk-sources"),
     ("sku.name", "--sku"),
     ("properties.localStorage.path", "--path"),
     ("properties.localStorage.format", "--format"),
@@ -117,6 +123,11 @@ def cli_message(err: ImagestoreError, ctx: click.Context | None) -> str:
     if found is None:
         return msg
     part, flag = found
+    if "|" in flag:  # alternative flags for one field: name the one the user typed
+        alts = flag.split("|")
+        typed = [f for f in alts if _given(ctx, f)]
+        flag = typed[0] if typed else next((f for f in alts if _given(ctx, f) is not None),
+                                           alts[0])
     flags = flag.split("/")
     given = [_given(ctx, f) for f in flags]
     if all(g is None for g in given):

@@ -100,8 +100,9 @@ def parse_resource_ref(text: str, default_rg: str, *, field: str,
         raise _err(InvalidArgument, field, f"{field}: provider '{vals[2]}' is not {PROVIDER}")
     if len(keys) != 4 or keys[3] not in kinds:
         what = "/".join(parts[6::2]) or "?"
+        article = "an" if allowed[0] in "aeiou" else "a"
         raise _err(InvalidArgument, field,
-                   f"{field}: '{text}' is a {PROVIDER}/{what} id, not a {allowed} id")
+                   f"{field}: '{text}' is a {PROVIDER}/{what} id, not {article} {allowed} id")
     if vals[0].lower() != SUBSCRIPTION:
         raise _err(NotFound, field, f"{field}: subscription '{vals[0]}' not found (the local "
                    f"subscription is {SUBSCRIPTION})")

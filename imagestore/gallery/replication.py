@@ -59,8 +59,12 @@ class Replication:
         row = self.repo.version_by_pk(vpk)
         if row is None:
             return  # deleted meanwhile: the deletion unpublished its copies
-        if payload.get("capture") and not self.repo.disks_of(vpk):
-            if not self._capture(row, payload["capture"], observer):
+        cap = payload.get("capture")
+        if cap:
+            have = {d.lun for d in self.repo.disks_of(vpk)}
+            want = {int(src[0]) for src in cap["sources"]}
+            # disks from snapshots were recorded at creation; the files are captured here
+            if not want <= have and not self._capture(row, cap, observer):
                 return
         disks = self.repo.disks_of(vpk)
         digests = list(dict.fromkeys(d.digest for d in disks if d.digest))

@@ -63,7 +63,10 @@ def image_json(row: sqlite3.Row) -> dict:
 
 def disk_image_json(d: sqlite3.Row, with_source: bool) -> dict:
     out: dict = {"sizeInGB": size_in_gb(d["virtual_size"]), "hostCaching": d["host_caching"]}
-    if with_source and d["source_uri"]:
+    source_id = d["source_id"] if "source_id" in d.keys() else None
+    if with_source and source_id:  # made from a snapshot
+        out["source"] = {"id": source_id}
+    elif with_source and d["source_uri"]:
         out["source"] = {"uri": d["source_uri"]}
     return out
 
@@ -101,9 +104,17 @@ def version_json(row: sqlite3.Row, disks: list[sqlite3.Row], regions: list[sqlit
         sp["osDiskImage"] = disk_image_json(os_disk[0], not by_ref)
     if data:
         sp["dataDiskImages"] = [{"lun": d["lun"], **disk_image_json(d, not by_ref)} for d in data]
-    if not disks and props.get("storageProfile"):
-        # not captured yet (--no-wait), or the capture failed: Azure echoes the request
-        sp.update(copy.deepcopy(props["storageProfile"]))
+    asked = props.get("storageProfile") or {}
+    if not by_ref and asked:
+        # disks not captured yet (--no-wait), or the capture failed: Azure echoes the request
+        if "osDiskImage" not in sp and "osDiskImage" in asked:
+            sp["osDiskImage"] = copy.deepcopy(asked["osDiskImage"])
+        have = {d["lun"] for d in data}
+        missing = [copy.deepcopy(x) for x in asked.get("dataDiskImages", ())
+                   if x["lun"] not in have]
+        if missing:
+            sp["dataDiskImages"] = sorted(sp.get("dataDiskImages", []) + missing,
+                                          key=lambda x: x["lun"])
     p: dict = {
         "publishingProfile": props["publishingProfile"],
         "storageProfile": sp,
@@ -168,14 +179,17 @@ def replication_status(regions: list[sqlite3.Row]) -> dict:
     return {"aggregatedState": agg, "summary": summary}
 
 
-def requested_storage_profile(sources: list[tuple[int, str]]) -> dict:
-    """The ``storageProfile`` a create request asks for ((lun or -1, source path) pairs):
-    what Azure echoes while the version is still being created, before sizes are known."""
+def requested_storage_profile(sources: list[tuple[int, str]],
+                              resource_ids: list[tuple[int, str]] = ()) -> dict:
+    """The ``storageProfile`` a create request asks for ((lun or -1, source path) pairs, and
+    (lun or -1, snapshot id) pairs): what Azure echoes while the version is still being
+    created, before sizes are known."""
     sp: dict = {}
     data = []
-    for lun, path in sources:
-        img = {"hostCaching": "ReadWrite" if lun < 0 else "None",
-               "source": {"uri": file_uri(path)}}
+    entries = [(lun, {"uri": file_uri(path)}) for lun, path in sources]
+    entries += [(lun, {"id": rid}) for lun, rid in resource_ids]
+    for lun, source in entries:
+        img = {"hostCaching": "ReadWrite" if lun < 0 else "None", "source": source}
         if lun < 0:
             sp["osDiskImage"] = img
         else:

@@ -19,6 +19,7 @@ from ..home import Home
 from .definitions import Definitions
 from .disks import Disks
 from .galleries import Galleries
+from .managed_images import ManagedImages
 from .placement import Placement, RegionLookup
 from .replication import Log, Replication
 from .repository import Repository, VersionRow
@@ -28,7 +29,7 @@ from .versions import Versions, WorkRunner
 
 class GalleryService:
     """The gallery of one store: ``galleries``, ``definitions``, ``versions``, ``disks``,
-    ``snapshots`` and ``replication`` (the queued work), over one :class:`~.repository.Repository`.
+    ``snapshots``, ``managed_images`` and ``replication`` (the queued work), over one :class:`~.repository.Repository`.
     ``region_lookup`` overrides which regions exist (tests)."""
 
     def __init__(self, home: Home, *, region_lookup: RegionLookup | None = None,
@@ -41,6 +42,7 @@ class GalleryService:
         self.versions = Versions(self.repo, self.placement, runner)
         self.disks = Disks(home, self.repo, self.placement, self.versions)
         self.snapshots = Snapshots(self.repo, self.placement)
+        self.managed_images = ManagedImages(self.repo, self.placement)
         self.replication = Replication(home, self.repo, self.placement, log=log)
 
     @property

@@ -33,7 +33,7 @@ from ..errors import (
 )
 from ..home import DEFAULT_REGION
 from ..store.cas import BlobStore
-from . import arm_shape, capture, ids, patch, resources, validate
+from . import arm_shape, capture, ids, patch, resources, validate, version_sources
 from .capture import Source
 from .changes import check_changes
 from .latest import latest_version
@@ -94,6 +94,8 @@ class _CreatePlan:
     shallow: bool
     sources: list[Source]
     reference: str | None
+    #: disk images from snapshots or a managed image (by reference to their manifests)
+    resources: version_sources.ResourceSources
 
 
 class Versions:
@@ -165,10 +167,14 @@ class Versions:
         allow_deletion_of_replicated_locations: bool = False, tags: dict | None = None,
         observer: Observer | None = None, threads: int = 2,
         allow_parent_dir: str | None = None, no_wait: bool = False, source_format: str = "auto",
+        os_snapshot: str | None = None, data_snapshots: list[str] | tuple[str, ...] = (),
+        data_snapshot_luns: list[int] | tuple[int, ...] = (), managed_image: str | None = None,
     ) -> dict:
         """Create a version from disk files (``os_vhd_uri``, ``data_vhds_uris``; read as
         ``source_format``: "auto" detects and refuses non-disks, "raw" takes the bytes) or from
-        another version (``image_version``, by reference: no data written). ``no_wait``:
+        another version (``image_version``, by reference: no data written), or from snapshots
+        (``os_snapshot``, ``data_snapshots`` at ``data_snapshot_luns``) or a managed image
+        (``managed_image``), sharing their manifests (see :mod:`.version_sources`). ``no_wait``:
         return at once (provisioningState Creating); capture and replication run in the
         background. Otherwise the capture runs here and replication is done before returning
         (a failed region raises Conflict; the version stays, Failed, as in Azure)."""
@@ -179,7 +185,9 @@ class Versions:
             storage_account_type=storage_account_type, replication_mode=replication_mode,
             exclude_from_latest=exclude_from_latest, end_of_life_date=end_of_life_date,
             block_deletion_before_end_of_life=block_deletion_before_end_of_life,
-            allow_deletion_of_replicated_locations=allow_deletion_of_replicated_locations)
+            allow_deletion_of_replicated_locations=allow_deletion_of_replicated_locations,
+            os_snapshot=os_snapshot, data_snapshots=list(data_snapshots or ()),
+            data_snapshot_luns=list(data_snapshot_luns or ()), managed_image=managed_image)
         store, close_store = self.placement.open_source_store(plan.location)
         published: list[str] = []  # manifests this call created (removed again on failure)
         try:
@@ -190,13 +198,16 @@ class Versions:
                 source_id, disks = self._disks_by_reference(plan.reference, rg, plan.definition)
             elif plan.shallow:
                 disks = capture.shallow_disks(plan.sources, allow_parent_dir, source_format)
-            elif no_wait:
+            elif no_wait and plan.sources:
                 capture.check_sources(plan.sources, allow_parent_dir, source_format)  # headers
                 capture_later = True
             else:
                 disks = capture.capture(store, plan.sources, threads=threads, observer=observer,
                                         allow_parent_dir=allow_parent_dir, published=published,
                                         source_format=source_format)
+            if plan.resources.disks:
+                disks = sorted(disks + plan.resources.disks, key=lambda d: d.lun)
+                source_id = plan.resources.source_id
             payload = {}
             if capture_later:
                 payload["capture"] = {"sources": [s.to_json() for s in plan.sources],
@@ -219,7 +230,8 @@ class Versions:
               image_version, location, target_regions, replica_count, storage_account_type,
               replication_mode, exclude_from_latest, end_of_life_date,
               block_deletion_before_end_of_life,
-              allow_deletion_of_replicated_locations) -> _CreatePlan:
+              allow_deletion_of_replicated_locations, os_snapshot=None, data_snapshots=(),
+              data_snapshot_luns=(), managed_image=None) -> _CreatePlan:
         """Check the whole request before anything is written."""
         validate.resource_group(rg)
         img = self.repo.definition(rg, gallery, image)
@@ -241,8 +253,23 @@ class Versions:
             raise InvalidArgument("properties.safetyProfile.blockDeletionBeforeEndOfLife: needs "
                                   "properties.publishingProfile.endOfLifeDate",
                                   target="properties.safetyProfile.blockDeletionBeforeEndOfLife")
+        data_snapshots = list(data_snapshots or ())
+        version_sources.check_os_sources(
+            os_vhd_uri=os_vhd_uri, os_snapshot=os_snapshot, managed_image=managed_image,
+            image_version=image_version, data_given=bool(data_vhds_uris or data_snapshots))
+        snap_luns = version_sources.data_snapshot_luns(data_snapshots,
+                                                       list(data_snapshot_luns or ()))
         sources = self._sources(os_vhd_uri, list(data_vhds_uris or ()),
-                                list(data_vhds_luns or ()), image_version)
+                                list(data_vhds_luns or ()), image_version,
+                                taken=len(snap_luns) and snap_luns)
+        if mode_is_shallow(replication_mode) and (os_snapshot or data_snapshots or managed_image):
+            raise InvalidArgument(
+                "properties.publishingProfile.replicationMode: Shallow references disk files "
+                "(osDiskImage.source.uri); snapshots and managed images are in the store "
+                "already", target="properties.publishingProfile.replicationMode")
+        res = version_sources.resolve(self.repo, rg, img, location, os_snapshot=os_snapshot,
+                                      data_snapshots=data_snapshots, luns=snap_luns,
+                                      managed_image=managed_image)
         pp: dict = {
             "targetRegions": trs,
             "replicaCount": rc,
@@ -256,7 +283,8 @@ class Versions:
         props = {
             "publishingProfile": pp,
             # what the request asks for: shown until the disks have been captured
-            "storageProfile": resources.requested_storage_profile([(s.lun, s.path) for s in sources]),
+            "storageProfile": resources.requested_storage_profile(
+                [(s.lun, s.path) for s in sources], res.requested),
             "safetyProfile": {
                 "allowDeletionOfReplicatedLocations": bool(allow_deletion_of_replicated_locations),
                 "blockDeletionBeforeEndOfLife": bool(block_deletion_before_end_of_life),
@@ -271,25 +299,20 @@ class Versions:
                     f"'{location}' only (it references the source file); remove "
                     f"{', '.join(others)}", target="properties.publishingProfile.targetRegions")
         return _CreatePlan(img, version, parts, location, trs, props, shallow, sources,
-                           image_version)
+                           image_version, res)
 
     @staticmethod
     def _sources(os_vhd_uri: str | None, uris: list[str], luns: list[int],
-                 image_version: str | None) -> list[Source]:
-        """The disk sources of a create request, checked (LUNs, existence, duplicates)."""
-        if image_version and (os_vhd_uri or uris):
-            raise InvalidArgument(f"{_SRC}: cannot be combined with disk sources (osDiskImage, "
-                                  f"dataDiskImages)", target=_SRC)
-        if not image_version and not os_vhd_uri:
-            raise InvalidArgument(f"{_OS_URI}: required (or {_SRC} to copy an existing "
-                                  f"version)", target=_OS_URI)
+                 image_version: str | None, taken: list[int] | int = ()) -> list[Source]:
+        """The disk file sources of a create request, checked (LUNs, existence, duplicates);
+        ``taken``: LUNs of data disk snapshots, listed after the files'."""
         if luns and len(luns) != len(uris):
             raise InvalidArgument(f"{_DATA}: {len(luns)} LUN(s) given for {len(uris)} data "
                                   f"disk source(s)", target=_DATA)
         if not luns:
             luns = list(range(len(uris)))
         seen_luns: set[int] = set()
-        for i, lun in enumerate(luns):
+        for i, lun in enumerate([*luns, *(taken or ())]):
             lun_target = f"{_DATA}[{i}].lun"
             if isinstance(lun, bool) or not isinstance(lun, int) or not 0 <= lun <= validate.MAX_LUN:
                 raise InvalidArgument(f"{lun_target}: '{lun}' must be an integer from 0 to "
@@ -648,3 +671,8 @@ class Versions:
                 raise TimedOut(f"image version '{gallery}/{image}/{version}': not {condition} "
                                f"after {timeout:g} s")
             time.sleep(interval)
+
+
+def mode_is_shallow(mode: str | None) -> bool:
+    """Whether a requested replicationMode is Shallow (any case)."""
+    return (mode or "").lower() == "shallow"
