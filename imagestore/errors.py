@@ -136,6 +136,14 @@ class Unauthenticated(ImagestoreError):
     code = "AuthenticationFailed"
 
 
+class AccessDenied(ImagestoreError):
+    """A storage service refused the credentials (wrong account key, expired SAS)."""
+
+    exit_code = 14
+    kind = "AccessDenied"
+    code = "AuthorizationFailed"
+
+
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "internal error (a bug: please report it with the command line)",
@@ -151,6 +159,7 @@ EXIT_CODES: dict[int, str] = {
     TooLarge.exit_code: "disk too large for the target format or filesystem",
     TimedOut.exit_code: "timed out waiting for a resource to reach the requested state",
     Unauthenticated.exit_code: "access token missing, expired, malformed or of another store",
+    AccessDenied.exit_code: "access denied by a storage service (account key, SAS, connection string)",
 }
 
 

@@ -16,6 +16,7 @@ command -v strace >/dev/null || need_apt+=(strace)
 # perf (issue 17): the peers `imagestore bench --peers` compares with (it installs nothing itself)
 command -v borg >/dev/null || need_apt+=(borgbackup)
 command -v restic >/dev/null || need_apt+=(restic)
+command -v npm >/dev/null || need_apt+=(nodejs npm)   # Azurite (below)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq
@@ -32,4 +33,9 @@ legacy_sdk=build/sdk/azure-mgmt-compute-37
 if [ ! -f "$legacy_sdk/azure/mgmt/compute/models/__init__.py" ]; then
   python3 -m pip install -q --disable-pip-version-check --no-deps --target "$legacy_sdk" \
     'azure-mgmt-compute==37.2.0'
+fi
+# Azurite, Microsoft's Azure Storage emulator, for the blob-region and page-blob tests
+# (tests/azurite.py finds it in build/azurite); installed once, then cached
+if [ ! -x build/azurite/bin/azurite-blob ]; then
+  npm install -g --silent --no-fund --no-audit --prefix build/azurite azurite >/dev/null
 fi

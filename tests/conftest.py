@@ -101,3 +101,30 @@ def small_fs(tmp_path) -> str:
         yield mnt
     finally:
         umount(mnt)
+
+
+# -- Azure Blob Storage (Azurite) -------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory):
+    """A running Azurite blob service (fails in CI when it is not installed, else skips)."""
+    from .azurite import start_azurite
+
+    az = start_azurite(str(tmp_path_factory.mktemp("azurite")))
+    try:
+        yield az
+    finally:
+        az.stop()
+
+
+@pytest.fixture
+def blob_proxy(azurite):
+    """A byte-counting TCP relay in front of Azurite."""
+    from .azurite import CountingProxy
+
+    p = CountingProxy(azurite.port)
+    try:
+        yield p
+    finally:
+        p.close()

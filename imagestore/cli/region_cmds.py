@@ -38,22 +38,60 @@ def region_group() -> None:
 
 @region_group.command("create")
 @click.argument("name")
-@click.option("--path", "paths", multiple=True, required=True, metavar="DIR",
+@click.option("--path", "paths", multiple=True, metavar="DIR",
               help="A zone directory (repeat for more zones; each typically on its own disk).")
+@click.option("--storage-account-url", "account_urls", multiple=True, metavar="URL",
+              help="A blob region: the storage account's blob endpoint "
+                   "(https://ACCOUNT.blob.core.windows.net, or http://127.0.0.1:10000/ACCOUNT "
+                   "for Azurite); repeat for zones in several accounts (ZRS).")
+@click.option("--container", "containers", multiple=True, metavar="NAME",
+              help="A blob region's container (must exist); repeat for more zones.")
+@click.option("--account-key", envvar=None, default=None, metavar="KEY",
+              help="The storage account key (else AZURE_STORAGE_KEY / "
+                   "AZURE_STORAGE_CONNECTION_STRING). Kept in a 0600 file, never printed.")
+@click.option("--sas-token", default=None, metavar="SAS",
+              help="A SAS token with read/write/list/delete on the containers.")
+@click.option("--connection-string", default=None, metavar="CS",
+              help="An Azure storage connection string.")
 @common_options
 @click.pass_context
-def create_cmd(ctx: click.Context, name: str, paths: tuple[str, ...]) -> None:
-    """Create region NAME whose zones are the given directories.
+def create_cmd(ctx: click.Context, name: str, paths: tuple[str, ...],
+               account_urls: tuple[str, ...], containers: tuple[str, ...],
+               account_key: str | None, sas_token: str | None,
+               connection_string: str | None) -> None:
+    """Create region NAME whose zones are the given directories, or containers in Azure
+    Blob Storage.
 
     A zone directory must be missing, empty, or an imagestore blob store with this store's
-    chunk size; it must not overlap another region's zone.
+    chunk size; it must not overlap another region's zone. A zone container must exist and
+    accept the credentials; copies beyond the first of a zone go to containers NAME-copyK
+    that imagestore creates.
 
     \b
     Example:
       imagestore region create westeurope --path /mnt/disk1/img --path /mnt/disk2/img
+      imagestore region create eastus --storage-account-url https://acct.blob.core.windows.net \\
+          --container images
     """
+    from ..errors import InvalidArgument
+    from ..regions.blobzones import check_explicit
+
+    blob = bool(account_urls or containers)
+    if blob and paths:
+        raise InvalidArgument("--path and --storage-account-url/--container: a region is "
+                              "either directories or blob containers")
+    if not blob and not paths:
+        raise InvalidArgument("--path: a region needs at least one zone directory (or "
+                              "--storage-account-url and --container for a blob region)")
+    cred = check_explicit(account_key, sas_token, connection_string)
+    if not blob and cred is not None:
+        raise InvalidArgument("--account-key/--sas-token/--connection-string: only for a "
+                              "blob region")
     reg = _registry(ctx, create=True)
-    r = reg.create(name, list(paths))
+    if blob:
+        r = reg.create_blob(name, list(account_urls), list(containers), credential=cred)
+    else:
+        r = reg.create(name, list(paths))
     emit(ctx, r.to_json(reg.home))
 
 
@@ -118,7 +156,9 @@ def delete_cmd(ctx: click.Context, name: str, delete_data: bool) -> None:
     reg = _registry(ctx)
     r = reg.delete(name, delete_data=delete_data,
                    targeted_by=lambda n: gallery_service(ctx).versions_targeting(n))
-    kept = [z for z in r.zones if os.path.exists(z)]  # kept, or not removable (other files)
+    # kept, or not removable (other files); a blob region's containers are the user's
+    kept = (list(r.zones) if r.storage != "directory"
+            else [z for z in r.zones if os.path.exists(z)])
     emit(ctx, {**r.to_json(reg.home), "deleted": True, "dataDeleted": delete_data,
                "keptPaths": kept})
 

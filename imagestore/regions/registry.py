@@ -41,9 +41,13 @@ from datetime import UTC, datetime
 from ..errors import Conflict, InvalidArgument, NotAStore, NotFound, from_oserror
 from ..fsutil import atomic_write, fsync_dir, remove_stale_temps
 from ..home import DEFAULT_REGION, Home
+from ..store import azblob
+from ..store.azblob import Credential
 from ..store.cas import RESERVE_NAME, BlobStore
+from ..store.container import ContainerStore
 from ..store.layout import read_config
 from ..store.lock import StoreLock
+from . import blobzones
 
 REGION_FORMAT = "imagestore-region"
 REGION_VERSION = 1
@@ -63,6 +67,8 @@ class Region:
     zones: tuple[str, ...]
     created: str | None
     default: bool = False
+    #: "directory" (zones are directories) or "azure-blob" (zones are containers, by URL)
+    storage: str = "directory"
 
     def zone_store(self, i: int) -> BlobStore:
         return BlobStore.open(self.zones[i])
@@ -73,6 +79,7 @@ class Region:
             "name": self.name,
             "type": "imagestore/regions",
             "isDefault": self.default,
+            "storage": self.storage,
             "zones": list(self.zones),
             "zoneCount": len(self.zones),
             "chunkSize": cfg.chunk_size,
@@ -127,10 +134,15 @@ class RegionRegistry:
                 f"(this imagestore reads version {REGION_VERSION})"
             )
         zones = raw.get("zones")
+        storage = raw.get("storage", "directory")
+        ok_zone = blobzones.is_blob if storage == blobzones.STORAGE else os.path.isabs
         if (raw.get("name") != dirname or not isinstance(zones, list) or not zones
-                or not all(isinstance(z, str) and os.path.isabs(z) for z in zones)):
-            raise NotAStore(f"{path}: bad region header (name or zones)")
-        return Region(dirname, tuple(zones), raw.get("created"))
+                or storage not in ("directory", blobzones.STORAGE)
+                or not all(isinstance(z, str) and ok_zone(z) for z in zones)):
+            raise NotAStore(f"{path}: bad region header (name, storage or zones)")
+        if storage == blobzones.STORAGE:
+            blobzones.attach(os.path.dirname(path), zones)
+        return Region(dirname, tuple(zones), raw.get("created"), storage=storage)
 
     def list(self) -> list[Region]:
         out = [self._local()]
@@ -219,7 +231,8 @@ class RegionRegistry:
             existing = self.find(name)
             if existing is not None:
                 raise Conflict(f"region '{existing.name}' already exists")
-            taken = [(r.name, _real(z)) for r in self.list() for z in r.zones]
+            taken = [(r.name, _real(z)) for r in self.list() for z in r.zones
+                     if r.storage == "directory"]
             stores = [self._check_zone(z, taken, own_dir) for z in zones]
             made: list[str] = []  # directories this call created, removed again on failure
             ok = False
@@ -255,6 +268,71 @@ class RegionRegistry:
                         _remove_store_dir(d)
         return Region(name, tuple(zones), created)
 
+    def create_blob(self, name: str, account_urls: list[str], containers: list[str], *,
+                    credential: Credential | None = None) -> Region:
+        """Create a blob region: zones are containers. One account URL and several
+        containers, several accounts and one container name, or pairs of both. Every
+        container must exist and accept the credentials; a blob store header (``cas.json``)
+        is written into each that has none, before the region is published."""
+        check_name(name)
+        if not account_urls:
+            raise InvalidArgument("--storage-account-url: a blob region needs an account URL")
+        if not containers:
+            raise InvalidArgument("--container: a blob region needs a container")
+        accounts = [azblob.parse_account_url(u) for u in account_urls]
+        for c in containers:
+            azblob.check_container(c)
+        if len(accounts) == 1:
+            pairs = [(accounts[0], c) for c in containers]
+        elif len(containers) == 1:
+            pairs = [(a, containers[0]) for a in accounts]
+        elif len(accounts) == len(containers):
+            pairs = list(zip(accounts, containers, strict=True))
+        else:
+            raise InvalidArgument(
+                f"--storage-account-url/--container: {len(accounts)} accounts and "
+                f"{len(containers)} containers do not pair up (give one of either, or as many)"
+            )
+        zones = [a.container_url(c) for a, c in pairs]
+        if len(set(zones)) != len(zones):
+            raise InvalidArgument("--container: zones must be distinct containers")
+        secrets: dict[str, azblob.Credential] = {}
+        for a in accounts:
+            cred = azblob.resolve_credential(a, credential)
+            if cred.kind != "anonymous" and (credential is not None or a.sas):
+                secrets[a.endpoint] = cred
+        own_dir = os.path.join(self.regions_dir, name)
+        with self._registry_lock():
+            existing = self.find(name)
+            if existing is not None:
+                raise Conflict(f"region '{existing.name}' already exists")
+            for r in self.list():
+                for z in r.zones:
+                    if z in zones:
+                        raise Conflict(f"--container: {z} is a zone of region '{r.name}'")
+            # every container is checked (and given its cas.json) before anything local
+            for a, c in pairs:
+                cred = secrets.get(a.endpoint) or azblob.resolve_credential(a)
+                ContainerStore.probe(a, c, cred, self.home.config)
+            made = not os.path.isdir(own_dir)
+            ok = False
+            try:
+                os.makedirs(own_dir, exist_ok=True)
+                blobzones.save_secrets(own_dir, secrets)
+                created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                doc = {"format": REGION_FORMAT, "version": REGION_VERSION, "name": name,
+                       "storage": blobzones.STORAGE, "zones": zones, "created": created}
+                atomic_write(os.path.join(own_dir, "region.json"),
+                             (json.dumps(doc, indent=2) + "\n").encode())
+                ok = True
+            except OSError as e:
+                raise from_oserror(e, getattr(e, "filename", None) or name) from None
+            finally:
+                if not ok and made:
+                    shutil.rmtree(own_dir, ignore_errors=True)
+        blobzones.attach(own_dir, zones, secrets)
+        return Region(name, tuple(zones), created, storage=blobzones.STORAGE)
+
     def delete(self, name: str, *, holds_only_copy: HoldsOnlyCopy | None = None,
                targeted_by: HoldsOnlyCopy | None = None, delete_data: bool = False) -> Region:
         """Unregister region ``name`` (and remove its blob stores with ``delete_data``).
@@ -287,7 +365,19 @@ class RegionRegistry:
             try:
                 os.unlink(os.path.join(own_dir, "region.json"))  # unpublishes the region
                 fsync_dir(own_dir)
-                if delete_data:
+                if delete_data and r.storage == blobzones.STORAGE:
+                    for z in r.zones:
+                        blobzones.delete_data(z)
+                    shutil.rmtree(os.path.join(own_dir, "cache"), ignore_errors=True)
+                if r.storage == blobzones.STORAGE:
+                    for leftover in (blobzones.CREDENTIALS_FILE,):
+                        try:
+                            os.unlink(os.path.join(own_dir, leftover))
+                        except FileNotFoundError:
+                            pass
+                    if not delete_data:
+                        shutil.rmtree(os.path.join(own_dir, "cache"), ignore_errors=True)
+                elif delete_data:
                     for z in r.zones:
                         _remove_store_dir(z + os.sep)
                         try:

@@ -52,14 +52,16 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from ..errors import ImagestoreError, IntegrityError, InvalidArgument, NotFound
-from ..fsutil import atomic_write
 from ..store import index, manifest
 from ..store.cas import BlobStore
+from ..store.container import ContainerStore
+from ..store.container_gc import gc_container
 from ..store.layout import CasConfig
 from ..store.maintenance import gc, verify
 from ..store.materialize import MaterializeResult, materialize
 from ..store.packs import FLAG_COMPRESSED, REC, decode_record
 from ..store.rebuild import rebuild_index
+from . import blobzones
 from .registry import Region, RegionRegistry
 from .replicate import RecordSink, ReplicateResult, replicate
 
@@ -79,6 +81,8 @@ def storage_account_type(value: str, field: str = "--storage-account-type") -> s
 
 
 def slot_path(zone: str, k: int) -> str:
+    if blobzones.is_blob(zone):
+        return blobzones.slot_url(zone, k)
     return zone if k == 0 else os.path.join(zone, "copies", str(k))
 
 
@@ -88,6 +92,18 @@ def plan_copies(region: Region, copies: int, sku: str = "Standard_LRS") -> list[
     if not isinstance(copies, int) or not 1 <= copies <= MAX_REPLICAS:
         raise InvalidArgument(f"--copies: {copies} must be between 1 and {MAX_REPLICAS}")
     n = len(region.zones)
+    if sku == "Standard_ZRS" and region.storage == blobzones.STORAGE:
+        # zone-redundant in blob storage: every copy in a distinct storage account
+        per_account: dict[str, str] = {}
+        for z in region.zones:
+            per_account.setdefault(blobzones.account_of(z), z)
+        if copies > len(per_account):
+            raise InvalidArgument(
+                f"region '{region.name}': Standard_ZRS keeps each of {copies} copies in a "
+                f"distinct storage account, but the region's containers are in "
+                f"{len(per_account)} account(s)"
+            )
+        return list(per_account.values())[:copies]
     if sku == "Standard_ZRS" and copies > n:
         raise InvalidArgument(
             f"region '{region.name}': Standard_ZRS keeps each of {copies} copies in a distinct "
@@ -97,6 +113,8 @@ def plan_copies(region: Region, copies: int, sku: str = "Standard_LRS") -> list[
 
 
 def open_slot(path: str, cfg: CasConfig, *, create: bool = True) -> BlobStore:
+    if blobzones.is_blob(path):
+        return blobzones.open_blob_slot(path, cfg, create=create)
     if os.path.exists(os.path.join(path, "cas.json")):
         return BlobStore.open(path)
     if not create:
@@ -105,7 +123,10 @@ def open_slot(path: str, cfg: CasConfig, *, create: bool = True) -> BlobStore:
 
 
 def missing_zones(region: Region) -> list[str]:
-    """Zones whose blob store is not there (a disk not mounted, a directory removed)."""
+    """Zones whose blob store is not there (a disk not mounted, a directory removed, a
+    container emptied)."""
+    if region.storage == blobzones.STORAGE:
+        return [z for z in region.zones if not blobzones.zone_present(z)]
     return [z for z in region.zones if not os.path.exists(os.path.join(z, "cas.json"))]
 
 
@@ -114,7 +135,8 @@ def check_zones(region: Region, paths: list[str]) -> None:
     the empty mount point instead of the disk meant to hold the zone."""
     gone = set(missing_zones(region))
     for p in paths:
-        zone = next(z for z in region.zones if p == z or p.startswith(z + os.sep))
+        zone = (blobzones.zone_of(p)[0] if region.storage == blobzones.STORAGE else
+                next(z for z in region.zones if p == z or p.startswith(z + os.sep)))
         if zone in gone:
             raise NotFound(
                 f"region '{region.name}': zone {zone} has no blob store (missing or not mounted)"
@@ -125,6 +147,12 @@ def region_slots(region: Region) -> list[str]:
     """The slot directories that exist in a region, in placement order (slot k of every zone,
     then slot k + 1)."""
     found: list[tuple[int, int, str]] = []
+    if region.storage == blobzones.STORAGE:
+        for z, zone in enumerate(region.zones):
+            if blobzones.zone_present(zone):
+                found.append((0, z, zone))
+            found += [(k, z, url) for k, url in blobzones.copy_slots(zone)]
+        return [p for _k, _z, p in sorted(found)]
     for z, zone in enumerate(region.zones):
         if os.path.exists(os.path.join(zone, "cas.json")):
             found.append((0, z, zone))
@@ -182,7 +210,7 @@ def remove_copies(region: Region, digest: str, *, keep: int = 0) -> list[str]:
     for p in region_slots(region):
         if p in kept:
             continue
-        s = BlobStore.open(p)
+        s = open_slot(p, CasConfig(), create=False) if blobzones.is_blob(p) else BlobStore.open(p)
         try:
             if s.remove_manifest(digest):
                 removed.append(p)
@@ -195,9 +223,10 @@ def gc_region(region: Region, *, timeout: float = 600.0, dry_run: bool = False) 
     """``store gc`` on every slot of the region; one report per slot."""
     out: list[dict] = []
     for p in region_slots(region):
-        s = BlobStore.open(p)
+        s = open_slot(p, CasConfig(), create=False) if blobzones.is_blob(p) else BlobStore.open(p)
         try:
-            out.append({"slot": p, **gc(s, timeout=timeout, dry_run=dry_run).to_json()})
+            collect = gc_container if blobzones.is_blob(p) else gc
+            out.append({"slot": p, **collect(s, timeout=timeout, dry_run=dry_run).to_json()})
         finally:
             s.close()
     return out
@@ -331,7 +360,7 @@ def _fix_chunks(slot: BlobStore, todo: dict[bytes, str], sources: list[BlobStore
 
 def _fix_manifest(slot: BlobStore, digest: str, m: manifest.Manifest, origin: str,
                   rep: RepairReport) -> None:
-    atomic_write(slot.manifest_path(digest), manifest.compress(m.encode()))
+    slot.write_manifest(digest, manifest.compress(m.encode()))
     rep.repaired_manifests.append({"slot": slot.root, "manifest": digest, "from": origin})
 
 
@@ -388,7 +417,10 @@ def repair(slots: list[BlobStore], digests: list[str] | None = None, *,
 
 
 def _rebuild(slot: BlobStore, rep: RepairReport, label: dict | None = None) -> None:
-    rb = rebuild_index(slot).to_json()
+    if isinstance(slot, ContainerStore):
+        rb = slot.rebuild_cache()
+    else:
+        rb = rebuild_index(slot).to_json()
     rb.pop("store")
     rep.rebuilt_indexes.append({**(label or {}), "slot": slot.root, **rb})
 
@@ -396,6 +428,9 @@ def _rebuild(slot: BlobStore, rep: RepairReport, label: dict | None = None) -> N
 def copy_number(region: Region, path: str) -> int:
     """Which copy of the region a slot directory holds (copy i: zone i mod n, slot i div n)."""
     n = len(region.zones)
+    if region.storage == blobzones.STORAGE:
+        zone, k = blobzones.zone_of(path)
+        return k * n + region.zones.index(zone)
     for z, zone in enumerate(region.zones):
         if path == zone:
             return z

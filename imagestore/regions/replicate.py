@@ -55,18 +55,14 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 
 from ..errors import Conflict, IntegrityError, from_oserror
-from ..fsutil import atomic_write
 from ..store import index, manifest
 from ..store.cas import BlobStore
 from ..store.packs import (
     FLAG_COMPRESSED,
     REC,
     REC_MAGIC,
-    PackWriter,
     decode_record,
-    discard_unpublished,
     read_record,
-    read_span,
     scan_pack,
 )
 
@@ -91,6 +87,7 @@ class ReplicateResult:
     chunks_skipped: int = 0  # chunks the target already had
     chunks_adopted: int = 0  # chunks a killed earlier run had written, now published
     bytes_adopted: int = 0
+    bytes_resumed: int = 0  # pack bytes a killed earlier run had staged in a blob container
     chunks_total: int = 0  # unique chunks of the manifest
     data_bytes: int = 0  # raw bytes of the unique chunks
     manifest_published: bool = False  # False when the target already had the manifest
@@ -106,6 +103,7 @@ class ReplicateResult:
             "chunksSkipped": self.chunks_skipped,
             "chunksAdopted": self.chunks_adopted,
             "bytesAdopted": self.bytes_adopted,
+            "bytesResumed": self.bytes_resumed,
             "chunks": self.chunks_total,
             "dataBytes": self.data_bytes,
             "manifestPublished": self.manifest_published,
@@ -113,38 +111,34 @@ class ReplicateResult:
         }
 
 
-class LockedPackWriter(PackWriter):
-    """A PackWriter whose file carries an exclusive flock while it is written, so that a
-    concurrent replication does not adopt a pack that is still growing."""
-
-    def __init__(self, packs_dir: str) -> None:
-        super().__init__(packs_dir)
-        fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-
 class RecordSink:
     """Appends verified records to ``dst``, rolling over and publishing every COMMIT_EVERY."""
 
-    def __init__(self, dst: BlobStore, *, replace: bool) -> None:
+    def __init__(self, dst: BlobStore, *, replace: bool, context: bytes | None = None) -> None:
         self.dst = dst
         self.replace = replace
-        self.writer: PackWriter | None = None
+        #: with ``context`` (the replication's digest) a store that names packs after their
+        #: content (a blob container) resumes a killed run's pack instead of starting anew
+        self.context = context
+        self.writer = None
         self.rows: list[Row] = []
         self.size = 0
         self.written = 0
+        self.resumed = 0  # bytes a killed earlier run had already sent (blob containers)
 
     def add(self, cid: bytes, raw_len: int, payload: bytes | memoryview, flags: int,
             psum: int | None = None) -> None:
         """Append one verified record; ``psum`` is its payload checksum when known."""
         if self.writer is None:
-            self.writer = LockedPackWriter(self.dst.packs_dir)
+            hint = None if self.context is None else self.context + cid
+            self.writer = self.dst.new_pack_writer(hint)
         off = self.writer.append(cid, raw_len, payload, flags)
         if psum is None:
             psum = index.payload_sum(payload)
         self.rows.append((cid, off, raw_len, len(payload), flags, psum))
         self.size += REC.size + len(payload)
         self.written += REC.size + len(payload)
-        if self.size >= COMMIT_EVERY:
+        if self.size >= min(COMMIT_EVERY, self.dst.commit_every):
             self.flush()
 
     def flush(self) -> None:
@@ -156,9 +150,11 @@ class RecordSink:
                 w.sync()
                 index.publish(self.dst.con, w.name, self.rows, replace=self.replace)
         finally:
-            w.close()
+            self.resumed += getattr(w, "bytes_resumed", 0)
             if w.size == 0:
-                os.unlink(w.path)
+                w.discard()
+            else:
+                w.close()
             self.writer = None
             self.rows = []
             self.size = 0
@@ -171,11 +167,13 @@ class RecordSink:
             self.flush()
         except Exception:  # noqa: BLE001 - the original error is the one to report
             if w is not None:
-                discard_unpublished(w.path, 0)
+                w.discard()
 
 
 def _adopt(dst: BlobStore, need: dict[bytes, int], premium: bool, res: ReplicateResult) -> None:
     """Publish records of needed chunks that unindexed packs in ``dst`` already hold."""
+    if dst.backend != "directory":
+        return  # a container indexes committed packs when opened; staged blocks are resumed
     try:
         names = sorted(n for n in os.listdir(dst.packs_dir) if n.endswith(".pack"))
     except OSError as e:
@@ -275,12 +273,13 @@ def replicate(
                 )
             order = sorted(need, key=lambda c: (locs[c][0], locs[c][1]))  # source pack order
             sums = index.lookup_sums(src.con, need)
-            sink = RecordSink(dst, replace=premium)
+            sink = RecordSink(dst, replace=premium, context=digest.encode())
 
             def fetch(run: list[bytes]) -> list[tuple[bytes, int, bytes | memoryview, int, int | None]]:
                 first, last = locs[run[0]], locs[run[-1]]
-                fd, name = src.pack_fd(first[0])
-                buf = memoryview(read_span(fd, first[1], last[1] + REC.size + last[3] - first[1]))
+                span, name = src.read_pack_span(first[0], first[1],
+                                                last[1] + REC.size + last[3] - first[1])
+                buf = memoryview(span)
                 out = []
                 for cid in run:
                     _pack, off, raw_len, stored_len, flags = locs[cid]
@@ -330,7 +329,8 @@ def replicate(
             finally:
                 if not ok:
                     sink.abort()
-                res.bytes_sent = sink.written
+                res.bytes_sent = sink.written - sink.resumed
+                res.bytes_resumed = sink.resumed
         res.manifest_published = _publish_manifest(dst, digest, m)
     return res
 
@@ -371,5 +371,5 @@ def _publish_manifest(dst: BlobStore, digest: str, m: manifest.Manifest) -> bool
             return False
         except IntegrityError:
             pass
-    atomic_write(dst.manifest_path(digest), manifest.compress(m.encode()))
+    dst.write_manifest(digest, manifest.compress(m.encode()))
     return True

@@ -25,13 +25,18 @@ from ..fsutil import atomic_write, build_beside, fsync_tree, remove_stale_temps,
 from . import index, manifest, sqlitedb
 from .layout import CasConfig, config_bytes, read_config
 from .lock import StoreLock
-from .packs import REC, decode_record, read_record
+from .packs import REC, LockedPackWriter, decode_record, read_record, read_span
 
 DIGEST_LEN = 32
 
 
 class BlobStore:
     """One blob store directory. Thread-safe for reads; writers use their own PackWriter."""
+
+    #: what holds the packs: a directory here, a blob container in ``store/container.py``
+    backend = "directory"
+    #: a replication publishes its pack every this many bytes (``regions/replicate.py``)
+    commit_every = 128 << 20
 
     def __init__(self, root: str, cfg: CasConfig) -> None:
         self.root = root
@@ -147,6 +152,22 @@ class BlobStore:
                     raise IntegrityError(f"{path}: pack file missing") from None
                 self._fds[name] = fd
         return fd, name
+
+    def read_pack_span(self, pack_id: int, offset: int, n: int) -> tuple[bytes, str]:
+        """(``n`` bytes of indexed pack ``pack_id`` at ``offset``, pack name): the one way the
+        replicate engine and verify read packs, so a store in a blob container (``store/
+        container.py``) can serve them by range."""
+        fd, name = self.pack_fd(pack_id)
+        return read_span(fd, offset, n), name
+
+    def new_pack_writer(self, hint: bytes | None = None):
+        """A writer for a new pack of this store (``hint`` is for stores that name packs
+        deterministically; a directory store's packs get random names)."""
+        return LockedPackWriter(self.packs_dir)
+
+    def write_manifest(self, digest: str, data: bytes) -> None:
+        """Publish (or replace) manifest ``digest`` with the compressed bytes ``data``."""
+        atomic_write(self.manifest_path(digest), data)
 
     def has_chunk(self, cid: bytes) -> bool:
         return index.lookup(self.con, cid) is not None

@@ -97,9 +97,8 @@ def _verify_indexed(store: BlobStore, rep: VerifyReport, progress: Progress | No
     for cid, pack, off, raw_len, stored_len, _flags, psum in index.iter_all(con):
         cid = bytes(cid)
         try:
-            fd, name = store.pack_fd(pack)
+            buf, name = store.read_pack_span(pack, off, REC.size + stored_len)
             where = f"{store.packs_dir}/{name}@{off}"
-            buf = read_record(fd, off, stored_len)
             decode_record(buf, cid, where)
             if psum is not None and index.payload_sum(memoryview(buf)[REC.size:]) != psum:
                 raise IntegrityError(f"chunk {cid.hex()} in {where}: the index's payload "
@@ -323,10 +322,14 @@ def stats(store: BlobStore) -> dict:
     ).fetchone()
     pack_bytes = 0
     packs = 0
-    for name in os.listdir(store.packs_dir):
-        if name.endswith(".pack"):
-            packs += 1
-            pack_bytes += os.path.getsize(os.path.join(store.packs_dir, name))
+    if store.backend == "directory":
+        for name in os.listdir(store.packs_dir):
+            if name.endswith(".pack"):
+                packs += 1
+                pack_bytes += os.path.getsize(os.path.join(store.packs_dir, name))
+    else:  # a blob container: the sizes of its committed pack blobs
+        sizes = store.pack_blobs()
+        packs, pack_bytes = len(sizes), sum(sizes.values())
     logical = 0
     referenced = 0
     digests = store.list_manifests()
@@ -342,7 +345,7 @@ def stats(store: BlobStore) -> dict:
     )
     man_bytes = sum(
         os.path.getsize(os.path.join(store.manifests_dir, f"{d}.mf")) for d in digests
-    )
+    ) if store.backend == "directory" else None
     return {
         "chunkSize": store.cfg.chunk_size,
         "compression": store.cfg.compression,

@@ -15,6 +15,7 @@ gc replaces whole packs.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import struct
@@ -105,6 +106,20 @@ class PackWriter:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+class LockedPackWriter(PackWriter):
+    """A PackWriter whose file carries an exclusive flock while it is written, so that a
+    concurrent replication does not adopt a pack that is still growing."""
+
+    def __init__(self, packs_dir: str) -> None:
+        super().__init__(packs_dir)
+        fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def discard(self) -> None:
+        """Remove the pack (nothing points into it)."""
+        self.close()
+        discard_unpublished(self.path, 0)
 
 
 def discard_unpublished(path: str, published: int) -> None:
