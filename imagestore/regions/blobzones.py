@@ -21,15 +21,15 @@ import os
 import re
 from dataclasses import dataclass
 
-from ..errors import InvalidArgument, NotFound
-from ..fsutil import atomic_write
-from ..store.azblob import (
+from ..azblob import (
     Credential,
     container_client,
     parse_blob_url,
     resolve_credential,
     service_errors,
 )
+from ..errors import InvalidArgument, NotFound
+from ..fsutil import atomic_write
 from ..store.container import ContainerStore, cache_name
 from ..store.layout import CasConfig
 

@@ -38,11 +38,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from .. import azblob
+from ..azblob import Credential
 from ..errors import Conflict, InvalidArgument, NotAStore, NotFound, from_oserror
 from ..fsutil import atomic_write, fsync_dir, remove_stale_temps
 from ..home import DEFAULT_REGION, Home
-from ..store import azblob
-from ..store.azblob import Credential
 from ..store.cas import RESERVE_NAME, BlobStore
 from ..store.container import ContainerStore
 from ..store.layout import read_config

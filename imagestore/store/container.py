@@ -50,9 +50,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import xxhash
 
+from ..azblob import AccountUrl, Credential, container_client, service_errors
 from ..errors import Conflict, IntegrityError, NotAStore, NotFound, from_oserror
 from . import index, manifest
-from .azblob import AccountUrl, Credential, container_client, service_errors
 from .cas import BlobStore
 from .layout import CasConfig, config_bytes, make_config
 from .lock import StoreLock

@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from ..errors import AccessDenied, Conflict, ImagestoreError, InvalidArgument, IOFailure, NotFound
+from .errors import AccessDenied, Conflict, ImagestoreError, InvalidArgument, IOFailure, NotFound
 
 CONTAINER_RE = re.compile(r"^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9]))*$")
 ACCOUNT_RE = re.compile(r"^[a-z0-9]{3,24}$")
@@ -129,6 +129,21 @@ def parse_blob_url(url: str, field: str, *, need_blob: bool = True) -> BlobUrl:
     endpoint_path = f"/{account}" if n_account else ""
     endpoint = urlunsplit((parts.scheme.lower(), parts.netloc.lower(), endpoint_path, "", ""))
     return BlobUrl(AccountUrl(endpoint, account, _sas_of(parts.query)), container, blob)
+
+
+def check_account_of(url: str | None, account: str, field: str) -> None:
+    """``account`` (a name, an endpoint URL or an ARM resource id ending in the name) must be
+    the storage account of the blob ``url`` (a local path passes)."""
+    if not url or not is_url(url):
+        return
+    bu = parse_blob_url(url, field)
+    a = account.strip().rstrip("/")
+    if a.lower() == bu.account.endpoint.lower() or a.split("/")[-1].lower() == bu.account.account:
+        return
+    if is_url(a) and parse_account_url(a, field).endpoint == bu.account.endpoint:
+        return
+    raise InvalidArgument(f"{field}: '{a}' is not the storage account of {bu.url} "
+                          f"('{bu.account.account}')")
 
 
 def check_container(name: str, field: str = "--container") -> str:
