@@ -23,6 +23,7 @@ from .disk_cmds import disk_group
 from .identity_cmds import account_group, token_group
 from .image_cmds import image_group
 from .region_cmds import region_group
+from .serve_cmd import serve_cmd
 from .sig_cmds import sig_group
 from .snapshot_cmds import snapshot_group
 from .store_cmds import init_cmd, store_group
@@ -97,6 +98,7 @@ cli.add_command(convert_cmd)
 # REST API (issue 12)
 cli.add_command(account_group)
 cli.add_command(token_group)
+cli.add_command(serve_cmd)
 
 
 def main(argv: list[str] | None = None) -> None:

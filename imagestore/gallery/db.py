@@ -216,11 +216,34 @@ def _m0003_snapshots_images(con: sqlite3.Connection) -> None:
     )
 
 
+def _m0004_operations(con: sqlite3.Connection) -> None:
+    """Long-running operations of the REST API (``Azure-AsyncOperation`` status resources):
+    durable, so a poller re-created after a server restart finds its operation."""
+    _script(
+        con,
+        """
+        CREATE TABLE operations (
+            id          TEXT PRIMARY KEY,
+            kind        TEXT NOT NULL,
+            resource_id TEXT NOT NULL,
+            location    TEXT NOT NULL,
+            version_id  INTEGER,
+            status      TEXT NOT NULL,
+            error       TEXT,
+            created     TEXT NOT NULL,
+            ended       TEXT
+        );
+        CREATE INDEX operations_status ON operations(status)
+        """
+    )
+
+
 #: ordered, named schema steps; append only, never edit a released step
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("0001_initial", _m0001_initial),
     ("0002_replication", _m0002_replication),
     ("0003_snapshots_images", _m0003_snapshots_images),
+    ("0004_operations", _m0004_operations),
 ]
 
 

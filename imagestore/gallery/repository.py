@@ -328,6 +328,25 @@ class LeaseRow(_Row):
     started: str
 
 
+@dataclass(frozen=True)
+class OperationRow(_Row):
+    """A long-running operation of the REST API (its status resource)."""
+    id: str
+    kind: str
+    resource_id: str
+    location: str
+    version_id: int | None
+    status: str
+    error: str | None
+    created: str
+    ended: str | None
+
+    @property
+    def error_json(self) -> dict | None:
+        """The stored ARM error object, or None."""
+        return json.loads(self.error) if self.error else None
+
+
 def dumps(obj: Any) -> str:
     """JSON as stored in the ``props``/``tags``/``payload`` columns."""
     return json.dumps(obj, separators=(",", ":"), sort_keys=False)
@@ -929,3 +948,31 @@ class Repository:
     def drop_lease(self, pid: int) -> None:
         """(In a transaction.) Release the lease if ``pid`` holds it."""
         self.con.execute("DELETE FROM worker_lease WHERE id = 1 AND pid = ?", (pid,))
+
+    # -- long-running operations (REST API) --------------------------------------------------
+
+    def insert_operation(self, op_id: str, kind: str, resource_id: str, location: str,
+                         version_pk: int | None, status: str, error: dict | None = None) -> None:
+        """(In a transaction.) Record an operation."""
+        ended = None if status == "InProgress" else iso(now_utc())
+        self.con.execute(
+            "INSERT INTO operations(id, kind, resource_id, location, version_id, status, error,"
+            " created, ended) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (op_id, kind, resource_id, location, version_pk, status,
+             dumps(error) if error else None, iso(now_utc()), ended))
+
+    def operation(self, op_id: str) -> OperationRow | None:
+        """The operation, or None."""
+        row = self._one("SELECT * FROM operations WHERE id = ?", (op_id,))
+        return OperationRow.from_sql(row) if row else None
+
+    def finish_operation(self, op_id: str, status: str, error: dict | None = None) -> None:
+        """(In a transaction.) An operation reached its end (only the first end counts)."""
+        self.con.execute("UPDATE operations SET status = ?, error = ?, ended = ? "
+                         "WHERE id = ? AND status = 'InProgress'",
+                         (status, dumps(error) if error else None, iso(now_utc()), op_id))
+
+    def operations_in_progress(self) -> list[OperationRow]:
+        """Operations not finished yet (a restarted server resumes their work)."""
+        return [OperationRow.from_sql(r) for r in
+                self._all("SELECT * FROM operations WHERE status = 'InProgress' ORDER BY created")]

@@ -20,6 +20,7 @@ from .definitions import Definitions
 from .disks import Disks
 from .galleries import Galleries
 from .managed_images import ManagedImages
+from .operations import Operations
 from .placement import Placement, RegionLookup
 from .replication import Log, Replication
 from .repository import Repository, VersionRow
@@ -44,6 +45,7 @@ class GalleryService:
         self.snapshots = Snapshots(self.repo, self.placement)
         self.managed_images = ManagedImages(self.repo, self.placement)
         self.replication = Replication(home, self.repo, self.placement, log=log)
+        self.operations = Operations(self.repo, self.versions)  # REST API (issue 12)
 
     @property
     def con(self):  # noqa: ANN201 - sqlite3.Connection

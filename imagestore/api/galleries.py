@@ -1,0 +1,84 @@
+"""``Microsoft.Compute/galleries``: PUT (create or update), PATCH, GET, DELETE, list by
+resource group and by subscription."""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+from ..errors import NotFound
+from ..gallery import ids
+from .context import ApiContext
+from .fields import Body, update_ops
+from .operations import accepted
+from .routing import PROVIDER, RG, SUB, ArmRequest, Reply, arm_route, page
+from .versions import GALLERY_API_VERSIONS
+
+COLLECTION = RG + PROVIDER + "/galleries"
+ITEM = COLLECTION + "/{galleryName}"
+#: fields of a gallery body the server sets (ignored in a PUT or PATCH)
+READ_ONLY = ("properties.provisioningState", "properties.identifier",
+             "properties.sharingStatus")
+
+
+def _exists(req: ArmRequest) -> bool:
+    try:
+        req.svc.galleries.show(req.rg, req.path["galleryName"])
+        return True
+    except NotFound:
+        return False
+
+
+def put(req: ArmRequest) -> Reply:
+    b = Body(req.require_body())
+    name = req.path["galleryName"]
+    with req.ctx.writing() as svc:
+        if not _exists(req):
+            out = svc.galleries.create(req.rg, name, location=b.str("location"),
+                                       description=b.str("properties.description"),
+                                       tags=b.tags())
+            return Reply(201, out)
+        return Reply(200, _update(svc, req, b))
+
+
+def _update(svc, req: ArmRequest, b: Body) -> dict:
+    return svc.galleries.update(req.rg, req.path["galleryName"], tags=b.tags(),
+                                sets=update_ops(b.data, ignore=READ_ONLY))
+
+
+def patch_(req: ArmRequest) -> Reply:
+    b = Body(req.require_body())
+    with req.ctx.writing() as svc:
+        return Reply(200, _update(svc, req, b))
+
+
+def get(req: ArmRequest) -> Reply:
+    return Reply(200, req.svc.galleries.show(req.rg, req.path["galleryName"]))
+
+
+def delete(req: ArmRequest) -> Reply:
+    name = req.path["galleryName"]
+    with req.ctx.writing() as svc:
+        loc = svc.galleries.show(req.rg, name)["location"]
+        svc.galleries.delete(req.rg, name)
+        op = svc.operations.done("delete", ids.gallery_id(req.rg, name), loc)
+    return accepted(req, op, loc, 202)
+
+
+def list_rg(req: ArmRequest) -> Reply:
+    return page(req, req.svc.galleries.list(req.rg))
+
+
+def list_sub(req: ArmRequest) -> Reply:
+    return page(req, req.svc.galleries.list(None))
+
+
+def routes(ctx: ApiContext) -> list[Route]:
+    v = GALLERY_API_VERSIONS
+    return [
+        arm_route(ctx, ITEM, ["PUT"], put, v),
+        arm_route(ctx, ITEM, ["PATCH"], patch_, v),
+        arm_route(ctx, ITEM, ["GET"], get, v),
+        arm_route(ctx, ITEM, ["DELETE"], delete, v),
+        arm_route(ctx, COLLECTION, ["GET"], list_rg, v),
+        arm_route(ctx, SUB + PROVIDER + "/galleries", ["GET"], list_sub, v),
+    ]

@@ -1,0 +1,41 @@
+"""`imagestore serve`: the ARM-compatible REST API over the store."""
+
+from __future__ import annotations
+
+import click
+
+from ..api.context import DEFAULT_PAGE_SIZE, MAX_BODY, Settings
+from .common import common_options, open_home
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (loopback by default).")
+@click.option("--port", default=8443, show_default=True, type=click.IntRange(0, 65535),
+              help="Port (0: any free port; the URL printed says which).")
+@click.option("--tls-cert", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="PEM certificate: serve HTTPS.")
+@click.option("--tls-key", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="PEM private key of --tls-cert.")
+@click.option("--page-size", default=DEFAULT_PAGE_SIZE, show_default=True,
+              type=click.IntRange(1, 10000), help="Items per page of a list (nextLink after).")
+@click.option("--max-body", default=MAX_BODY, show_default=True, type=click.IntRange(1024),
+              help="Largest request body in bytes (413 above).")
+@common_options
+@click.pass_context
+def serve_cmd(ctx: click.Context, host: str, port: int, tls_cert: str | None,
+              tls_key: str | None, page_size: int, max_body: int) -> None:
+    """Serve the ARM REST API (Microsoft.Compute galleries, images, versions, disks) so the
+    Azure SDKs and az drive this store. Every request needs `Authorization: Bearer TOKEN`
+    (`imagestore token create`). Stops on SIGTERM/Ctrl-C, letting requests finish.
+
+    \b
+    Example:
+      imagestore serve --port 8443
+      TOKEN=$(imagestore token create --query accessToken -o tsv)
+    """
+    from ..api.server import serve
+
+    home = open_home(ctx)
+    serve(home.root, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key,
+          settings=Settings(page_size=page_size, max_body=max_body))

@@ -1,0 +1,79 @@
+"""Fixtures for the REST API tests: a real `imagestore serve` in a subprocess on loopback,
+tokens from the store, and an httpx client."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from imagestore.gallery import ids
+from imagestore.identity import tokens
+
+SUB = f"/subscriptions/{ids.SUBSCRIPTION}"
+GV = "2026-03-03"
+
+
+@dataclass
+class Server:
+    store: str
+    url: str
+    proc: subprocess.Popen
+    port: int
+
+    def token(self, who: str = "tester", **kw) -> str:
+        return tokens.issue(self.store, who, **kw)
+
+    def client(self, token: str | None = "default") -> httpx.Client:
+        headers = {}
+        if token == "default":
+            token = self.token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+def start_server(store: str, *args: str, port: int = 0, env: dict | None = None) -> Server:
+    """Start `imagestore serve` and wait until it answers."""
+    e = dict(os.environ, **(env or {}))
+    p = subprocess.Popen(
+        [sys.executable, "-m", "imagestore.cli.main", "--store", store, "serve", "--port",
+         str(port), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
+    line = p.stdout.readline()
+    if not line.startswith("imagestore serve: "):
+        p.kill()
+        raise AssertionError(f"server did not start: {line!r} {p.stderr.read()}")
+    url = line.split()[2]
+    p.stdout.readline()  # subscription line
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            httpx.get(url + "/", timeout=2)
+            break
+        except httpx.TransportError:
+            if time.monotonic() > deadline or p.poll() is not None:
+                p.kill()
+                raise AssertionError(f"server at {url} never answered: {p.stderr.read()}") from None
+            time.sleep(0.05)
+    return Server(store, url, p, int(url.rsplit(":", 1)[1]))
+
+
+@pytest.fixture
+def server(tmp_path):
+    s = start_server(str(tmp_path / "store"), "--page-size", "2")
+    yield s
+    s.stop()
+    if s.proc.poll() is None:
+        s.proc.kill()
