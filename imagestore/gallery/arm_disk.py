@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
+from datetime import UTC, datetime
 
 from . import ids
 
@@ -123,6 +124,26 @@ def _legacy_unique_id(row: sqlite3.Row) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, key))
 
 
+#: where a disk's export grant is kept in its stored properties (:mod:`.disk_access`)
+ACCESS_KEY = "_access"
+
+
+def parse_time(t: str) -> datetime:
+    """A stored UTC time ``YYYY-MM-DDTHH:MM:SSZ``."""
+    return datetime.strptime(t, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def disk_state(props: dict, now: datetime | None = None) -> str | None:
+    """``diskState`` as it reads now: ``ActiveSAS`` while an unattached disk has an unexpired
+    export grant (as Azure shows a disk being exported), else the stored state."""
+    state = props.get("diskState")
+    rec = props.get(ACCESS_KEY)
+    if rec and state in (None, "Unattached") and (now or datetime.now(UTC)) < parse_time(
+            rec["expires"]):
+        return "ActiveSAS"
+    return state
+
+
 #: Disks - Get property order (as the service returns it)
 _ORDER = (
     "osType", "hyperVGeneration", "purchasePlan", "supportedCapabilities", "supportsHibernation",
@@ -135,6 +156,9 @@ _ORDER = (
 def disk_json(row: sqlite3.Row) -> dict:
     """A disk row -> the ARM JSON of Disks - Get."""
     p = json.loads(row["props"])
+    state = disk_state(p)
+    if p.pop(ACCESS_KEY, None) is not None and state is not None:
+        p["diskState"] = state
     sku = DEFAULT_SKU
     cd = p.get("creationData") or {}
     ref = cd.get("galleryImageReference")

@@ -15,7 +15,7 @@ from ..errors import Conflict, InvalidArgument, NotFound
 from ..formats import WRITE_FORMATS, new_disk_file, open_disk
 from ..home import Home
 from ..regions.replicas import materialize_from_copies
-from . import arm_disk, ids, resources, shallow, sources, validate
+from . import arm_disk, disk_access, ids, resources, shallow, sources, validate
 from .placement import Placement
 from .progress import Observer, TaskKind, TaskProgress
 from .repository import ReplicationState, Repository, VersionDisk, VersionRow
@@ -264,6 +264,7 @@ class Disks:
         """Unregister the disk; ``delete_file`` also removes its file."""
         with self.repo.transaction():
             row = self.repo.disk(rg, name)
+            disk_access.check_deletable(row)
             self.repo.delete_disk(row.id)
         if delete_file:
             try:

@@ -762,6 +762,16 @@ class Repository:
         """(In a transaction.)"""
         self.con.execute("DELETE FROM disks WHERE id = ?", (pk,))
 
+    def update_disk_props(self, pk: int, props: dict) -> None:
+        """(In a transaction.) Replace a disk's stored properties (export grants, issue 12)."""
+        self.con.execute("UPDATE disks SET props = ? WHERE id = ?", (dumps(props), pk))
+
+    def disks_with_grant(self, grant_id: str) -> list[DiskRow]:
+        """Disks whose stored properties mention ``grant_id`` (an export grant's random id;
+        the caller checks the grant field itself)."""
+        rows = self._all("SELECT * FROM disks WHERE props LIKE ?", (f"%{grant_id}%",))
+        return [DiskRow.from_sql(r) for r in rows]
+
     # -- snapshots ---------------------------------------------------------------------------
 
     def find_snapshot(self, rg: str, name: str) -> SnapshotRow | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from ..home import Home
 from .definitions import Definitions
+from .disk_access import DiskAccess
 from .disks import Disks
 from .galleries import Galleries
 from .managed_images import ManagedImages
@@ -44,6 +45,7 @@ class GalleryService:
         self.disks = Disks(home, self.repo, self.placement, self.versions)
         self.snapshots = Snapshots(self.repo, self.placement)
         self.managed_images = ManagedImages(self.repo, self.placement)
+        self.disk_access = DiskAccess(self.repo)  # export grants (issue 12)
         self.replication = Replication(home, self.repo, self.placement, log=log)
         self.operations = Operations(self.repo, self.versions)  # REST API (issue 12)
 

@@ -1,0 +1,70 @@
+"""Secret keys kept in the store (``<store>/identity/NAME``, mode 0600, directory 0700).
+
+A key is created on first use atomically: random bytes written to a temp file, fsynced, then
+published with ``link()``, so that two processes creating it at once agree on one key (the
+loser reads the winner's). A key file of the wrong length is damage, never replaced silently.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from typing import Any
+
+from ..errors import IntegrityError, NotFound, from_oserror
+from ..fsutil import fsync_dir
+
+KEY_DIR = "identity"
+
+
+def store_root(store: Any) -> str:
+    """A store root from a :class:`~imagestore.home.Home` or a path (a ``pathlib.Path``'s
+    own ``root`` attribute is its anchor, "/", so paths are told apart first)."""
+    if isinstance(store, str | os.PathLike):
+        return os.fspath(store)
+    return os.fspath(store.root)
+
+
+def key_path(store: Any, name: str) -> str:
+    """Where the store keeps key ``name``."""
+    return os.path.join(store_root(store), KEY_DIR, name)
+
+
+def _read(path: str, nbytes: int) -> bytes:
+    with open(path, "rb") as f:
+        key = f.read(nbytes + 1)
+    if len(key) != nbytes:
+        raise IntegrityError(f"{path}: key file is damaged ({len(key)} bytes, expected {nbytes})")
+    return key
+
+
+def load(store: Any, name: str, nbytes: int = 32, *, create: bool = True) -> bytes:
+    """Key ``name`` of the store, created on first use when ``create``."""
+    path = key_path(store, name)
+    try:
+        return _read(path, nbytes)
+    except FileNotFoundError:
+        if not create:
+            raise NotFound(f"{path}: no such key (nothing was signed with it yet)") from None
+    except OSError as e:
+        raise from_oserror(e, path) from None
+    d = os.path.dirname(path)
+    try:
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        tmp = os.path.join(d, f".tmp-{secrets.token_hex(8)}-{name}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, secrets.token_bytes(nbytes))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)  # fails if another process published a key first
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+        fsync_dir(d)
+        return _read(path, nbytes)
+    except OSError as e:
+        raise from_oserror(e, path) from None
