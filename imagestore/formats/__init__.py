@@ -56,7 +56,7 @@ def _open_fd(path: str) -> tuple[int, os.stat_result]:
 
 
 def detect_format(fd: int, size: int) -> str:
-    """Return "vhdx", "vhd" (dynamic/differencing), "vhd-fixed" or "raw" from the container
+    """Return "vhdx", "qcow2", "vhd" (dynamic/differencing), "vhd-fixed" or "raw" from the container
     signatures alone (no refusals; :func:`open_disk` also refuses what is not a disk)."""
     return container_format(fd, size)
 
@@ -118,6 +118,10 @@ def open_disk(
                 from . import vhdx
 
                 reader = vhdx.open_vhdx(path, fd, size, **opener_kw)
+            elif fmt == "qcow2":
+                from . import qcow2
+
+                reader = qcow2.open_qcow2(path, fd, size, **opener_kw)
             else:
                 from . import vhd
 
@@ -141,12 +145,15 @@ def open_parent(
     allow_parent_dir: str | None,
     depth: int,
     seen: frozenset[str],
+    source_format: str = "auto",
 ) -> DiskReader:
     """Resolve a differencing disk's parent from its locator ``candidates`` (paths, absolute or
     relative to the child's directory, tried in order) and open it.
 
     A parent that resolves outside the child's own directory is refused unless it lies inside
     ``allow_parent_dir``: a crafted child must not read arbitrary host files.
+    ``source_format`` "raw" takes the parent's bytes as they are (a qcow2 backing file whose
+    format the child names as raw is never probed).
     """
     child_dir = os.path.dirname(os.path.realpath(child_path))
     allowed = [child_dir]
@@ -165,7 +172,8 @@ def open_parent(
             refused = cand
             continue
         if os.path.exists(real):
-            return open_disk(real, allow_parent_dir=allow_parent_dir, _depth=depth + 1, _seen=seen)
+            return open_disk(real, allow_parent_dir=allow_parent_dir, _depth=depth + 1,
+                             _seen=seen, source_format=source_format)
     if refused is not None:
         raise BadImage(
             f"{child_path}: parent locator '{refused}' resolves outside the child's directory; "

@@ -1,10 +1,11 @@
 """Format detection by content, and the refusal of everything that is not a supported disk.
 
-Supported sources are VHDX (``vhdxfile`` at offset 0), VHD (``conectix`` at offset 0 for
+Supported sources are VHDX (``vhdxfile`` at offset 0), qcow2 versions 2 and 3 (``QFI\xfb``
+and the version at offset 0), VHD (``conectix`` at offset 0 for
 dynamic and differencing disks, a 512-byte footer at the end for fixed ones) and raw disks.
 Anything else is refused with :class:`BadImage` naming what the file is:
 
-- other disk image formats (qcow/qcow2, QED, VMDK sparse extents and descriptors, VDI,
+- other disk image formats (qcow version 1 and qcow2 versions other than 2 and 3, QED, VMDK sparse extents and descriptors, VDI,
   Parallels, LUKS) and ISO 9660 / UDF optical images, by their magic numbers;
 - compressed files and archives (gzip, xz, zstd, bzip2, lz4, zip, 7z, tar);
 - a damaged VHD footer: a ``conectix`` cookie near the end of the file but not where a footer
@@ -37,6 +38,7 @@ FOOTER_PROBE = 1024
 
 VHD_COOKIE = b"conectix"
 VHDX_SIGNATURE = b"vhdxfile"
+QCOW_MAGIC = b"QFI\xfb"
 
 #: the extensions that promise a container, and the formats that keep the promise
 PROMISES = {
@@ -44,13 +46,15 @@ PROMISES = {
     ".avhd": ("VHD", ("vhd", "vhd-fixed")),
     ".vhdx": ("VHDX", ("vhdx",)),
     ".avhdx": ("VHDX", ("vhdx",)),
+    ".qcow2": ("qcow2", ("qcow2",)),
 }
 
 _QEMU_HINT = "convert it first, e.g. `qemu-img convert -O vhdx {name} {stem}.vhdx`"
 
 
 def _refuse(path: str, what: str, hint: str) -> BadImage:
-    return BadImage(f"{path}: this is {what}, not a supported disk image (raw, VHD or VHDX); "
+    return BadImage(f"{path}: this is {what}, not a supported disk image (raw, VHD, VHDX or "
+                    f"qcow2); "
                     f"{hint}")
 
 
@@ -61,7 +65,8 @@ def _foreign(path: str, head: bytes, size: int, iso: bytes) -> BadImage | None:
     convert = _QEMU_HINT.format(name=name, stem=stem)
     if head[:4] == b"QFI\xfb":
         version = struct.unpack_from(">I", head, 4)[0] if len(head) >= 8 else 0
-        kind = "a qcow (version 1) image" if version == 1 else "a qcow2 image"
+        kind = ("a qcow (version 1) image" if version == 1
+                else f"a qcow2 image of version {version} (2 and 3 are supported)")
         return _refuse(path, kind, convert)
     if head[:4] == b"QED\x00":
         return _refuse(path, "a QED image", convert)
@@ -156,7 +161,7 @@ def _is_text(head: bytes) -> bool:
 
 
 def detect(path: str, fd: int, size: int) -> str:
-    """Return "vhdx", "vhd" (dynamic/differencing), "vhd-fixed" or "raw" from the content of
+    """Return "vhdx", "qcow2", "vhd" (dynamic/differencing), "vhd-fixed" or "raw" from the content of
     the open file ``fd`` of ``size`` bytes (> 0), or raise :class:`BadImage` naming what the
     file is when it is not a supported disk image (see the module docstring)."""
     head = os.pread(fd, TEXT_PROBE, 0)
@@ -165,8 +170,9 @@ def detect(path: str, fd: int, size: int) -> str:
     if fmt != "raw":
         promise = PROMISES.get(ext)
         if promise is not None and fmt not in promise[1]:
+            got = {"vhdx": "VHDX", "qcow2": "qcow2"}.get(fmt, "VHD")
             raise BadImage(f"{path}: the file name promises a {promise[0]} but the content is a "
-                           f"{'VHDX' if fmt == 'vhdx' else 'VHD'}")
+                           f"{got}")
         return fmt
     iso = os.pread(fd, 5, 0x8001) if size >= 0x8006 else b""
     err = _foreign(path, head, size, iso)
@@ -178,8 +184,9 @@ def detect(path: str, fd: int, size: int) -> str:
         raise err
     promise = PROMISES.get(ext)
     if promise is not None:
-        where = ("no 'vhdxfile' signature at offset 0" if promise[0] == "VHDX"
-                 else "no 'conectix' footer at its end or its start")
+        where = {"VHDX": "no 'vhdxfile' signature at offset 0",
+                 "qcow2": "no qcow2 magic 'QFI\\xfb' with version 2 or 3 at offset 0"}.get(
+                     promise[0], "no 'conectix' footer at its end or its start")
         raise BadImage(f"{path}: the file name promises a {promise[0]} but it is not one "
                        f"({where})")
     if _is_text(head):
@@ -193,11 +200,14 @@ def detect(path: str, fd: int, size: int) -> str:
 
 
 def container_format(fd: int, size: int, head: bytes | None = None) -> str:
-    """"vhdx", "vhd", "vhd-fixed" by signature, else "raw" (no refusal: see :func:`detect`)."""
+    """"vhdx", "qcow2", "vhd", "vhd-fixed" by signature, else "raw" (no refusal: see
+    :func:`detect`)."""
     if head is None:
         head = os.pread(fd, 8, 0)
     if head[:8] == VHDX_SIGNATURE:
         return "vhdx"
+    if head[:4] == QCOW_MAGIC and len(head) >= 8 and struct.unpack_from(">I", head, 4)[0] in (2, 3):
+        return "qcow2"
     if head[:8] == VHD_COOKIE:
         return "vhd"
     for footer in (512, 511):  # pre-Virtual-Server-2004 footers were 511 bytes

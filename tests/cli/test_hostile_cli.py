@@ -7,14 +7,14 @@ import os
 
 import pytest
 
-from fixtures import hostile_vhd, hostile_vhdx
+from fixtures import hostile_qcow2, hostile_vhd, hostile_vhdx
 from tests.helpers import store_tree_snapshot
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> list[tuple[str, str]]:
     out = []
-    for gen, sub in ((hostile_vhd, "vhd"), (hostile_vhdx, "vhdx")):
+    for gen, sub in ((hostile_vhd, "vhd"), (hostile_vhdx, "vhdx"), (hostile_qcow2, "qcow2")):
         d = str(tmp_path_factory.mktemp(f"hostile-{sub}"))
         out += [(os.path.join(d, name), expect) for name, expect in gen.generate(d)]
     return out

@@ -81,7 +81,10 @@ def corpus(tmp: Path) -> list[tuple[Path, tuple[str, ...]]]:
     def add(p: Path, *needles: str) -> None:
         cases.append((p, (p.name, *needles)))
 
-    add(qemu_create(tmp / "x.qcow2", "qcow2"), "this is a qcow2 image", "qemu-img convert -O vhdx")
+    q4 = bytearray(qemu_create(tmp / "x.qcow2", "qcow2").read_bytes())
+    q4[7] = 4  # a qcow2 version this reader does not know
+    (tmp / "x.qcow2").write_bytes(q4)
+    add(tmp / "x.qcow2", "this is a qcow2 image of version 4", "qemu-img convert -O vhdx")
     add(qemu_create(tmp / "old.qcow", "qcow"), "qcow (version 1) image")
     add(qemu_create(tmp / "x.qed", "qed"), "QED image")
     add(qemu_create(tmp / "x.vmdk", "vmdk"), "VMDK image (sparse extent)")
@@ -165,10 +168,11 @@ def test_non_disks_refused_by_name_store_unchanged(run, tmp_path):
 
 def test_refusal_through_the_real_cli_is_one_line(store_dir, tmp_path):
     """The subprocess path: stderr is exactly one line, exit 6, no traceback."""
-    q = qemu_create(tmp_path / "vm.qcow2", "qcow2")
+    q = qemu_create(tmp_path / "vm.qcow", "qcow")
     r = run_imagestore("--store", store_dir, "store", "ingest", str(q), check=False)
     assert r.returncode == 6, r.stderr
-    assert r.stderr.count("\n") == 1 and r.stderr.startswith(f"error: {q}: this is a qcow2 image")
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith(
+        f"error: {q}: this is a qcow (version 1) image")
     assert "Traceback" not in r.stderr and r.stdout == ""
 
 
@@ -204,8 +208,9 @@ def test_supported_formats_still_detected(tmp_path):
     subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vpc", str(raw), str(dyn)],
                    check=True)
     vhdx = qemu_create(tmp_path / "d.avhdx", "vhdx", "8M")
+    qcow2 = qemu_create(tmp_path / "d.img", "qcow2", "8M")
     for p, fmt in ((raw, "raw"), (zero, "raw"), (sparse, "raw"), (fixed, "vhd-fixed"),
-                   (dyn, "vhd-dynamic"), (vhdx, "vhdx-dynamic")):
+                   (dyn, "vhd-dynamic"), (vhdx, "vhdx-dynamic"), (qcow2, "qcow2")):
         r = open_disk(str(p))
         try:
             assert r.format == fmt, (p, r.format)

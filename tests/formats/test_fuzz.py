@@ -1,10 +1,10 @@
-"""A bounded fuzz run of the VHD and VHDX readers, with qemu-img as the oracle.
+"""A bounded fuzz run of the VHD, VHDX and qcow2 readers, with qemu-img as the oracle.
 
 Small valid images are made by qemu-img here (dynamic and fixed VHD, dynamic and fixed VHDX
 with 1 MiB blocks), then mutated with a fixed seed: bit flips and byte stores in the format's
 own structures (footers, dynamic header, BAT, block bitmaps; VHDX headers, region tables,
-metadata, BAT), half of them with the checksums recomputed so the parser goes deeper, some in
-the payload, some truncations. Every case must:
+metadata, BAT; qcow2 header, extensions, L1, L2 and refcount tables), half of them with the
+checksums recomputed so the parser goes deeper, some in the payload, some truncations. Every case must:
 
 - open and read completely, or fail with an ImagestoreError (never another exception);
 - finish within a per-case time bound (SIGALRM), so a loop on hostile input is a failure;
@@ -96,6 +96,21 @@ def fix_vhdx(b: bytearray) -> None:
                       (S.REGION_TABLE2_OFFSET, S.REGION_TABLE_SIZE)):
         if off + size <= len(b):
             b[off : off + size] = with_checksum(bytes(b[off : off + size]))
+
+
+def qcow2_areas(orig: bytes) -> list[tuple[int, int]]:
+    from imagestore.formats.qcow2 import structs as Q
+
+    h = Q.parse_header(orig)
+    cs = h.cluster_size
+    areas = [(0, 112), (112, 512), (h.l1_table_offset, h.l1_table_offset + 8 * h.l1_size),
+             (h.refcount_table_offset, h.refcount_table_offset + 64)]
+    for i in range(h.l1_size):
+        (e,) = struct.unpack_from(">Q", orig, h.l1_table_offset + 8 * i)
+        off = e & Q.L1E_OFFSET_MASK
+        if off and off + cs <= len(orig):
+            areas.append((off, off + cs))
+    return areas
 
 
 def vhd_areas(orig: bytes) -> list[tuple[int, int]]:
@@ -199,6 +214,8 @@ KINDS = {
     "vhd-fixed": ("vpc", "subformat=fixed", 40),
     "vhdx-dynamic": ("vhdx", "subformat=dynamic,block_size=1M", 110),
     "vhdx-fixed": ("vhdx", "subformat=fixed,block_size=1M", 40),
+    "qcow2-v3": ("qcow2", "compat=1.1,cluster_size=4096", 80),
+    "qcow2-v2": ("qcow2", "compat=0.10", 40),
 }
 
 
@@ -211,12 +228,21 @@ def test_fuzz_against_qemu(tmp_path, kind):
     ref = qemu_bytes(str(tmp_path / f"valid.{fmt}"), fmt, str(tmp_path / "ref.raw"))
     assert ref is not None and same_disk(our_bytes(str(tmp_path / f"valid.{fmt}")), ref, False)
     is_vhd = fmt == "vpc"
-    areas = vhd_areas(orig) if is_vhd else vhdx_areas(orig)
-    fix = fix_vhd if is_vhd else fix_vhdx
-    # payload: where the data is (the first data block for dynamic disks, the disk for fixed)
-    payload = (0, len(orig) - 512) if kind == "vhd-fixed" else (len(orig) - 2 * MiB, len(orig) - 4096)
+    if fmt == "qcow2":
+        areas, fix = qcow2_areas(orig), (lambda b: None)
+    else:
+        areas = vhd_areas(orig) if is_vhd else vhdx_areas(orig)
+        fix = fix_vhd if is_vhd else fix_vhdx
+    # payload: where the data is (the first data block for dynamic disks, the disk for fixed,
+    # the clusters after the tables for qcow2)
+    if fmt == "qcow2":
+        payload = (max(e for _s, e in areas), len(orig))
+    elif kind == "vhd-fixed":
+        payload = (0, len(orig) - 512)
+    else:
+        payload = (len(orig) - 2 * MiB, len(orig) - 4096)
     rnd = random.Random(f"{SEED}-{kind}")
-    path = tmp_path / f"case.{'vhd' if is_vhd else 'vhdx'}"
+    path = tmp_path / f"case.{'vhd' if is_vhd else fmt}"
     stats = {"ours": 0, "refused": 0, "both": 0, "qemu-only": 0, "large": 0}
     old = signal.signal(signal.SIGALRM, _alarm)
     t0 = time.monotonic()
