@@ -146,7 +146,8 @@ def show_cmd(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def delete_cmd(ctx: click.Context, name: str, delete_data: bool) -> None:
     """Delete region NAME. The default region `local` cannot be deleted, nor a region that
-    an image version targets (remove it from the versions' target regions first). The output
+    an image version targets (remove it from the versions' target regions first), nor one
+    that holds snapshots or managed images (delete them first). The output
     lists the zone directories left in place (`keptPaths`).
 
     \b
@@ -155,7 +156,8 @@ def delete_cmd(ctx: click.Context, name: str, delete_data: bool) -> None:
     """
     reg = _registry(ctx)
     r = reg.delete(name, delete_data=delete_data,
-                   targeted_by=lambda n: gallery_service(ctx).versions_targeting(n))
+                   targeted_by=lambda n: gallery_service(ctx).versions_targeting(n),
+                   holds_only_copy=lambda n: gallery_service(ctx).snapshots_and_images_in(n))
     # kept, or not removable (other files); a blob region's containers are the user's
     kept = (list(r.zones) if r.storage != "directory"
             else [z for z in r.zones if os.path.exists(z)])

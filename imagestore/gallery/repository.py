@@ -861,6 +861,15 @@ class Repository:
         """(In a transaction.) The image with its disks (cascade)."""
         self.con.execute("DELETE FROM managed_images WHERE id = ?", (pk,))
 
+    def snapshots_and_images_in(self, region: str) -> list[tuple[str, str, str]]:
+        """(kind ``snapshot``/``image``, resource group, name) of every snapshot and managed
+        image whose data lives in ``region``."""
+        rows = self._all(
+            "SELECT 'snapshot', rg, name FROM snapshots WHERE location = ? COLLATE NOCASE "
+            "UNION ALL SELECT 'image', rg, name FROM managed_images WHERE location = ? "
+            "COLLATE NOCASE ORDER BY 1 DESC, 2, 3", (region, region))
+        return [(r[0], r[1], r[2]) for r in rows]
+
     def owners_by_digest(self) -> list[tuple[str, str, str, str, int | None]]:
         """(digest, kind ``snapshot``/``image``, resource group, name, LUN or None) of every
         snapshot and managed image disk, by kind, resource group, name and LUN."""

@@ -16,6 +16,7 @@ names the CLI has always used. ``runner`` runs queued replication work
 from __future__ import annotations
 
 from ..home import Home
+from . import ids
 from .definitions import Definitions
 from .disk_access import DiskAccess
 from .disks import Disks
@@ -84,6 +85,11 @@ class GalleryService:
     def versions_targeting(self, region: str) -> list[str]:
         """Ids of the versions that have ``region`` among their target regions."""
         return self.versions.targeting(region)
+
+    def snapshots_and_images_in(self, region: str) -> list[str]:
+        """Ids of the snapshots and managed images whose data lives in ``region``."""
+        return [ids.snapshot_id(rg, n) if kind == "snapshot" else ids.managed_image_id(rg, n)
+                for kind, rg, n in self.repo.snapshots_and_images_in(region)]
 
     # -- flat names ----------------------------------------------------------------------------
 

@@ -135,6 +135,11 @@ def test_hostile_image_requests_change_nothing(run, disks, tmp_path):
     for args, code, needle in cases:
         fails(run("image", "create", *args), code, needle)
         assert store_tree_snapshot(run.store) == before, args
+    # Azure makes no disk from a managed image (a version made from it does)
+    fails(run("disk", "create", "-n", "x", "--source", f"{RG}/images/im"), 3,
+          "--source: '" + RG + "/images/im' is a Microsoft.Compute/images id, not a snapshot or "
+          "disk id")
+    assert store_tree_snapshot(run.store) == before
     os.unlink(disks["data1"])
     fails(run("image", "create", "-n", "x", "--source", "os1", "--data-disk-sources", "data1",
               "--os-type", "Linux"), 4, "disk 'data1': its file")

@@ -237,3 +237,18 @@ def test_store_verify_names_the_snapshot_a_damage_affects(run, disk):
         "id": s["id"], "type": "Microsoft.Compute/snapshots", "resourceGroup": "default",
         "name": "s1", "manifest": digest, "region": "local", "copies": [0]}]
     assert rep["affectedVersions"] == []  # the version's own manifest is intact
+
+
+def test_a_region_holding_a_snapshot_is_not_deleted(run, disk, tmp_path):
+    run.json("region", "create", "west", "--path", str(tmp_path / "west"))
+    run.json("sig", "image-version", "update", "-r", "g", "-i", "lin", "-e", "1.0.0",
+             "--target-regions", "local", "west")
+    run.json("disk", "create", "-n", "dw", "--gallery-image-reference", "g/lin/1.0.0",
+             "-l", "west")
+    s = run.json("snapshot", "create", "-n", "sw", "--source", "dw")
+    run.json("sig", "image-version", "update", "-r", "g", "-i", "lin", "-e", "1.0.0",
+             "--target-regions", "local", "--allow-replicated-location-deletion")
+    fails(run("region", "delete", "west", "--delete-data"), 5,
+          f"region 'west' holds the only completed copy of {s['id']}")
+    assert run("snapshot", "delete", "-n", "sw").exit_code == 0
+    assert run.json("region", "delete", "west")["deleted"] is True
