@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..worker import ensure_worker
-from . import galleries, operations
+from . import export, galleries, operations
 from .context import ApiContext, Settings
 from .errors import ApiError, response
 
@@ -25,6 +25,7 @@ log = logging.getLogger("imagestore.api")
 FAMILIES = [
     galleries,
     operations,
+    export,  # disk export: beginGetAccess/endGetAccess and the SAS blob (issue 12)
 ]
 
 #: ARM matches the fixed segments of a path case-insensitively

@@ -17,6 +17,7 @@ import sys
 from ..errors import InvalidArgument
 from ..gallery import ids
 from ..identity import TENANT
+from . import endpoint
 from .app import create_app
 from .context import Settings
 
@@ -70,4 +71,8 @@ def serve(store: str, *, host: str = "127.0.0.1", port: int = 8443,
                             ssl_keyfile=tls_key, timeout_graceful_shutdown=GRACE,
                             access_log=False, lifespan="on", server_header=False)
     server = uvicorn.Server(config)
-    server.run(sockets=[sock])
+    endpoint.publish(store, url)  # where grant-access URLs point (issue 12, export)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        endpoint.withdraw(store)

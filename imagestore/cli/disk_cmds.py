@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..formats import WRITE_FORMATS
-from .common import common_options, ids_option
+from .common import common_options, ids_option, only_show_errors
 from .output import emit
 from .sig_cmds import (
     gallery_service,
@@ -114,3 +114,61 @@ def disk_delete(ctx, rg, name, delete_file) -> None:
       imagestore disk delete -n vm1-os --delete-file
     """
     gallery_service(ctx).disks.delete(rg, name, delete_file=delete_file)
+
+
+# -- export (issue 12): az disk grant-access / revoke-access ---------------------------------
+
+
+@disk_group.command("grant-access")
+@ids_option("disk")
+@rg_option
+@name_option
+@click.option("--duration-in-seconds", "duration", required=True, type=int, metavar="N",
+              help="Seconds until the access URL stops working.")
+@click.option("--access-level", "access", default="Read", show_default=True,
+              type=click.Choice(["Read", "Write"], case_sensitive=False),
+              help="Access level (imagestore exports; Write is for uploads, which it lacks).")
+@common_options
+@click.pass_context
+def disk_grant_access(ctx, rg, name, duration, access) -> None:
+    """Give a URL (an `accessSAS`) from which the disk can be downloaded as a fixed VHD, with
+    no other credential, until --duration-in-seconds pass or `revoke-access`. The URL is
+    served by `imagestore serve` for this store (the running server's address; without one,
+    https://127.0.0.1:8443, its default). Supports HTTP ranges: curl -r, azure-storage-blob,
+    azcopy-style parallel downloads.
+
+    \b
+    Example:
+      imagestore disk grant-access -n vm1-os --duration-in-seconds 3600 --query accessSAS -o tsv
+    """
+    from ..api import endpoint
+    from ..identity import sas
+
+    svc = gallery_service(ctx)
+    grant = svc.disk_access.grant(rg, name, sas.new_grant_id(), access=access,
+                                  duration_in_seconds=duration)
+    base = endpoint.current(svc.home.root)
+    if base is None:
+        base = endpoint.DEFAULT_URL
+        if not only_show_errors(ctx):
+            click.echo(f"WARNING: no `imagestore serve` runs for this store; the URL works "
+                       f"once one serves it at {base}", err=True)
+    url = sas.make_url(svc.home.root, base, grant_id=grant.id, disk_id=grant.disk_id,
+                       access=grant.access, expires=grant.expires)
+    emit(ctx, {"accessSAS": url})
+
+
+@disk_group.command("revoke-access")
+@ids_option("disk")
+@rg_option
+@name_option
+@common_options
+@click.pass_context
+def disk_revoke_access(ctx, rg, name) -> None:
+    """Revoke the disk's access URL at once (`grant-access`); the disk is deletable again.
+
+    \b
+    Example:
+      imagestore disk revoke-access -n vm1-os
+    """
+    gallery_service(ctx).disk_access.revoke(rg, name)

@@ -25,6 +25,9 @@ TARGET_FLAGS: list[tuple[str, str]] = [
     ("galleryImageName", "--gallery-image-definition"),
     ("galleryImageVersionName", "--gallery-image-version"),
     ("diskName", "--name"),
+    # disk export (grant-access)
+    ("durationInSeconds", "--duration-in-seconds"),
+    ("access", "--access-level"),
     ("snapshotName", "--name"),
     ("imageName", "--name"),
     ("location", "--location"),
