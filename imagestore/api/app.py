@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..worker import ensure_worker
-from . import export, galleries, operations
+from . import disks, export, galleries, image_versions, images, operations
 from .context import ApiContext, Settings
 from .errors import ApiError, response
 
@@ -24,6 +24,9 @@ log = logging.getLogger("imagestore.api")
 #: the resource families served, in routing order (one line per family)
 FAMILIES = [
     galleries,
+    images,
+    image_versions,
+    disks,
     operations,
     export,  # disk export: beginGetAccess/endGetAccess and the SAS blob (issue 12)
 ]

@@ -28,9 +28,9 @@ class Settings:
     audiences: tuple[str, ...] = field(default=tokens.AUDIENCES)
     #: seconds a client should wait between polls of a long-running operation
     retry_after: int = 1
-    #: allow ``source.uri`` files outside the server's working directory (the server host's
-    #: paths; see ``allowParentDir`` of the capture)
-    allow_parent_dir: str | None = "/"
+    #: where differencing-disk parents of a ``source.uri`` may live (None: beside the child;
+    #: the capture's ``allow_parent_dir``)
+    allow_parent_dir: str | None = None
 
 
 class ApiContext:

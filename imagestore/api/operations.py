@@ -39,12 +39,19 @@ def results_path(location: str, op_id: str) -> str:
     return f"/subscriptions/{ids.SUBSCRIPTION}/providers/Microsoft.Compute/locations/{location}/operationResults/{op_id}"
 
 
+def retry_after(req: ArmRequest) -> dict[str, str]:
+    """``Retry-After`` (left out when the server is set to 0: clients poll at their own
+    interval)."""
+    n = req.ctx.settings.retry_after
+    return {"Retry-After": str(n)} if n > 0 else {}
+
+
 def lro_headers(req: ArmRequest, op_id: str, location: str) -> dict[str, str]:
     """The headers that send a client to poll operation ``op_id``."""
     return {
         "Azure-AsyncOperation": req.url(status_path(location, op_id)),
         "Location": req.url(results_path(location, op_id)),
-        "Retry-After": str(req.ctx.settings.retry_after),
+        **retry_after(req),
     }
 
 
@@ -78,7 +85,7 @@ def get_status(req: ArmRequest) -> Reply:
         out["endTime"] = op.ended
     if op.error_json:
         out["error"] = op.error_json
-    headers = {"Retry-After": str(req.ctx.settings.retry_after)} if op.status == "InProgress" else {}
+    headers = retry_after(req) if op.status == "InProgress" else {}
     return Reply(200, out, headers)
 
 
@@ -86,7 +93,7 @@ def get_result(req: ArmRequest) -> Reply:
     op = _op(req)
     if op.status == "InProgress":
         return Reply(202, None, {"Location": req.url(results_path(op.location, op.id)),
-                                 "Retry-After": str(req.ctx.settings.retry_after)})
+                                 **retry_after(req)})
     if op.status == "Failed":
         e = op.error_json or {"code": "OperationFailed", "message": "the operation failed"}
         return Reply(409, body(e.get("code", "OperationFailed"), e.get("message", ""),

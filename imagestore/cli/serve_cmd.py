@@ -21,10 +21,13 @@ from .common import common_options, open_home
               type=click.IntRange(1, 10000), help="Items per page of a list (nextLink after).")
 @click.option("--max-body", default=MAX_BODY, show_default=True, type=click.IntRange(1024),
               help="Largest request body in bytes (413 above).")
+@click.option("--retry-after", default=1, show_default=True, type=click.IntRange(0, 3600),
+              help="Seconds clients wait between polls of a long-running operation "
+                   "(0: no Retry-After header; clients use their own interval).")
 @common_options
 @click.pass_context
 def serve_cmd(ctx: click.Context, host: str, port: int, tls_cert: str | None,
-              tls_key: str | None, page_size: int, max_body: int) -> None:
+              tls_key: str | None, page_size: int, max_body: int, retry_after: int) -> None:
     """Serve the ARM REST API (Microsoft.Compute galleries, images, versions, disks) so the
     Azure SDKs and az drive this store. Every request needs `Authorization: Bearer TOKEN`
     (`imagestore token create`). Stops on SIGTERM/Ctrl-C, letting requests finish.
@@ -38,4 +41,5 @@ def serve_cmd(ctx: click.Context, host: str, port: int, tls_cert: str | None,
 
     home = open_home(ctx)
     serve(home.root, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key,
-          settings=Settings(page_size=page_size, max_body=max_body))
+          settings=Settings(page_size=page_size, max_body=max_body,
+                                  retry_after=retry_after))

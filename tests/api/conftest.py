@@ -77,3 +77,35 @@ def server(tmp_path):
     s.stop()
     if s.proc.poll() is None:
         s.proc.kill()
+
+
+MiB = 1 << 20
+
+
+def make_source(tmp, name: str, fmt: str, byte: int, size_mib: int = 6) -> str:
+    """A small VHD (``vpc``, ``vpc-fixed``) or VHDX file with two patterned runs."""
+    from tests.helpers import need
+
+    raw = tmp / f"{name}.raw"
+    with open(raw, "wb") as f:
+        f.truncate(size_mib * MiB)
+        for off in (0, 3 * MiB + 12345):
+            f.seek(off)
+            f.write(bytes([byte]) * 200000)
+    out = tmp / f"{name}.{'vhd' if fmt.startswith('vpc') else 'vhdx'}"
+    opts = {"vpc": [], "vpc-fixed": ["-o", "subformat=fixed,force_size=on"], "vhdx": []}[fmt]
+    subprocess.run([need("qemu-img"), "convert", "-f", "raw", "-O", fmt.split("-")[0], *opts,
+                    str(raw), str(out)], check=True)
+    raw.unlink()
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def mod_server(tmp_path_factory):
+    """One server for a module (page size 2, so lists of 3 page)."""
+    s = start_server(str(tmp_path_factory.mktemp("api") / "store"), "--page-size", "2",
+                     "--retry-after", "0")
+    yield s
+    s.stop()
+    if s.proc.poll() is None:
+        s.proc.kill()
