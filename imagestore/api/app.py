@@ -15,7 +15,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..worker import ensure_worker
-from . import disks, export, galleries, image_versions, images, operations
+from . import (
+    disks,
+    export,
+    galleries,
+    image_versions,
+    images,
+    managed_images,
+    operations,
+    snapshots,
+)
 from .context import ApiContext, Settings
 from .errors import ApiError, response
 
@@ -29,6 +38,8 @@ FAMILIES = [
     disks,
     operations,
     export,  # disk export: beginGetAccess/endGetAccess and the SAS blob (issue 12)
+    snapshots,  # Microsoft.Compute/snapshots (issue 13)
+    managed_images,  # Microsoft.Compute/images: managed images (issue 13)
 ]
 
 #: ARM matches the fixed segments of a path case-insensitively

@@ -37,13 +37,15 @@ class ManagedImages:
 
     def create(self, rg: str, name: str, source: str, *, os_type: str | None,
                data_disk_sources: list[str] | tuple[str, ...] = (),
+               data_disk_luns: list[int] | tuple[int, ...] | None = None,
                hyper_v_generation: str | None = None, location: str | None = None,
                os_disk_caching: str | None = None, data_disk_caching: str | None = None,
                storage_sku: str | None = None, zone_resilient: bool = False,
                tags: dict | None = None, observer: Observer | None = None,
                threads: int = 2) -> dict:
         """Create image ``name`` from ``source`` (OS disk: a disk or snapshot, name or id) and
-        ``data_disk_sources`` (LUN 0, 1, … in order). Returns the image's JSON."""
+        ``data_disk_sources`` (at ``data_disk_luns``, default 0, 1, … in order, as az
+        numbers them). Returns the image's JSON."""
         validate.resource_group(rg)
         validate.disk_name(name, "imageName")
         if os_type is None:
@@ -60,13 +62,27 @@ class ManagedImages:
         if self.repo.find_managed_image(rg, name):
             raise Conflict(f"image '{name}' already exists in resource group '{rg}'",
                            target="imageName")
+        texts = list(data_disk_sources or ())
+        luns = list(range(len(texts))) if data_disk_luns is None else list(data_disk_luns)
+        if len(luns) != len(texts):
+            raise InvalidArgument(f"{_DATA}: {len(luns)} LUN(s) for {len(texts)} data disk(s)",
+                                  target=_DATA)
+        for i, lun in enumerate(luns):
+            if isinstance(lun, bool) or not isinstance(lun, int) or not 0 <= lun <= validate.MAX_LUN:
+                raise InvalidArgument(f"{_DATA}[{i}].lun: '{lun}' must be an integer from 0 to "
+                                      f"{validate.MAX_LUN}", target=f"{_DATA}[{i}].lun")
+            if lun in luns[:i]:
+                raise InvalidArgument(f"{_DATA}[{i}].lun: LUN {lun} is used twice",
+                                      target=f"{_DATA}[{i}].lun")
         srcs = [(-1, sources.resolve(self.repo, source, rg, field=_OS))]
-        for i, text in enumerate(data_disk_sources or ()):
-            srcs.append((i, sources.resolve(self.repo, text, rg, field=f"{_DATA}[{i}]")))
+        for i, (lun, text) in enumerate(zip(luns, texts, strict=True)):
+            srcs.append((lun, sources.resolve(self.repo, text, rg, field=f"{_DATA}[{i}]")))
+        fields = {lun: (_OS if lun < 0 else f"{_DATA}[{i - 1}]") for i, (lun, _s) in
+                  enumerate(srcs)}
         region = srcs[0][1].location
         for lun, s in srcs:
             if s.location.lower() != region.lower():
-                field = _OS if lun < 0 else f"{_DATA}[{lun}]"
+                field = fields[lun]
                 raise InvalidArgument(f"{field}: {s.label} is in region '{s.location}'; every "
                                       f"source of an image must be in one region ('{region}')",
                                       target=field)
@@ -78,7 +94,7 @@ class ManagedImages:
         region = self.placement.require_region(region)
         for lun, s in srcs:
             if s.kind == "disk":
-                s.disk_file(_OS if lun < 0 else f"{_DATA}[{lun}]")  # the file is there
+                s.disk_file(fields[lun])  # the file is there
         store, close_store = self.placement.open_source_store(region)
         published: list[str] = []
         try:
@@ -92,7 +108,7 @@ class ManagedImages:
                         stored_bytes=0, source_format=r.source_format, source_kind="snapshot",
                         source_id=s.id))
                     continue
-                path, sfmt = s.disk_file(_OS if lun < 0 else f"{_DATA}[{lun}]")
+                path, sfmt = s.disk_file(fields[lun])
                 label = f"image {name} " + ("os disk" if lun < 0 else f"data disk lun {lun}")
                 res = capture.capture_file(store, path, source_format=sfmt, label=label,
                                            threads=threads, observer=observer,
@@ -136,7 +152,7 @@ class ManagedImages:
                     "storedBytes": d.stored_bytes, "sourceFormat": d.source_format}
 
         os_d = next(d for d in disks if d.lun < 0)
-        data = [d for d in disks if d.lun >= 0]
+        data = sorted((d for d in disks if d.lun >= 0), key=lambda d: d.lun)
         sp: dict = {"osDisk": {"osType": os_type, "osState": "Generalized", **disk_entry(os_d),
                                "caching": os_caching, "storageAccountType": sku,
                                "diskSizeGB": resources.size_in_gb(os_d.virtual_size)}}
