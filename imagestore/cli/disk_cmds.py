@@ -48,11 +48,15 @@ def name_option(f):
               help="Disk file to create (default <store>/disks/NAME.<ext>).")
 @click.option("-l", "--location", default=None, metavar="REGION", help="Region (default local).")
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--linked", is_flag=True,
+              help="Create in O(1): a small overlay (qcow2 over a raw parent, or a vhdx "
+                   "differencing child) over the version's shared read-only parent kept by "
+                   "the store. `disk flatten` makes it independent.")
 @tags_option
 @common_options
 @click.pass_context
 def disk_create(ctx, rg, name, reference, source, lun, fmt, path, location, threads,
-                tags) -> None:
+                linked, tags) -> None:
     """Create a new, independent disk file from an image version, a snapshot or a disk.
 
     \b
@@ -60,13 +64,31 @@ def disk_create(ctx, rg, name, reference, source, lun, fmt, path, location, thre
       imagestore disk create -n vm1-os --gallery-image-reference myGallery/myImage1 \\
           --format vhdx --path /var/lib/vms/vm1-os.vhdx
       imagestore disk create -n vm1-restore --source vm1-os-snap
+      imagestore disk create -n vm2-os --gallery-image-reference myGallery/myImage1 \\
+          --format qcow2 --linked
     """
     if (reference is None) == (source is None):
         raise click.UsageError("give --gallery-image-reference or --source (one of them)", ctx)
     emit(ctx, gallery_service(ctx).disks.create(
         rg, name, reference, source=source, lun=lun, fmt=fmt, path=path, location=location,
-        tags=tags_opt(tags), observer=progress_observer(ctx), threads=threads,
+        tags=tags_opt(tags), observer=progress_observer(ctx), threads=threads, linked=linked,
     ))
+
+
+@disk_group.command("flatten")
+@ids_option("disk")
+@rg_option
+@name_option
+@common_options
+@click.pass_context
+def disk_flatten(ctx, rg, name) -> None:
+    """Make a linked disk independent of its parent (rewrites its file; stop VMs using it).
+
+    \b
+    Example:
+      imagestore disk flatten -n vm2-os
+    """
+    emit(ctx, gallery_service(ctx).disks.flatten(rg, name))
 
 
 @disk_group.command("show")

@@ -179,7 +179,25 @@ def gc_cmd(ctx: click.Context, dry_run: bool, timeout: float) -> None:
       imagestore store gc
     """
     home = open_home(ctx, create=False)  # nothing to collect in a store that is not there
-    emit(ctx, gc(home.blob_store(), timeout=timeout, dry_run=dry_run).to_json())
+    out = gc(home.blob_store(), timeout=timeout, dry_run=dry_run).to_json()
+    out["linkedParentsFreed"] = _collect_linked_parents(home, dry_run)
+    emit(ctx, out)
+
+
+def _collect_linked_parents(home: Home, dry_run: bool) -> list[dict]:
+    """Linked-clone parents no linked disk uses any more (gallery/linked.py)."""
+    import os
+
+    from ..gallery import linked
+    from ..gallery.repository import Repository
+
+    if not os.path.exists(home.db_path) or not os.path.isdir(linked.parents_root(home.root)):
+        return []
+    repo = Repository(home.db_path)
+    try:
+        return linked.collect(repo, home.root, dry_run=dry_run)
+    finally:
+        repo.close()
 
 
 @store_group.command("stats")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from ..errors import BadImage, ImagestoreError, InvalidArgument, IOFailure, NotFound, from_oserror
@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 #: names accepted by ``--format``
-WRITE_FORMATS = ("raw", "vhd", "vhd-fixed", "vhdx", "vhdx-fixed")
+WRITE_FORMATS = ("raw", "vhd", "vhd-fixed", "vhdx", "vhdx-fixed", "qcow2")
 
 #: differencing chains deeper than this are refused (a loop or a hostile file)
 MAX_CHAIN_DEPTH = 32
@@ -196,25 +196,33 @@ def create_writer(path: str, virtual_size: int, fmt: str) -> DiskWriter:
         from . import vhd
 
         return vhd.create_vhd_writer(path, virtual_size, fixed=(fmt == "vhd-fixed"))
+    if fmt == "qcow2":
+        from . import qcow2
+
+        return qcow2.create_qcow2_writer(path, virtual_size)
     from . import vhdx
 
     return vhdx.create_vhdx_writer(path, virtual_size, fixed=(fmt == "vhdx-fixed"))
 
 
 @contextmanager
-def new_disk_file(path: str, virtual_size: int, fmt: str) -> Iterator[DiskWriter]:
+def new_disk_file(path: str, virtual_size: int, fmt: str,
+                  writer_factory: Callable[[str, int, str], DiskWriter] | None = None,
+                  ) -> Iterator[DiskWriter]:
     """A writer for a new disk at ``path`` that appears only when complete.
 
     The disk is written to a hidden temp file beside ``path``; on success the writer is
     finished (fsynced) and the file renamed into place; on any failure it is removed, so a
-    failed or killed disk creation never leaves a partial disk behind.
+    failed or killed disk creation never leaves a partial disk behind. ``writer_factory``
+    (tmp path, size, fmt) makes the writer instead of :func:`create_writer` (an overlay with a
+    backing file, a differencing VHDX: linked clones).
     """
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise InvalidArgument(f"--path: directory {parent} does not exist")
     tmp = os.path.join(parent, f".{os.path.basename(path)}.imagestore-{secrets.token_hex(4)}")
     try:
-        writer = create_writer(tmp, virtual_size, fmt)
+        writer = (writer_factory or create_writer)(tmp, virtual_size, fmt)
     except ImagestoreError as e:
         if isinstance(e, NotFound):  # the directory exists but takes no new file (/proc)
             raise IOFailure(f"{path}: cannot create a file there (no such file or directory)"

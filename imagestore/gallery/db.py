@@ -238,12 +238,39 @@ def _m0004_operations(con: sqlite3.Connection) -> None:
     )
 
 
+def _m0005_linked_parents(con: sqlite3.Connection) -> None:
+    """Linked clones (issue 13): one read-only materialized parent file per version disk
+    (manifest digest), region and parent format, shared by every linked disk; a disk's link
+    pins its parent (``ON DELETE RESTRICT``) and goes with the disk row (``CASCADE``)."""
+    _script(
+        con,
+        """
+        CREATE TABLE linked_parents (
+            id          INTEGER PRIMARY KEY,
+            location    TEXT NOT NULL COLLATE NOCASE,
+            digest      TEXT NOT NULL,
+            format      TEXT NOT NULL,
+            path        TEXT NOT NULL UNIQUE,
+            virtual_size INTEGER NOT NULL,
+            created     TEXT NOT NULL,
+            UNIQUE (location, digest, format)
+        );
+        CREATE TABLE disk_links (
+            disk_id     INTEGER PRIMARY KEY REFERENCES disks(id) ON DELETE CASCADE,
+            parent_id   INTEGER NOT NULL REFERENCES linked_parents(id) ON DELETE RESTRICT
+        );
+        CREATE INDEX disk_links_parent ON disk_links(parent_id)
+        """
+    )
+
+
 #: ordered, named schema steps; append only, never edit a released step
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("0001_initial", _m0001_initial),
     ("0002_replication", _m0002_replication),
     ("0003_snapshots_images", _m0003_snapshots_images),
     ("0004_operations", _m0004_operations),
+    ("0005_linked_parents", _m0005_linked_parents),
 ]
 
 

@@ -16,6 +16,7 @@ from ..formats import WRITE_FORMATS, new_disk_file, open_disk
 from ..home import Home
 from ..regions.replicas import materialize_from_copies
 from . import arm_disk, disk_access, ids, resources, shallow, sources, validate
+from . import linked as linked_mod
 from .placement import Placement
 from .progress import Observer, TaskKind, TaskProgress
 from .repository import ReplicationState, Repository, VersionDisk, VersionRow
@@ -24,7 +25,8 @@ from .versions import DEFAULT_LOCATION, Versions
 
 _SOURCE = "properties.creationData.sourceResourceId"
 
-EXTENSIONS = {"raw": "raw", "vhd": "vhd", "vhd-fixed": "vhd", "vhdx": "vhdx", "vhdx-fixed": "vhdx"}
+EXTENSIONS = {"raw": "raw", "vhd": "vhd", "vhd-fixed": "vhd", "vhdx": "vhdx", "vhdx-fixed": "vhdx",
+              "qcow2": "qcow2"}
 
 
 class Disks:
@@ -42,12 +44,14 @@ class Disks:
         source: str | None = None,
         fmt: str = "raw", path: str | None = None, location: str | None = None,
         tags: dict | None = None, observer: Observer | None = None, threads: int = 2,
+        linked: bool = False,
     ) -> dict:
         """Write a new disk file from an image version (``reference``: a version id, or a
         definition id meaning its latest version in ``location``) and register it. ``lun``
         picks a data disk (default the OS disk). Or copy a snapshot or another disk
-        (``source``: name or ARM id; ``creationData.createOption`` Copy). Returns the disk's
-        JSON."""
+        (``source``: name or ARM id; ``creationData.createOption`` Copy). ``linked`` (qcow2,
+        vhdx; a version only) writes a small overlay over the version's shared read-only
+        parent instead (:mod:`.linked`). Returns the disk's JSON."""
         validate.resource_group(rg)
         validate.disk_name(name)
         fmt = validate.enum("properties.localStorage.format", fmt or "raw", WRITE_FORMATS)
@@ -56,6 +60,12 @@ class Disks:
                 f"{_SOURCE}: give exactly one source: a gallery image version "
                 f"(creationData.galleryImageReference.id) or a snapshot or disk to copy "
                 f"(creationData.sourceResourceId)", target=_SOURCE)
+        if linked:
+            linked_mod.check_format(fmt)
+            if source is not None:
+                raise InvalidArgument(
+                    f"{_SOURCE}: a linked disk is made from a gallery image version, not a "
+                    f"copy of a snapshot or disk", target=_SOURCE)
         if source is not None:
             if lun is not None:
                 raise InvalidArgument(
@@ -82,6 +92,9 @@ class Disks:
                            f"'{location}' yet (replication {reg.state})", target="location")
         drow = self._disk_image(vrow, vid, lun)
         path = self._new_path(name, path, fmt)
+        if linked:
+            return self._create_linked(rg, name, vrow, vid, drow, lun, reference, path, fmt,
+                                       location, tags, observer, threads)
         task = TaskProgress(observer, TaskKind.DISK, name)
         try:
             if drow.shallow_path:
@@ -105,21 +118,99 @@ class Disks:
         return path
 
     def _register(self, rg: str, name: str, location: str, tags: dict | None, props: dict,
-                  path: str, fmt: str) -> dict:
+                  path: str, fmt: str, parent_pk: int | None = None) -> dict:
         """Insert the disk row for the file just written at ``path`` (removed again when the
-        row cannot be inserted)."""
+        row cannot be inserted); ``parent_pk``: the linked parent it pins, in the same
+        transaction."""
         try:
             with self.repo.transaction():
                 if self.repo.find_disk(rg, name):
                     raise Conflict(f"disk '{name}' already exists in resource group '{rg}'",
                                    target="diskName")
                 self.repo.insert_disk(rg, name, location, tags or {}, props, path, fmt)
+                if parent_pk is not None:
+                    self.repo.link_disk(self.repo.disk(rg, name).id, parent_pk)
         except BaseException:
             try:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
             raise
+        return self.show(rg, name)
+
+    def _create_linked(self, rg: str, name: str, vrow: VersionRow, vid: str,
+                       drow: VersionDisk, lun: int | None, reference: str, path: str,
+                       fmt: str, location: str, tags: dict | None,
+                       observer: Observer | None, threads: int) -> dict:
+        """A linked disk: the version disk's parent in ``location`` (made once), an overlay
+        over it at ``path``, and the disk row pinning the parent."""
+        task = TaskProgress(observer, TaskKind.DISK, name)
+
+        def make(p: str, pfmt: str) -> None:
+            if drow.shallow_path:
+                self._from_shallow(vrow, drow, p, pfmt, task)
+            else:
+                self._materialize_parent(vrow, location, drow.digest, p, pfmt, threads, task)
+
+        key = drow.digest or f"shallow-{vrow.id}-{drow.lun}"
+        try:
+            with linked_mod._lock(self.home.root):
+                parent = linked_mod.ensure_parent(self.repo, self.home.root, location, key,
+                                                  fmt, make)
+                size = linked_mod.write_overlay(parent, path, fmt, parent.virtual_size)
+                props = self._properties(vrow, vid, drow, lun, reference, path, fmt,
+                                         parent.virtual_size, 0)
+                props["localStorage"]["linked"] = {
+                    "parentPath": parent.path, "parentFormat": parent.format,
+                    "parentDigest": drow.digest or None, "fileBytes": size}
+                return self._register(rg, name, location, tags, props, path, fmt,
+                                      parent_pk=parent.id)
+        finally:
+            task.close()
+
+    def _materialize_parent(self, vrow: VersionRow, location: str, digest: str, path: str,
+                            fmt: str, threads: int, task: TaskProgress) -> None:
+        """A linked parent from the region's copies: with one copy straight from its store
+        (chunks stored uncompressed are then reflinked where the filesystem can), else with
+        fail-over across the copies."""
+        from ..store.materialize import materialize
+
+        pp = vrow.properties["publishingProfile"]
+        tr = next((t for t in pp["targetRegions"] if t["name"].lower() == location.lower()), {})
+        paths = self.placement.read_slots(location, int(tr.get("regionalReplicaCount") or 1),
+                                          tr.get("storageAccountType") or "Standard_LRS")
+        slots = self.placement.open_slots_holding(paths, digest)
+        try:
+            if not slots:
+                raise NotFound(f"location: no copy of manifest {digest} in region "
+                               f"'{location}'", target="location")
+            if len(slots) == 1 and hasattr(slots[0], "payload_fd"):
+                materialize(slots[0], digest, path, fmt=fmt, threads=threads, progress=task)
+            else:
+                materialize_from_copies(slots, digest, path, fmt=fmt, overwrite=False,
+                                        threads=threads, progress=task)
+        finally:
+            for s in slots:
+                s.close()
+
+    def flatten(self, rg: str, name: str) -> dict:
+        """Make a linked disk independent: its file rewritten with its current content (the
+        parent's bytes included) and its parent unpinned. Stop VMs using it first."""
+        row = self.repo.disk(rg, name)
+        parent = self.repo.parent_of_disk(row.id)
+        if parent is None:
+            raise Conflict(f"disk '{name}' is not a linked disk (nothing to flatten)",
+                           target="diskName")
+        with linked_mod._lock(self.home.root):
+            written = linked_mod.flatten(row.path, row.format, os.path.dirname(parent.path))
+            props = row.properties
+            ls = props.setdefault("localStorage", {})
+            ls.pop("linked", None)
+            ls["writtenBytes"] = written
+            ls["flattened"] = iso(now_utc())
+            with self.repo.transaction():
+                self.repo.unlink_disk(row.id)
+                self.repo.update_disk_props(row.id, props)
         return self.show(rg, name)
 
     def _create_copy(self, rg: str, name: str, source: str, *, fmt: str, path: str | None,
@@ -160,7 +251,8 @@ class Disks:
                 virtual_size, written = res.virtual_size, res.written_bytes
             else:
                 digest = None
-                virtual_size, written = copy_disk_file(src_path, src_fmt, path, fmt, task)
+                virtual_size, written = copy_disk_file(src_path, src_fmt, path, fmt, task,
+                                                       allow_parent_dir=src.parent_dir)
         finally:
             task.close()
         props: dict = dict(src.carried)
@@ -274,14 +366,14 @@ class Disks:
 
 
 def copy_disk_file(src: str, source_format: str, path: str, fmt: str,
-                   task: TaskProgress) -> tuple[int, int]:
+                   task: TaskProgress, allow_parent_dir: str | None = None) -> tuple[int, int]:
     """Copy a disk file's content (its allocated extents, zero blocks left out) to a new disk
     file at ``path`` in ``fmt`` (temp file, fsync, rename). The source must not change while
     it is read (then nothing is left at ``path``). Returns (virtual size, bytes written)."""
     from ..accel import nonzero_runs
 
     step = 1 << 20
-    reader = open_disk(src, source_format=source_format)
+    reader = open_disk(src, source_format=source_format, allow_parent_dir=allow_parent_dir)
     try:
         extents = list(reader.extents())
         total = sum(n for _o, n in extents)

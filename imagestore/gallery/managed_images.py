@@ -111,6 +111,7 @@ class ManagedImages:
                 path, sfmt = s.disk_file(fields[lun])
                 label = f"image {name} " + ("os disk" if lun < 0 else f"data disk lun {lun}")
                 res = capture.capture_file(store, path, source_format=sfmt, label=label,
+                                           allow_parent_dir=s.parent_dir,
                                            threads=threads, observer=observer,
                                            published=published)
                 disks.append(ManagedImageDisk(

@@ -237,6 +237,19 @@ class DiskRow(_Row):
 
 
 @dataclass(frozen=True)
+class LinkedParentRow(_Row):
+    """A read-only materialized copy of a version disk (manifest ``digest``) in a region, the
+    parent (backing file) of linked disks."""
+    id: int
+    location: str
+    digest: str
+    format: str
+    path: str
+    virtual_size: int
+    created: str
+
+
+@dataclass(frozen=True)
 class SnapshotRow(_Row):
     """A snapshot: one disk's bytes at one moment, captured as manifest ``digest`` into copy 0
     of its region; ``source_id`` is the ARM id of the disk (or snapshot) it was taken from."""
@@ -771,6 +784,51 @@ class Repository:
         the caller checks the grant field itself)."""
         rows = self._all("SELECT * FROM disks WHERE props LIKE ?", (f"%{grant_id}%",))
         return [DiskRow.from_sql(r) for r in rows]
+
+    # -- linked-clone parents ----------------------------------------------------------------
+
+    def find_linked_parent(self, location: str, digest: str, fmt: str) -> LinkedParentRow | None:
+        """The parent of ``digest`` in ``location`` in format ``fmt``, or None."""
+        row = self._one("SELECT * FROM linked_parents WHERE location = ? AND digest = ? AND "
+                        "format = ?", (location, digest, fmt))
+        return LinkedParentRow.from_sql(row) if row else None
+
+    def insert_linked_parent(self, location: str, digest: str, fmt: str, path: str,
+                             virtual_size: int) -> int:
+        """(In a transaction.)"""
+        cur = self.con.execute(
+            "INSERT INTO linked_parents(location, digest, format, path, virtual_size, created) "
+            "VALUES (?,?,?,?,?,?)", (location, digest, fmt, path, virtual_size, iso(now_utc())))
+        return int(cur.lastrowid)
+
+    def list_linked_parents(self) -> list[tuple[LinkedParentRow, int]]:
+        """Every parent with the number of disks linked to it."""
+        rows = self._all(
+            "SELECT p.*, (SELECT COUNT(*) FROM disk_links l WHERE l.parent_id = p.id) AS n "
+            "FROM linked_parents p ORDER BY p.id")
+        return [(LinkedParentRow.from_sql(r), int(r["n"])) for r in rows]
+
+    def delete_linked_parent(self, pk: int) -> bool:
+        """(In a transaction.) Remove a parent no disk links to; False when one does."""
+        if self._one("SELECT 1 FROM disk_links WHERE parent_id = ?", (pk,)):
+            return False
+        self.con.execute("DELETE FROM linked_parents WHERE id = ?", (pk,))
+        return True
+
+    def link_disk(self, disk_pk: int, parent_pk: int) -> None:
+        """(In a transaction.) Pin ``parent_pk`` for the disk."""
+        self.con.execute("INSERT INTO disk_links(disk_id, parent_id) VALUES (?, ?)",
+                         (disk_pk, parent_pk))
+
+    def unlink_disk(self, disk_pk: int) -> None:
+        """(In a transaction.) The disk no longer needs its parent."""
+        self.con.execute("DELETE FROM disk_links WHERE disk_id = ?", (disk_pk,))
+
+    def parent_of_disk(self, disk_pk: int) -> LinkedParentRow | None:
+        """The parent a linked disk pins, or None."""
+        row = self._one("SELECT p.* FROM linked_parents p JOIN disk_links l ON "
+                        "l.parent_id = p.id WHERE l.disk_id = ?", (disk_pk,))
+        return LinkedParentRow.from_sql(row) if row else None
 
     # -- snapshots ---------------------------------------------------------------------------
 

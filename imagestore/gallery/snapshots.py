@@ -68,6 +68,7 @@ class Snapshots:
             else:
                 source_path, sfmt = src.disk_file(_SOURCE)
                 res = capture.capture_file(store, source_path, source_format=sfmt,
+                                           allow_parent_dir=src.parent_dir,
                                            label=f"snapshot {name}", threads=threads,
                                            observer=observer, published=published)
                 digest, vsize, alloc, data, stored, fmt = (

@@ -57,6 +57,14 @@ class DiskSource:
     def label(self) -> str:
         return f"{self.kind} '{self.row.name}'"
 
+    @property
+    def parent_dir(self) -> str | None:
+        """Where a linked disk's parent lives (its reads must be allowed there), else None."""
+        if not isinstance(self.row, DiskRow):
+            return None
+        linked = self.row.properties.get("localStorage", {}).get("linked")
+        return os.path.dirname(linked["parentPath"]) if linked else None
+
     def disk_file(self, field: str) -> tuple[str, str]:
         """(path, source format for open_disk) of a disk source's file; NotFound naming
         ``field`` when the file is gone."""

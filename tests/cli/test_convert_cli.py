@@ -56,8 +56,8 @@ def test_convert_errors_are_one_line_with_exit_codes(run, tmp_path):
     fails(run("convert", str(tmp_path / "missing.vhd"), str(tmp_path / "x.raw")), 4, "missing.vhd")
     (tmp_path / "empty").write_bytes(b"")
     fails(run("convert", str(tmp_path / "empty"), str(tmp_path / "x.raw")), 6, "empty")
-    r = run("convert", src, str(tmp_path / "x.qcow2"), "-O", "qcow2")
-    assert r.exit_code == 2 and "qcow2" in r.stderr  # a usage error, as for every --format
+    r = run("convert", src, str(tmp_path / "x.qed"), "-O", "qed")
+    assert r.exit_code == 2 and "qed" in r.stderr  # a usage error, as for every --format
     assert sorted(os.listdir(tmp_path)) == ["a.raw", "b.raw", "empty"]
 
 

@@ -24,8 +24,9 @@ from imagestore.store.materialize import materialize
 from tests.helpers import need
 
 MiB = 1 << 20
-QEMU_FMT = {"raw": "raw", "vhd": "vpc", "vhd-fixed": "vpc", "vhdx": "vhdx", "vhdx-fixed": "vhdx"}
-WRITERS = ["raw", "vhd", "vhd-fixed", "vhdx", "vhdx-fixed"]
+QEMU_FMT = {"raw": "raw", "vhd": "vpc", "vhd-fixed": "vpc", "vhdx": "vhdx", "vhdx-fixed": "vhdx",
+            "qcow2": "qcow2"}
+WRITERS = ["raw", "vhd", "vhd-fixed", "vhdx", "vhdx-fixed", "qcow2"]
 
 
 def qemu(*args: str) -> subprocess.CompletedProcess:
@@ -92,11 +93,14 @@ def images(d: str) -> dict[str, tuple[str, str]]:
             ("vhd-fixed", "vpc", "subformat=fixed,force_size=on"),
             ("vhdx-dynamic", "vhdx", "subformat=dynamic"),
             ("vhdx-fixed", "vhdx", "subformat=fixed"),
+            ("qcow2", "qcow2", "compat=1.1"),
+            ("qcow2-zstd", "qcow2", "compat=1.1,compression_type=zstd"),
         ):
             if name == "random" and tag.endswith("fixed"):
                 continue
             p = f"{d}/{name}.{tag}"
-            qemu("convert", "-f", "raw", "-O", fmt, "-o", opts, raw, p)
+            qemu("convert", "-f", "raw", "-O", fmt, *(["-c"] if "zstd" in tag else []), "-o",
+                 opts, raw, p)
             out[f"{tag}-{name}"] = (p, fmt)
     # differencing VHDX chains of depth 1 and 3. qemu 7.2 can neither create nor read
     # differencing VHDX, so the children come from our writer's parent= mode on a qemu-made
@@ -181,6 +185,7 @@ SOURCES = [
     *(f"{k}-{n}" for n in ("empty", "pattern", "random") for k in ("raw", "vhd-dynamic", "vhdx-dynamic")),
     *(f"{k}-{n}" for n in ("empty", "pattern") for k in ("vhd-fixed", "vhdx-fixed")),
     "vhdx-diff-depth1", "vhdx-diff-depth3", "vhd-diff-depth1", "vhd-diff-depth3",
+    *(f"{k}-{n}" for n in ("empty", "pattern", "random") for k in ("qcow2", "qcow2-zstd")),
 ]
 
 
@@ -204,9 +209,20 @@ def test_reader_x_writer(matrix, source, writer):
         capture_output=True, text=True,
     )
     assert cmp.returncode == 0, cmp.stdout + cmp.stderr
-    if writer.startswith("vhdx"):
-        qemu("check", "-f", "vhdx", out)
-    if writer != "raw":
+    if writer.startswith("vhdx") or writer == "qcow2":
+        chk = subprocess.run(["qemu-img", "check", "-f", fmt, out], capture_output=True,
+                             text=True)
+        assert chk.returncode == 0, chk.stdout + chk.stderr
+    if writer == "qcow2":
+        import pyqcow
+
+        f = pyqcow.file()
+        f.open(out)
+        data = f.read_buffer_at_offset(f.get_media_size(), 0)
+        f.close()
+        with open(refs[source], "rb") as fr:
+            assert same_prefix_zero_tail(data, fr.read())
+    elif writer != "raw":
         import pyvhdi
 
         f = pyvhdi.file()

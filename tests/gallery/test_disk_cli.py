@@ -15,7 +15,8 @@ from tests.helpers import fails, need
 
 INVALID, NOT_FOUND, CONFLICT = 3, 4, 5
 MiB = 1 << 20
-QEMU_FMT = {"raw": "raw", "vhd": "vpc", "vhd-fixed": "vpc", "vhdx": "vhdx", "vhdx-fixed": "vhdx"}
+QEMU_FMT = {"raw": "raw", "vhd": "vpc", "vhd-fixed": "vpc", "vhdx": "vhdx", "vhdx-fixed": "vhdx",
+            "qcow2": "qcow2"}
 
 
 def make_raw(path, size, pattern_at) -> str:
@@ -47,7 +48,7 @@ def env(run, tmp_path):
     return run
 
 
-@pytest.mark.parametrize("fmt", ["raw", "vhd", "vhd-fixed", "vhdx", "vhdx-fixed"])
+@pytest.mark.parametrize("fmt", ["raw", "vhd", "vhd-fixed", "vhdx", "vhdx-fixed", "qcow2"])
 def test_disk_bytes_equal_source(env, fmt):
     run = env
     out = str(run.tmp / f"out.{fmt}")
@@ -121,7 +122,7 @@ def test_disk_validation(env):
               "-n", "y"), INVALID, "--gallery-image-reference")
     fails(run(*c, "g/d", "-n", "y", "--gallery-image-reference-lun", "7"), NOT_FOUND,
           "has no data disk image with LUN 7 (data disk LUNs: 2)")
-    fails(run(*c, "g/d", "-n", "y", "--format", "qcow2"), INVALID, "--format: 'qcow2' is not one of raw")
+    fails(run(*c, "g/d", "-n", "y", "--format", "qed"), INVALID, "--format: 'qed' is not one of raw")
     assert run(*c, "g/d", "-n", "z", "--format", "VHDX").exit_code == 0
     assert run("disk", "delete", "-n", "z", "--delete-file").exit_code == 0
     assert [x["name"] for x in run.json("disk", "list")] == ["x"]

@@ -11,5 +11,6 @@ concern:
 from __future__ import annotations
 
 from .reader import Qcow2Reader, open_qcow2
+from .writer import Qcow2Writer, create_qcow2_writer
 
-__all__ = ["Qcow2Reader", "open_qcow2"]
+__all__ = ["Qcow2Reader", "Qcow2Writer", "create_qcow2_writer", "open_qcow2"]
