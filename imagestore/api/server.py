@@ -11,6 +11,7 @@ version's capture and replication are queued in the gallery database and run by 
 from __future__ import annotations
 
 import ipaddress
+import signal
 import socket
 import sys
 
@@ -71,6 +72,11 @@ def serve(store: str, *, host: str = "127.0.0.1", port: int = 8443,
                             ssl_keyfile=tls_key, timeout_graceful_shutdown=GRACE,
                             access_log=False, lifespan="on", server_header=False)
     server = uvicorn.Server(config)
+    # uvicorn re-raises the stop signal once it has shut down, with the handler that was
+    # there before it: make that one a no-op so the cleanup below runs and a stop by
+    # SIGTERM/SIGINT exits 0
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     endpoint.publish(store, url)  # where grant-access URLs point (issue 12, export)
     try:
         server.run(sockets=[sock])
