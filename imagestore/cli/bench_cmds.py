@@ -236,3 +236,30 @@ def sparse_cmd(ctx: click.Context, **kw) -> None:
       imagestore bench sparse
     """
     _run(ctx, _settings(ctx, **kw), B.bench_sparse)
+
+
+# -- REST API load (issue 12) ---------------------------------------------------------------
+
+
+@bench_group.command("api")
+@click.option("--clients", type=click.IntRange(1, 256), default=16, show_default=True,
+              help="Concurrent clients, each with its own connection.")
+@click.option("--duration", type=click.FloatRange(1, 3600), default=25.0, show_default=True,
+              help="Seconds of load.")
+@click.option("--page-size", type=click.IntRange(1, 10000), default=100, show_default=True)
+@click.option("--workdir", default=None, metavar="DIR", help="Where the scratch store goes.")
+@common_options
+@click.pass_context
+def bench_api_cmd(ctx: click.Context, clients: int, duration: float, page_size: int,
+                  workdir: str | None) -> None:
+    """Load-test `imagestore serve` on loopback: mixed GET/list and a few PUTs from concurrent
+    clients; requests/s, p50/p99 latency, status codes, lost writes, server CPU.
+
+    \b
+    Example:
+      imagestore bench api --clients 16 --duration 25
+    """
+    from ..bench.api_load import bench_api
+
+    emit(ctx, bench_api(clients=clients, duration=duration, page_size=page_size,
+                        workdir=workdir))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.helpers import store_tree_snapshot
+
 from .conftest import GV, SUB
 
 pytestmark = pytest.mark.one_pass
@@ -60,9 +62,14 @@ def test_gallery_crud_and_paging(server):
     assert c.get(f"{G}/g2?api-version={GV}").status_code == 404
 
 
-def test_hostile_input(server):
+def test_hostile_input(server, tmp_path):
     c = server.client()
+    assert c.put(f"{G}/g?api-version={GV}", json={"location": "local"}).status_code == 201
+    assert c.put(f"{G}/g/images/d?api-version={GV}", json={"location": "local", "properties": {
+        "osType": "Linux", "osState": "Generalized",
+        "identifier": {"publisher": "P", "offer": "O", "sku": "S"}}}).status_code == 201
     before = c.get(f"{SUB}/providers/Microsoft.Compute/galleries?api-version={GV}").json()
+    tree = store_tree_snapshot(server.store)
     cases = [
         (b"{not json", 400, "InvalidRequestContent"),
         (b"[1, 2]", 400, "InvalidRequestContent"),
@@ -87,4 +94,53 @@ def test_hostile_input(server):
     assert r.status_code == 405 and "error" in r.json()
     r = c.get(f"/subscriptions/11111111-1111-1111-1111-111111111111/providers/Microsoft.Compute/galleries?api-version={GV}")
     assert r.status_code == 404 and r.json()["error"]["code"] == "SubscriptionNotFound"
+    # definitions and versions: wrong types, missing and hostile sources
+    notdisk = tmp_path / "notdisk.txt"
+    notdisk.write_text("hello")
+    V = f"{G}/g/images/d/versions"
+    bad_versions = [
+        ({"location": "local"}, "InvalidParameter"),
+        ({"location": "local", "properties": {"storageProfile": {"osDiskImage": {
+            "source": {"uri": 7}}}}}, "InvalidParameter"),
+        ({"location": "local", "properties": {"storageProfile": {"osDiskImage": {
+            "source": {"uri": "/nonexistent/x.vhd"}}}}}, "ResourceNotFound"),
+        ({"location": "local", "properties": {"storageProfile": {"osDiskImage": {
+            "source": {"uri": "file:///../../etc/passwd"}}}}}, "InvalidParameter"),
+        ({"location": "local", "properties": {"storageProfile": {"osDiskImage": {
+            "source": {"uri": str(notdisk)}}}}}, "InvalidParameter"),
+        ({"location": "local", "properties": {"publishingProfile": {"targetRegions": "x"},
+          "storageProfile": {"osDiskImage": {"source": {"uri": str(notdisk)}}}}},
+         "InvalidParameter"),
+        ({"location": "local", "properties": {"publishingProfile": {"replicaCount": "3"}}},
+         "InvalidParameter"),
+        ({"location": "local", "properties": {"storageProfile": {
+            "source": {"id": "/subscriptions/x/../../../etc"}}}}, None),
+    ]
+    for body, code in bad_versions:
+        r = c.put(f"{V}/1.0.0?api-version={GV}", json=body)
+        assert 400 <= r.status_code < 500, (body, r.text)
+        if code:
+            assert r.json()["error"]["code"] == code, (body, r.text)
+    for name in ("1.0", "a.b.c", "1.0.0.0", "..", "-1.0.0"):
+        r = c.put(f"{V}/{name}?api-version={GV}", json={"location": "local", "properties": {
+            "storageProfile": {"osDiskImage": {"source": {"uri": str(notdisk)}}}}})
+        assert 400 <= r.status_code < 500 and "error" in r.json(), (name, r.text)
+    r = c.put(f"{G}/g/images/d2?api-version={GV}", json={"location": "local", "properties": {
+        "osType": "Linux", "identifier": {"publisher": 5, "offer": "O", "sku": "S"}}})
+    assert r.status_code == 400 and r.json()["error"]["target"] == "properties.identifier.publisher"
+    r = c.put(f"{G}/g/images/d2?api-version={GV}", json={"location": "local", "properties": {
+        "osType": "Linux", "features": [{"name": "SecurityType", "value": "x y"}],
+        "identifier": {"publisher": "P", "offer": "O", "sku": "S2"}}})
+    assert r.status_code == 400, r.text
+    r = c.patch(f"{G}/g/images/d?api-version={GV}", json={"properties": {"osType": "Windows"}})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "PropertyChangeNotAllowed"
+    r = c.patch(f"{G}/g/images/d?api-version={GV}", json={"properties": {"nonsense": 1}})
+    assert r.status_code == 400, r.text
+    r = c.get(f"{G}/nope/images/d?api-version={GV}")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "ParentResourceNotFound"
+    r = c.get(f"{G}/g/images/d/versions/1.0.0?api-version={GV}&$expand=Everything")
+    assert r.status_code in (400, 404), r.text
+    r = c.get(f"{G}?api-version={GV}&$skipToken=%%%")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "InvalidParameter"
     assert c.get(f"{SUB}/providers/Microsoft.Compute/galleries?api-version={GV}").json() == before
+    assert store_tree_snapshot(server.store) == tree
