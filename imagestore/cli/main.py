@@ -28,6 +28,8 @@ from .sig_cmds import sig_group
 from .snapshot_cmds import snapshot_group
 from .store_cmds import init_cmd, store_group
 from .targets import cli_message, command_of
+from .vm_cmds import vm_group  # compute layer (issue 14)
+from .vmss_cmds import vmss_group
 from .worker_cmds import worker_cmd
 
 
@@ -95,6 +97,8 @@ cli.add_command(image_group)
 cli.add_command(region_group)
 cli.add_command(worker_cmd)
 cli.add_command(convert_cmd)
+cli.add_command(vm_group)  # compute layer (issue 14)
+cli.add_command(vmss_group)
 # REST API (issue 12)
 cli.add_command(account_group)
 cli.add_command(token_group)

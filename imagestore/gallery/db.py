@@ -264,6 +264,40 @@ def _m0005_linked_parents(con: sqlite3.Connection) -> None:
     )
 
 
+def _m0006_compute(con: sqlite3.Connection) -> None:
+    """Virtual machines (``Microsoft.Compute/virtualMachines``) and scale sets
+    (``virtualMachineScaleSets``); a scale set's instances are VM rows with ``vmss_id`` set
+    (their ``instance_id`` is the scale set's instance number)."""
+    _script(
+        con,
+        """
+        CREATE TABLE compute_vmss (
+            id          INTEGER PRIMARY KEY,
+            rg          TEXT NOT NULL COLLATE NOCASE,
+            name        TEXT NOT NULL COLLATE NOCASE,
+            location    TEXT NOT NULL,
+            tags        TEXT NOT NULL DEFAULT '{}',
+            props       TEXT NOT NULL,
+            created     TEXT NOT NULL,
+            UNIQUE (rg, name)
+        );
+        CREATE TABLE compute_vms (
+            id          INTEGER PRIMARY KEY,
+            rg          TEXT NOT NULL COLLATE NOCASE,
+            name        TEXT NOT NULL COLLATE NOCASE,
+            location    TEXT NOT NULL,
+            tags        TEXT NOT NULL DEFAULT '{}',
+            props       TEXT NOT NULL,
+            vmss_id     INTEGER REFERENCES compute_vmss(id) ON DELETE CASCADE,
+            instance_id INTEGER,
+            created     TEXT NOT NULL,
+            UNIQUE (rg, name)
+        );
+        CREATE INDEX compute_vms_vmss ON compute_vms(vmss_id, instance_id)
+        """
+    )
+
+
 #: ordered, named schema steps; append only, never edit a released step
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("0001_initial", _m0001_initial),
@@ -271,6 +305,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("0003_snapshots_images", _m0003_snapshots_images),
     ("0004_operations", _m0004_operations),
     ("0005_linked_parents", _m0005_linked_parents),
+    ("0006_compute", _m0006_compute),
 ]
 
 
