@@ -386,6 +386,8 @@ def image_version_group() -> None:
               help="Data disk sources.")
 @click.option("--data-vhds-luns", cls=Variadic, metavar="LUN...",
               help="LUNs of the data disks, in the order of --data-vhds-uris (default 0, 1, …).")
+@click.option("--virtual-machine", "source_vm", default=None, metavar="VM_ID_OR_NAME",
+              help="Capture a stopped VM's OS and data disks (imagestore vm).")
 @click.option("--image-version", "source_version", default=None, metavar="VERSION_ID",
               help="Copy an existing image version (full id or GALLERY/DEFINITION/VERSION) by "
                    "reference: no data is written.")
@@ -424,7 +426,7 @@ def image_version_group() -> None:
 @common_options
 @click.pass_context
 def image_version_create(ctx, rg, gallery, image, version, os_vhd_uri, data_vhds_uris,
-                         data_vhds_luns, source_version, os_snapshot, data_snapshots,
+                         data_vhds_luns, source_vm, source_version, os_snapshot, data_snapshots,
                          data_snapshot_luns, managed_image, location, target_regions, replica_count,
                          storage_account_type, replication_mode, exclude_from_latest,
                          end_of_life_date, block_deletion_before_end_of_life,
@@ -453,6 +455,23 @@ def image_version_create(ctx, rg, gallery, image, version, os_vhd_uri, data_vhds
     zone, Premium_LRS stores it uncompressed. Shallow references the source file instead of
     copying it (source region only; limited concurrent disk creation).
     """
+    if source_vm is not None:  # capture from a VM (compute layer, issue 14)
+        from .vm_cmds import capture_from_vm
+
+        with capture_from_vm(ctx, source_vm, rg, gallery, image,
+                             os_vhd_uri or os_snapshot or managed_image or source_version,
+                             data_vhds_uris or data_snapshots, no_wait) as (os_vhd_uri, data_vhds_uris, data_vhds_luns):
+            out = gallery_service(ctx).create_version(
+                rg, gallery, image, version, os_vhd_uri=os_vhd_uri,
+                data_vhds_uris=data_vhds_uris, data_vhds_luns=data_vhds_luns,
+                location=location, target_regions=given(target_regions),
+                replica_count=replica_count, storage_account_type=storage_account_type,
+                exclude_from_latest=flag_value("--exclude-from-latest", exclude_from_latest),
+                end_of_life_date=end_of_life_date, tags=tags_opt(tags),
+                observer=progress_observer(ctx), threads=threads, no_wait=no_wait)
+        if not no_wait:
+            emit(ctx, out)
+        return
     out = gallery_service(ctx).create_version(
         rg, gallery, image, version, os_vhd_uri=os_vhd_uri,
         data_vhds_uris=given(data_vhds_uris) or [],

@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+from collections.abc import Iterator
+
 import click
 
 from ..compute.service import ComputeService
+from ..errors import InvalidArgument
 from ..gallery import validate
 from .common import common_options
 from .output import emit
@@ -248,3 +253,25 @@ def boot_diagnostics_group() -> None:
 def vm_boot_log(ctx, rg, name) -> None:
     """Print the serial console output of the VM's current or last boot."""
     click.echo(compute_service(ctx, create=False).vms.boot_log(rg, name), nl=False)
+
+
+@contextlib.contextmanager
+def capture_from_vm(ctx: click.Context, vm: str, rg: str, gallery: str, image: str,
+                    os_vhd_uri: str | None, data_vhds_uris, no_wait: bool,
+                    ) -> Iterator[tuple[str, list[str], list[int]]]:
+    """``sig image-version create --virtual-machine``: the VM's disks as capture sources
+    (after the compute layer's checks); temporary flattened copies are removed afterwards."""
+    if os_vhd_uri or data_vhds_uris:
+        raise InvalidArgument("--virtual-machine takes the VM's OS and data disks; it cannot be "
+                              "combined with another source (--os-vhd-uri, --data-vhds-uris, "
+                              "--os-snapshot, --data-snapshots, --managed-image, --image-version)")
+    svc = compute_service(ctx)
+    definition = svc.gallery.definitions.show(rg, gallery, image)["properties"]
+    src = svc.vms.capture_sources(vm, rg, definition)
+    try:
+        if no_wait and src["cleanup"]:
+            raise InvalidArgument("--no-wait cannot be used with --virtual-machine when the VM "
+                                  "has linked (qcow2) disks: they are flattened for the capture")
+        yield src["os"], [p for _lun, p in src["data"]], [lun for lun, _p in src["data"]]
+    finally:
+        shutil.rmtree(src["tmpdir"], ignore_errors=True)

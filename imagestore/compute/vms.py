@@ -437,6 +437,12 @@ class VirtualMachines:
             raise OperationNotAllowed(
                 f"Cannot create Gallery Image Version from: {vid} since the VM is running. "
                 f"Stop or deallocate the VM first.", target="properties.storageProfile.source.id")
+        gen, dgen = lc.get("hyperVGeneration", "V1"), definition.get("hyperVGeneration") or "V1"
+        if gen != dgen:
+            raise InvalidArgument(
+                f"The resource with id '{vid}' has a different Hypervisor generation ['{gen}'] "
+                f"than the parent gallery image Hypervisor generation ['{dgen}']",
+                target="properties.storageProfile.source.id")
         state = lc.get("osState", "Specialized")
         want = definition.get("osState") or "Generalized"
         if state != want:
@@ -444,12 +450,6 @@ class VirtualMachines:
                 f"Cannot create Gallery Image Version from: {vid} since the OS State in the "
                 f"parent gallery image ('{want}') is not '{state}'.",
                 target="properties.storageProfile.source.id", code="InvalidParameter")
-        gen, dgen = lc.get("hyperVGeneration", "V1"), definition.get("hyperVGeneration") or "V1"
-        if gen != dgen:
-            raise InvalidArgument(
-                f"The resource with id '{vid}' has a different Hypervisor generation ['{gen}'] "
-                f"than the parent gallery image Hypervisor generation ['{dgen}']",
-                target="properties.storageProfile.source.id")
         tmpdir = os.path.join(self.home.root, "compute", "capture-tmp", str(uuid.uuid4()))
         paths: list[tuple[int | None, str]] = []
         cleanup: list[str] = []
