@@ -114,6 +114,9 @@ def test_gen1_boot_stop_capture_and_boot_after_version_delete(booted):
     vm2 = run.json("vm", "create", "-n", "vm2", "--image", "g/gen1", "--admin-username",
                    "azureuser", "--ssh-key-values", KEY, "--computer-name", "host-two")
     assert vm2["properties"]["storageProfile"]["imageReference"]["exactVersion"] == "2.0.0"
+    lc2 = vm2["properties"]["localCompute"]
+    assert lc2["osDiskMode"] == "linked"  # qcow2 overlays over the version's shared parent
+    assert {d["format"] for d in lc2["disks"]} == {"qcow2"}
     # the version goes; the VM made from it (linked or copied disks) still boots
     r = run("sig", "image-version", "delete", "-r", "g", "-i", "gen1", "-e", "2.0.0")
     assert r.exit_code == 0, r.stderr
