@@ -179,3 +179,15 @@ def test_linked_refusals(version):
     fails(run("disk", "create", "-n", "a", "--gallery-image-reference", "g/d", "--format",
               "qcow2", "--linked"), 5, "already exists")
     assert len(parents(run)) == 1
+
+
+def test_snapshot_of_a_linked_disk_captures_its_content(version):
+    """The services that know a disk is linked read through its parent (the sandbox allows
+    the store's parents directory for them)."""
+    run = version
+    d = linked(run, "a")["properties"]["localStorage"]
+    assert qemu("qemu-io", "-f", "qcow2", "-c", "write -P 0x3c 5M 64k", d["path"]).returncode == 0
+    snap = run.json("snapshot", "create", "-n", "s", "--source", "a")
+    c = run.json("disk", "create", "-n", "c", "--source", "s", "--format", "raw")
+    assert compare(c["properties"]["localStorage"]["path"], d["path"], "raw", "qcow2")
+    assert snap["properties"]["diskSizeBytes"] == 48 * MiB
