@@ -67,12 +67,13 @@ def instance_view(props: dict, power: str) -> dict:
         "osName": "Linux",
         "hyperVGeneration": lc.get("hyperVGeneration"),
         "statuses": statuses,
-        "bootDiagnostics": {"serialConsoleLogBlobUri": lc.get("serialLog")},
+        "bootDiagnostics": {"serialConsoleLogBlobUri": "file://" + lc["serialLog"]
+                            if lc.get("serialLog") else None},
         "disks": [{"name": d["name"], "statuses": [{
             "code": "ProvisioningState/succeeded", "level": "Info",
             "displayStatus": "Provisioning succeeded"}]} for d in lc.get("disks", [])],
     }
-    return view
+    return {k: v for k, v in view.items() if v is not None}
 
 
 def vmss_json(row, capacity: int) -> dict:  # noqa: ANN001 - repository VmssRow

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 import pytest
 
 LOCAL = "$.properties.localStorage"
+#: the compute layer's local facts (VMs, scale sets: issue 14)
+LOCAL_COMPUTE = "$.properties.localCompute"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LEGACY_DIR = os.environ.get(
     "IMAGESTORE_LEGACY_SDK", os.path.join(ROOT, "build", "sdk", "azure-mgmt-compute-37"))
@@ -130,7 +132,7 @@ class Typespec:
             hints = self.hints(type(obj))
             for key, val in data.items():
                 sub = f"{path}.{key}"
-                if sub == LOCAL:
+                if sub in (LOCAL, LOCAL_COMPUTE):
                     continue
                 if key not in fields:
                     _fail(sub, f"unknown to {type(obj).__name__}")
@@ -262,7 +264,7 @@ class Msrest:
         enums = self.enums(type(obj))
         for key, val in data.items():
             sub = f"{path}.{key}"
-            if sub == LOCAL:
+            if sub in (LOCAL, LOCAL_COMPUTE):
                 continue
             if key not in children:
                 _fail(sub, f"unknown to {type(obj).__name__}")
@@ -300,7 +302,8 @@ class Msrest:
 def _normalize(data):
     """Local extras dropped, date-times parsed (the SDKs write 'Z' and fractions their way)."""
     if isinstance(data, dict):
-        return {k: _normalize(v) for k, v in data.items() if k != "localStorage"}
+        return {k: _normalize(v) for k, v in data.items()
+                if k not in ("localStorage", "localCompute")}
     if isinstance(data, list):
         return [_normalize(v) for v in data]
     if isinstance(data, str) and len(data) >= 20 and data[4] == "-" and data[10] == "T":
