@@ -121,3 +121,56 @@ def test_config_accepts_lz4_and_refuses_unknown():
         with pytest.raises(InvalidArgument, match="'none', 'lz4' or 'zstd"):
             make_config(None, bad)
     assert struct.calcsize("<4sB3xII16s") == REC.size
+
+
+def test_gc_and_verify_many_manifests_missing_and_dead(tmp_path):
+    """gc's and verify's set logic (sorted id arrays, not a temp table and per-manifest
+    lookups): shared, dead and missing chunks across many manifests come out exactly."""
+    import random
+
+    from imagestore.formats import open_disk
+    from imagestore.home import Home
+    from imagestore.store import maintenance
+    from imagestore.store.ingest import ingest
+
+    home = Home.open(str(tmp_path / "s"), cfg=make_config("64K", None))
+    store = home.blob_store()
+    rnd = random.Random(5)
+    base = bytearray(rnd.randbytes(1 << 20))
+    digests = []
+    for v in range(12):
+        base[v * 65536 + 7] ^= 0xFF  # chunk v changes in version v, and stays so
+        p = tmp_path / f"v{v}.raw"
+        p.write_bytes(bytes(base))
+        r = open_disk(str(p))
+        try:
+            digests.append(ingest(store, r, threads=2).digest)
+        finally:
+            r.close()
+    rep = maintenance.verify(store)
+    assert rep.clean and rep.unreferenced_chunks == 0
+    total = rep.chunks_checked
+    # drop 4 versions: their own chunks die, the shared ones stay
+    for d in digests[:4]:
+        store.remove_manifest(d)
+    rep = maintenance.verify(store)
+    dead = rep.unreferenced_chunks
+    assert 0 < dead < total
+    g = maintenance.gc(store)
+    assert g.removed_chunks == dead
+    rep = maintenance.verify(store)
+    assert rep.clean and rep.chunks_checked == total - dead and rep.unreferenced_chunks == 0
+    # a chunk goes missing from the index: exactly the manifests that use it are named
+    from imagestore.store import index as idx
+
+    m = store.load_manifest(digests[-1])
+    cid = m.ids()[6]  # written by version 6, shared by 7..11
+    users = [d for d in digests[4:] if cid in store.load_manifest(d).ids()]
+    assert len(users) == 6
+    store.con.execute("DELETE FROM chunks WHERE id=?", (cid,))
+    assert idx.lookup(store.con, cid) is None
+    rep = maintenance.verify(store)
+    assert not rep.clean
+    assert rep.affected_manifests == sorted(users)
+    assert rep.missing_chunks == [{"chunk": cid.hex(), "manifest": d} for d in store.list_manifests() if d in users]
+    home.close()
