@@ -552,11 +552,14 @@ class Repository:
         row = self._one(_V_SQL + "WHERE v.id = ?", (pk,))
         return VersionRow.from_sql(row) if row else None
 
-    def list_versions(self, definition: DefinitionRow, *, newest_first: bool = False) -> list[VersionRow]:
-        """The definition's versions by Major.Minor.Patch."""
+    def list_versions(self, definition: DefinitionRow, *, newest_first: bool = False,
+                      limit: int | None = None, offset: int = 0) -> list[VersionRow]:
+        """The definition's versions by Major.Minor.Patch; ``limit``/``offset`` take one page
+        of that order (``latest`` reads the newest few, not the whole history)."""
         order = "DESC" if newest_first else "ASC"
+        page = "" if limit is None else f" LIMIT {int(limit)} OFFSET {int(offset)}"
         rows = self._all(_V_SQL + f"WHERE v.image_id = ? ORDER BY v.major {order}, "
-                         f"v.minor {order}, v.patch {order}", (definition.id,))
+                         f"v.minor {order}, v.patch {order}{page}", (definition.id,))
         return [VersionRow.from_sql(r) for r in rows]
 
     def version_names(self, definition_pk: int) -> list[str]:
