@@ -67,11 +67,23 @@ def remove_stale_temps(directory: str) -> int:
     return n
 
 
+#: ``posix_fadvise(DONTNEED)`` on finished ranges of a file being written (pack, raw disk,
+#: VHDX) to start their writeback early. Off since issue 17: on these VMs memory handed back
+#: by dropped pages is re-faulted from the host by the next page-cache allocation, and in
+#: alternated A/B pairs the hint cost 5-12 % more CPU (capture, disk creation, warm and cold)
+#: for no wall-time gain (benchmarks/README.md, "Early writeback"). ``IMAGESTORE_EARLY_WRITEBACK=1``
+#: turns it back on (for that measurement).
+EARLY_WRITEBACK = os.environ.get("IMAGESTORE_EARLY_WRITEBACK", "") not in ("", "0")
+
+
 def start_writeback(fd: int, offset: int, length: int) -> None:
     """Start writing a finished range of a file to the disk now, without waiting (what
     ``sync_file_range(SYNC_FILE_RANGE_WRITE)`` does; ``POSIX_FADV_DONTNEED`` starts writeback
-    of dirty pages and drops only clean ones). A later fsync then has little left to wait for.
-    Only a hint: errors are ignored."""
+    of dirty pages and drops only clean ones), when :data:`EARLY_WRITEBACK` is on; else
+    nothing (the kernel's own writeback and the final fsync do it). Only a hint: errors are
+    ignored."""
+    if not EARLY_WRITEBACK:
+        return
     try:
         os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
     except OSError:
