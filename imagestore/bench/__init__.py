@@ -12,6 +12,8 @@ One module per benchmark family, each with one ``bench_*(settings) -> list[dict]
 ``chunk_sizes``    dedup of an in-place changed v2, index and manifest sizes per chunk size
 ``sparse``         15 TiB sparse raw / 32 TiB VHDX capture in a child process: time and RSS
 ``replicate``      full / incremental / fan-out replication vs ``cp -r`` and itself
+``scale``          cost vs history: many versions of one image, a synthetic large index
+``peers``          borg / restic on the same image (``bench capture --peers``)
 =================  ======================================================================
 
 Shared parts: ``settings`` (what a run is asked for), ``report`` (rows, pairs and the plain
@@ -52,6 +54,7 @@ from .capture import bench_capture
 from .chunk_sizes import CHUNK_SIZES, bench_chunk_sizes
 from .machine import bench_machine
 from .replicate import bench_replicate
+from .scale import bench_scale
 from .settings import BenchError, Settings, settings_size
 from .sparse import bench_sparse
 from .tools import rm
@@ -64,6 +67,7 @@ __all__ = [
     "bench_chunk_sizes",
     "bench_machine",
     "bench_replicate",
+    "bench_scale",
     "bench_sparse",
     "rm",
     "settings_size",

@@ -19,6 +19,7 @@ class BenchError(RuntimeError):
 class Settings:
     workdir: str
     size: int = GiB
+    size_given: bool = False  # --size was passed (else each benchmark picks its own)
     tiny: bool = False
     image: str | None = None
     threads: int = 2

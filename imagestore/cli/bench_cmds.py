@@ -59,6 +59,7 @@ def _settings(ctx: click.Context, size: str | None, tiny: bool, image: str | Non
     s = B.Settings(
         workdir=wd,
         size=B.settings_size(size, tiny),
+        size_given=size is not None,
         tiny=tiny,
         image=os.path.abspath(image) if image else None,
         threads=threads,
@@ -236,6 +237,29 @@ def sparse_cmd(ctx: click.Context, **kw) -> None:
       imagestore bench sparse
     """
     _run(ctx, _settings(ctx, **kw), B.bench_sparse)
+
+
+@bench_group.command("scale")
+@click.option("--versions", type=click.IntRange(0, 100000), default=None,
+              help="Versions of one image to capture (default 1000; 50 with --tiny; 0 skips).")
+@click.option("--index-chunks", type=click.IntRange(0, 10**9), default=None,
+              help="Synthetic chunks to add to a store's index (default 20,000,000; 200,000 "
+                   "with --tiny; 0 skips).")
+@_bench_options
+@common_options
+@click.pass_context
+def scale_cmd(ctx: click.Context, versions: int | None, index_chunks: int | None, **kw) -> None:
+    """Does the cost grow with history? Capture, disk create, latest, version list, gc,
+    verify and RSS with many versions of an image (default 1,000 of 1 GiB, a few MiB changed
+    each) and with a large synthetic chunk index, against an empty store.
+
+    \b
+    Example:
+      imagestore bench scale --tiny
+      imagestore bench scale --versions 200 --index-chunks 0 --size 256M
+    """
+    s = _settings(ctx, **kw)
+    _run(ctx, s, lambda st: B.bench_scale(st, versions=versions, index_chunks=index_chunks))
 
 
 # -- REST API load (issue 12) ---------------------------------------------------------------
