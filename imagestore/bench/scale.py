@@ -33,7 +33,7 @@ import numpy as np
 import xxhash
 
 from ..home import Home
-from ..store import index, manifest, maintenance
+from ..store import index, maintenance, manifest
 from ..store.packs import REC, REC_MAGIC, PackWriter
 from .images import make_synthetic
 from .settings import MiB, Settings
@@ -137,7 +137,7 @@ def _versions_rows(s: Settings, d: str, p: dict, out: _Rows) -> None:
                     key="capture")
             store = home.blob_store()
 
-            def create_disk(i: list[int] = [0]) -> None:  # noqa: B006 (a counter)
+            def create_disk(i: list[int] = [0], v: int = v) -> None:  # noqa: B006 (a counter)
                 i[0] += 1
                 rm(disk)
                 svc.disks.create("rg", f"disk{v}x{i[0]}", "g/d", path=disk)
@@ -152,7 +152,7 @@ def _versions_rows(s: Settings, d: str, p: dict, out: _Rows) -> None:
             out.add(hist, "store gc (nothing to collect)", _median_run(
                 lambda st=store: maintenance.gc(st), s.repeat), key="gc")
             rep: list = []
-            t_v = _median_run(lambda st=store: rep.append(maintenance.verify(st)), 1)
+            t_v = _median_run(lambda st=store, rep=rep: rep.append(maintenance.verify(st)), 1)
             out.add(hist, "store verify (every stored chunk)", t_v,
                     rep[-1].bytes_checked, key="verify", chunks=rep[-1].chunks_checked)
         rm(disk)
@@ -210,7 +210,7 @@ def _index_rows(s: Settings, d: str, p: dict, out: _Rows) -> None:
             hist = f"index of {n:,} chunks"
             if n:
                 s.log(f"scale: synthetic index of {n:,} chunks")
-                t = timed(lambda h=home: add_synthetic_chunks(h, n, store.cfg.chunk_size))
+                t = timed(lambda h=home, n=n, cs=store.cfg.chunk_size: add_synthetic_chunks(h, n, cs))
                 out.add(hist, "add the synthetic chunks (setup)", t, key="setup")
             # first capture of an image the store does not have: every lookup misses
             t = timed(lambda st=store: ingest_path(st, img, s.threads))
@@ -219,13 +219,14 @@ def _index_rows(s: Settings, d: str, p: dict, out: _Rows) -> None:
             out.add(hist, "re-capture (every chunk stored)", t, p["size"], key="irecapture")
             digest = ingest_path(store, img, s.threads).digest
             disk = os.path.join(d, "idisk.raw")
-            t = _median_run(lambda: materialize_file(root, digest, disk, "raw", s.threads), s.repeat)
+            t = _median_run(lambda r=root, g=digest, k=disk: materialize_file(r, g, k, "raw", s.threads),
+                            s.repeat)
             rm(disk)
             out.add(hist, "disk create", t, p["size"], key="idisk")
             out.add(hist, "store gc (nothing to collect)",
                     _median_run(lambda st=store: maintenance.gc(st), 1), key="igc")
             rep: list = []
-            t = _median_run(lambda st=store: rep.append(maintenance.verify(st)), 1)
+            t = _median_run(lambda st=store, rep=rep: rep.append(maintenance.verify(st)), 1)
             out.add(hist, "store verify (every stored chunk)", t, rep[-1].bytes_checked,
                     key="iverify", chunks=rep[-1].chunks_checked)
         finally:

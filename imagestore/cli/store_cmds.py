@@ -19,16 +19,21 @@ from .progress import progress_for
 @click.option("--chunk-size", default=None, metavar="SIZE", help="Chunk size, a power of two (default 256K).")
 @click.option("--compression", default=None, metavar="zstd[:LEVEL]|lz4|none",
               help="Chunk compression (default zstd:1; lz4 and zstd:-1..-7 are faster, larger).")
+@click.option("--cold-compression", default=None, metavar="zstd[:LEVEL]|lz4",
+              help="Capture hot, store cold: 'store gc' re-encodes captured chunks with this "
+                   "codec (e.g. --compression lz4 --cold-compression zstd:3).")
 @common_options
 @click.pass_context
-def init_cmd(ctx: click.Context, chunk_size: str | None, compression: str | None) -> None:
+def init_cmd(ctx: click.Context, chunk_size: str | None, compression: str | None,
+             cold_compression: str | None) -> None:
     """Create a store with a chosen chunk size and compression.
 
     \b
     Example:
       imagestore --store /srv/images init --chunk-size 1M --compression zstd:3
+      imagestore --store /srv/images init --compression lz4 --cold-compression zstd:3
     """
-    cfg = make_config(chunk_size, compression)
+    cfg = make_config(chunk_size, compression, cold_compression)
     home = Home.open(ctx.find_root().meta.get("imagestore.store"), create=True, cfg=cfg)
     emit(ctx, {"store": home.root, **cfg.to_json()})
 

@@ -22,7 +22,7 @@ from ..accel import is_zero
 from ..formats.base import DiskReader
 from . import index, manifest
 from .cas import BlobStore
-from .packs import PACK_MAX, PackWriter, discard_unpublished, encode_chunk
+from .packs import FLAG_HOT, PACK_MAX, PackWriter, discard_unpublished, encode_chunk
 
 #: publish index rows at least every this many bytes of new pack data
 COMMIT_EVERY = 256 << 20
@@ -88,6 +88,7 @@ def ingest(
 ) -> IngestResult:
     cs = store.cfg.chunk_size
     level = store.cfg.codec
+    hot = FLAG_HOT if store.cfg.cold_compression is not None else 0
     size = reader.virtual_size
     extents = list(reader.extents())
     allocated = sum(n for _, n in extents)
@@ -112,6 +113,8 @@ def ingest(
                 out.append((ci, n, cid, None, 0, None))
             else:
                 payload, flags = encode_chunk(data, level)
+                if flags:
+                    flags |= hot
                 out.append((ci, n, cid, payload, flags, index.payload_sum(payload)))
         return out
 

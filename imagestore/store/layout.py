@@ -34,6 +34,9 @@ class CasConfig:
     compression: str = DEFAULT_COMPRESSION  # "zstd:LEVEL", "lz4" or "none"
     hash: str = HASH_ALGO
     version: int = CAS_VERSION
+    #: "capture hot, store cold": what ``store gc`` re-encodes the chunks a capture wrote
+    #: with ``compression`` into (None: chunks stay as captured)
+    cold_compression: str | None = None
 
     @property
     def zstd_level(self) -> int | None:
@@ -44,18 +47,33 @@ class CasConfig:
     @property
     def codec(self) -> int | str | None:
         """What :func:`packs.encode_chunk` takes: a zstd level, ``"lz4"``, or None (raw)."""
-        if self.compression == "lz4":
-            return "lz4"
-        return self.zstd_level
+        return codec_of(self.compression)
+
+    @property
+    def cold_codec(self) -> int | str | None:
+        """The codec ``store gc`` re-encodes captured chunks into (None: none)."""
+        return None if self.cold_compression is None else codec_of(self.cold_compression)
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "format": CAS_FORMAT,
             "version": self.version,
             "chunkSize": self.chunk_size,
             "hash": self.hash,
             "compression": self.compression,
         }
+        if self.cold_compression is not None:
+            out["coldCompression"] = self.cold_compression
+        return out
+
+
+def codec_of(compression: str) -> int | str | None:
+    """``"zstd:3"`` -> 3, ``"lz4"`` -> ``"lz4"``, ``"none"`` -> None."""
+    if compression == "none":
+        return None
+    if compression == "lz4":
+        return "lz4"
+    return int(compression.split(":")[1])
 
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
@@ -71,7 +89,24 @@ def parse_size(text: str, field: str) -> int:
     return n * {"B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[unit]
 
 
-def make_config(chunk_size: str | int | None, compression: str | None) -> CasConfig:
+def _compression(text: str | None, field: str, default: str | None) -> str | None:
+    if text is None:
+        return default
+    comp = text.lower()
+    if comp == "zstd":
+        comp = "zstd:1"
+    if comp not in ("none", "lz4"):
+        m = re.fullmatch(r"zstd:(-?\d+)", comp)
+        if not m or not (-7 <= int(m.group(1)) <= 22) or int(m.group(1)) == 0:
+            raise InvalidArgument(
+                f"{field}: '{text}' must be 'none', 'lz4' or 'zstd[:LEVEL]' with "
+                f"LEVEL in 1..22 (or -7..-1 for fast modes)"
+            )
+    return comp
+
+
+def make_config(chunk_size: str | int | None, compression: str | None,
+                cold_compression: str | None = None) -> CasConfig:
     cs = DEFAULT_CHUNK_SIZE if chunk_size is None else (
         chunk_size if isinstance(chunk_size, int) else parse_size(chunk_size, "--chunk-size")
     )
@@ -79,17 +114,14 @@ def make_config(chunk_size: str | int | None, compression: str | None) -> CasCon
         raise InvalidArgument(
             f"--chunk-size: {cs} must be a power of two between {MIN_CHUNK} and {MAX_CHUNK} bytes"
         )
-    comp = (compression or DEFAULT_COMPRESSION).lower()
-    if comp == "zstd":
-        comp = "zstd:1"
-    if comp not in ("none", "lz4"):
-        m = re.fullmatch(r"zstd:(-?\d+)", comp)
-        if not m or not (-7 <= int(m.group(1)) <= 22) or int(m.group(1)) == 0:
-            raise InvalidArgument(
-                f"--compression: '{compression}' must be 'none', 'lz4' or 'zstd[:LEVEL]' with "
-                f"LEVEL in 1..22 (or -7..-1 for fast modes)"
-            )
-    return CasConfig(chunk_size=cs, compression=comp)
+    comp = _compression(compression, "--compression", DEFAULT_COMPRESSION)
+    cold = _compression(cold_compression, "--cold-compression", None)
+    if cold is not None and (cold == comp or "none" in (cold, comp)):
+        raise InvalidArgument(
+            f"--cold-compression: '{cold_compression}' must be a codec other than "
+            f"--compression '{comp}', and neither may be 'none'"
+        )
+    return CasConfig(chunk_size=cs, compression=comp, cold_compression=cold)  # type: ignore[arg-type]
 
 
 def read_config(root: str) -> CasConfig:
@@ -111,7 +143,9 @@ def read_config(root: str) -> CasConfig:
     if raw.get("hash") != HASH_ALGO:
         raise NotAStore(f"{path}: unsupported hash {raw.get('hash')!r}")
     try:
-        return make_config(int(raw["chunkSize"]), str(raw["compression"]))
+        cold = raw.get("coldCompression")
+        return make_config(int(raw["chunkSize"]), str(raw["compression"]),
+                           None if cold is None else str(cold))
     except (KeyError, TypeError, ValueError, InvalidArgument) as e:
         raise NotAStore(f"{path}: bad store header ({e})") from None
 

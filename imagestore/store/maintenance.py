@@ -12,7 +12,15 @@ import numpy as np
 from ..errors import IntegrityError
 from . import index, sqlitedb
 from .cas import RESERVE_BYTES, BlobStore, make_reserve, release_reserve
-from .packs import REC, PackWriter, decode_record, discard_unpublished, read_record
+from .packs import (
+    FLAG_HOT,
+    REC,
+    PackWriter,
+    decode_record,
+    discard_unpublished,
+    encode_chunk,
+    read_record,
+)
 
 Progress = Callable[[int, int], None]
 
@@ -218,6 +226,8 @@ class GcReport:
     rewritten_packs: int = 0
     freed_bytes: int = 0
     removed_temps: int = 0
+    #: chunks a capture wrote hot that were re-encoded with the store's cold codec
+    recompressed_chunks: int = 0
     dry_run: bool = False
 
     def to_json(self) -> dict:
@@ -229,6 +239,7 @@ class GcReport:
                 "wouldRewritePacks": self.rewritten_packs,
                 "wouldFreeBytes": self.freed_bytes,
                 "wouldRemoveTempFiles": self.removed_temps,
+                "wouldRecompressChunks": self.recompressed_chunks,
             }
         return {
             "removedChunks": self.removed_chunks,
@@ -236,6 +247,7 @@ class GcReport:
             "rewrittenPacks": self.rewritten_packs,
             "freedBytes": self.freed_bytes,
             "removedTempFiles": self.removed_temps,
+            "recompressedChunks": self.recompressed_chunks,
         }
 
 
@@ -304,18 +316,28 @@ def gc(store: BlobStore, *, timeout: float = 600.0, dry_run: bool = False) -> Gc
                     os.unlink(path)
             else:
                 compact.append((pid, n, live_n, live_bytes, path, file_size))
+        # "capture hot, store cold": packs holding records a capture wrote hot are rewritten
+        # with those records re-encoded by the cold codec
+        cold = store.cfg.cold_codec
+        hot: dict[int, int] = {}
+        if cold is not None:
+            hot = dict(con.execute(
+                f"SELECT pack, COUNT(*) FROM chunks WHERE flags & {FLAG_HOT} GROUP BY pack"))
         # the smallest live data first: each compaction needs room for what it copies
         for pid, n, live_n, live_bytes, path, file_size in sorted(compact, key=lambda c: c[3]):
             dead = n - live_n
             # compact when at least a quarter of the file is dead space
-            if dead == 0 and file_size - live_bytes < file_size // 4:
+            if dead == 0 and file_size - live_bytes < file_size // 4 and pid not in hot:
                 continue
             rep.removed_chunks += dead
             rep.rewritten_packs += 1
             rep.freed_bytes += file_size - live_bytes
             if dry_run:
+                rep.recompressed_chunks += min(hot.get(pid, 0), live_n)
                 continue
-            _compact_pack(store, pid, path, live)
+            recoded, saved = _compact_pack(store, pid, path, live, cold if pid in hot else None)
+            rep.recompressed_chunks += recoded
+            rep.freed_bytes += saved
         if not dry_run:
             make_reserve(store.root)
     return rep
@@ -382,7 +404,11 @@ def _pack_stats(con: sqlite3.Connection, live: np.ndarray) -> dict[int, tuple[in
     return {k: (v[0], v[1], v[2], v[3]) for k, v in acc.items()}
 
 
-def _compact_pack(store: BlobStore, pid: int, path: str, live: np.ndarray) -> None:
+def _compact_pack(store: BlobStore, pid: int, path: str, live: np.ndarray,
+                  cold: int | str | None = None) -> tuple[int, int]:
+    """Copy the live records of pack ``pid`` to a new pack, repoint the index, remove the
+    old pack. With ``cold``, records flagged hot are re-encoded with it on the way. Returns
+    (records re-encoded, bytes that re-encoding saved)."""
     con = store.con
     rows = con.execute(
         "SELECT id, offset, raw_len, stored_len, flags FROM chunks WHERE pack=? ORDER BY offset",
@@ -396,13 +422,19 @@ def _compact_pack(store: BlobStore, pid: int, path: str, live: np.ndarray) -> No
     published = False
     try:
         new_rows = []
+        recoded = saved = 0
         for cid, off, raw_len, stored_len, flags in rows:
             buf = read_record(fd, off, stored_len)
             cid = bytes(cid)
-            decode_record(buf, cid, path)  # never copy a damaged chunk forward
-            new_off = w.append(cid, raw_len, buf[REC.size:], flags)
-            new_rows.append((cid, new_off, raw_len, stored_len, flags,
-                             index.payload_sum(memoryview(buf)[REC.size:])))
+            data = decode_record(buf, cid, path)  # never copy a damaged chunk forward
+            payload: bytes | memoryview = memoryview(buf)[REC.size:]
+            if cold is not None and flags & FLAG_HOT:
+                payload, flags = encode_chunk(data, cold)  # clears the hot bit
+                recoded += 1
+                saved += stored_len - len(payload)
+                stored_len = len(payload)
+            new_off = w.append(cid, raw_len, payload, flags)
+            new_rows.append((cid, new_off, raw_len, stored_len, flags, index.payload_sum(payload)))
         w.sync()
     except BaseException:
         w.close()
@@ -433,6 +465,7 @@ def _compact_pack(store: BlobStore, pid: int, path: str, live: np.ndarray) -> No
             discard_unpublished(w.path, 0)
     store._local.pack_names = None
     os.unlink(path)
+    return recoded, saved
 
 
 def stats(store: BlobStore) -> dict:

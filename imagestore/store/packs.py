@@ -2,7 +2,8 @@
 
 Record layout (little-endian)::
 
-    32-byte header: magic b"ISC1", u8 flags (bit 0: zstd, bit 1: lz4 block), 3 bytes zero,
+    32-byte header: magic b"ISC1", u8 flags (bit 0: zstd, bit 1: lz4 block, bit 2: hot --
+                    gc re-encodes it with the store's cold codec), 3 bytes zero,
                     u32 raw length,
                     u32 stored length, 16-byte chunk id
     stored-length bytes of data (zstd frame, or the raw bytes)
@@ -41,6 +42,9 @@ FLAG_ZSTD = 1
 FLAG_LZ4 = 2
 #: the payload is compressed by one of the codecs (so it cannot be shared block by block)
 FLAG_COMPRESSED = FLAG_ZSTD | FLAG_LZ4
+#: written by a capture into a store with a cold codec ("capture hot, store cold"):
+#: ``store gc`` re-encodes the record with it (and clears the bit)
+FLAG_HOT = 4
 PACK_MAX = 1 << 30  # roll over to a new pack after 1 GiB
 #: a PackWriter starts the writeback of what it wrote every this many bytes, so the fsync
 #: before its rows are published has little left to wait for
@@ -182,7 +186,7 @@ def decode_record(buf: bytes, cid: bytes, where: str) -> bytes:
     if magic != REC_MAGIC or rid != cid or len(buf) != REC.size + stored_len:
         raise IntegrityError(f"chunk {cid.hex()} in {where}: record header damaged")
     payload = memoryview(buf)[REC.size:]
-    if flags & ~FLAG_COMPRESSED or flags == FLAG_COMPRESSED:
+    if flags & ~(FLAG_COMPRESSED | FLAG_HOT) or flags & FLAG_COMPRESSED == FLAG_COMPRESSED:
         raise IntegrityError(f"chunk {cid.hex()} in {where}: unknown codec flags {flags:#x}")
     if flags & FLAG_ZSTD:
         try:

@@ -95,7 +95,7 @@ def test_damaged_or_mislabelled_payload_is_an_integrity_error(codec):
     other = FLAG_ZSTD if flags == FLAG_LZ4 else FLAG_LZ4
     with pytest.raises(IntegrityError, match="damaged|does not match"):
         decode_record(_record(payload, other, len(data), cid), cid, "t")
-    for unknown in (FLAG_LZ4 | FLAG_ZSTD, 4, 0x80):
+    for unknown in (FLAG_LZ4 | FLAG_ZSTD, 8, 0x80, FLAG_LZ4 | FLAG_ZSTD | 4):
         with pytest.raises(IntegrityError, match="unknown codec flags"):
             decode_record(_record(payload, unknown, len(data), cid), cid, "t")
     # the raw length in the header bounds the output: a lie is caught, not trusted
@@ -174,3 +174,48 @@ def test_gc_and_verify_many_manifests_missing_and_dead(tmp_path):
     assert rep.affected_manifests == sorted(users)
     assert rep.missing_chunks == [{"chunk": cid.hex(), "manifest": d} for d in store.list_manifests() if d in users]
     home.close()
+
+
+def test_capture_hot_store_cold(run, small_ext4, tmp_path):
+    """--compression lz4 --cold-compression zstd:3: captures write lz4 records flagged hot;
+    store gc re-encodes them with zstd (smaller), once; the disk comes back identical."""
+    from imagestore.store.packs import FLAG_HOT
+
+    run.json("init", "--compression", "lz4", "--cold-compression", "zstd:3")
+    with open(os.path.join(run.store, "regions", "local", "cas.json")) as f:
+        hdr = json.load(f)
+    assert hdr["compression"] == "lz4" and hdr["coldCompression"] == "zstd:3"
+    res = run.json("store", "ingest", small_ext4)
+    assert _flags(run.store) <= {FLAG_LZ4 | FLAG_HOT, 0}
+    before = run.json("store", "stats")["storedBytes"]
+    dry = run.json("store", "gc", "--dry-run")
+    assert dry["wouldRecompressChunks"] > 0
+    assert _flags(run.store) <= {FLAG_LZ4 | FLAG_HOT, 0}  # a dry run changes nothing
+    g = run.json("store", "gc")
+    assert g["recompressedChunks"] == dry["wouldRecompressChunks"]
+    assert _flags(run.store) <= {FLAG_ZSTD, 0} and FLAG_ZSTD in _flags(run.store)
+    after = run.json("store", "stats")["storedBytes"]
+    assert after < before and g["freedBytes"] >= before - after
+    assert run.json("store", "gc")["recompressedChunks"] == 0  # done once
+    out = str(tmp_path / "cold.raw")
+    run.json("store", "materialize", res["digest"], "--path", out)
+    subprocess.run(["cmp", small_ext4, out], check=True)
+    assert run.json("store", "verify")["clean"]
+
+
+def test_cold_compression_refusals():
+    from imagestore.errors import InvalidArgument
+
+    assert make_config(None, "lz4", "zstd:3").cold_codec == 3
+    assert make_config(None, None).cold_codec is None
+    for comp, cold in (("lz4", "lz4"), ("none", "zstd:3"), ("lz4", "none"), ("lz4", "zstd:99")):
+        with pytest.raises(InvalidArgument, match="--cold-compression"):
+            make_config(None, comp, cold)
+    hot = FLAG_LZ4 | 4
+    data = b"x" * 4096
+    import xxhash
+
+    cid = xxhash.xxh3_128_digest(data)
+    payload, flags = encode_chunk(data, "lz4")
+    assert decode_record(_record(payload, flags | 4, len(data), cid), cid, "t") == data
+    assert hot & FLAG_LZ4
