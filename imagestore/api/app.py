@@ -24,6 +24,7 @@ from . import (
     managed_images,
     operations,
     snapshots,
+    virtual_machines,
 )
 from .context import ApiContext, Settings
 from .errors import ApiError, response
@@ -40,12 +41,13 @@ FAMILIES = [
     export,  # disk export: beginGetAccess/endGetAccess and the SAS blob (issue 12)
     snapshots,  # Microsoft.Compute/snapshots (issue 13)
     managed_images,  # Microsoft.Compute/images: managed images (issue 13)
+    virtual_machines,  # virtualMachines, virtualMachineScaleSets (issue 14)
 ]
 
 #: ARM matches the fixed segments of a path case-insensitively
 _KEYWORDS = ("subscriptions", "resourceGroups", "providers", "Microsoft.Compute", "galleries",
              "images", "versions", "disks", "snapshots", "locations", "operations",
-             "operationResults", "virtualMachines")
+             "operationResults", "virtualMachines", "virtualMachineScaleSets")
 _CANON = {k.lower(): k for k in _KEYWORDS}
 
 

@@ -164,10 +164,13 @@ def ssh_key(value: str) -> str:
 
 def os_profile(defn: dict, *, vm_name: str, specialized: bool, admin_username: str | None,
                ssh_keys: tuple[str, ...] | list[str], computer_name: str | None,
-               custom_data: str | None) -> OsProfile | None:
-    """The osProfile the definition's OS state asks for (None for a specialized image)."""
+               custom_data: str | None, custom_data_bytes: bytes | None = None,
+               ) -> OsProfile | None:
+    """The osProfile the definition's OS state asks for (None for a specialized image).
+    ``custom_data`` is a file; ``custom_data_bytes`` the bytes themselves (REST API)."""
     state = defn.get("osState") or "Generalized"
-    given = bool(admin_username or ssh_keys or computer_name or custom_data)
+    given = bool(admin_username or ssh_keys or computer_name or custom_data
+                 or custom_data_bytes is not None)
     if state == "Specialized" or specialized:
         if given:
             raise _invalid(OS_PROFILE_NOT_ALLOWED, "properties.osProfile")
@@ -186,7 +189,10 @@ def os_profile(defn: dict, *, vm_name: str, specialized: bool, admin_username: s
     if not _HOST_RE.match(host) or host.isdigit():
         raise _invalid(HOSTNAME_BAD.replace("{{", "{").replace("}}", "}"),
                        "properties.osProfile.computerName")
-    data = None
+    data = custom_data_bytes
+    if data is not None and len(data) > 65536:
+        raise _invalid("Custom data in OSProfile must be in Base64 encoding and with a "
+                       "maximum length of 87380 characters.", "properties.osProfile.customData")
     if custom_data is not None:
         path = os.path.expanduser(custom_data)
         try:

@@ -126,6 +126,7 @@ class VirtualMachines:
         enable_secure_boot: bool | None = None, enable_vtpm: bool | None = None,
         size: str | None = None, os_disk_mode: str | None = None,
         data_disk_sizes_gb: list[int] | tuple[int, ...] = (), tags: dict | None = None,
+        custom_data_bytes: bytes | None = None,
     ) -> dict:
         """Create a VM from an image version (see the module doc). Returns its JSON."""
         validate.resource_group(rg)
@@ -139,7 +140,8 @@ class VirtualMachines:
                          computer_name=computer_name, custom_data=custom_data,
                          security_type=security_type, enable_secure_boot=enable_secure_boot,
                          enable_vtpm=enable_vtpm, size=size, os_disk_mode=os_disk_mode,
-                         data_disk_sizes_gb=data_disk_sizes_gb)
+                         data_disk_sizes_gb=data_disk_sizes_gb,
+                         custom_data_bytes=custom_data_bytes)
         props = self.provision(plan, rg, name, location)
         try:
             with self.repo.transaction():
@@ -156,7 +158,8 @@ class VirtualMachines:
              admin_username: str | None, ssh_key_values, computer_name: str | None,
              custom_data: str | None, security_type: str | None,
              enable_secure_boot: bool | None, enable_vtpm: bool | None, size: str | None,
-             os_disk_mode: str | None, data_disk_sizes_gb) -> dict:
+             os_disk_mode: str | None, data_disk_sizes_gb,
+             custom_data_bytes: bytes | None = None) -> dict:
         """Every check of a create, nothing written: the resolved request."""
         mode = (os_disk_mode or ("linked" if disk_mode_supported(self.gallery) else "copy"))
         mode = validate.enum("properties.localCompute.osDiskMode", mode.lower(), OS_DISK_MODES)
@@ -176,7 +179,8 @@ class VirtualMachines:
         sec = rules.security(defn, security_type, enable_secure_boot, enable_vtpm)
         prof = rules.os_profile(defn, vm_name=name, specialized=specialized,
                                 admin_username=admin_username, ssh_keys=list(ssh_key_values),
-                                computer_name=computer_name, custom_data=custom_data)
+                                computer_name=computer_name, custom_data=custom_data,
+                                custom_data_bytes=custom_data_bytes)
         size_name, vcpus, mem = rules.size(size)
         return {"choice": choice, "security": sec, "osProfile": prof, "size": size_name,
                 "vcpus": vcpus, "memoryMiB": mem, "osDiskMode": mode, "emptyDisks": sizes}
