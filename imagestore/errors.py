@@ -144,6 +144,18 @@ class AccessDenied(ImagestoreError):
     code = "AuthorizationFailed"
 
 
+# -- the gallery database server (issue 16, PostgreSQL) ----------------------------------
+
+
+class DatabaseUnavailable(ImagestoreError):
+    """The gallery's database server (``IMAGESTORE_DATABASE_URL``) cannot be reached or
+    refused the login: refused connection, unknown host or database, wrong password."""
+
+    exit_code = 15
+    kind = "DatabaseUnavailable"
+    code = "DatabaseUnavailable"
+
+
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "internal error (a bug: please report it with the command line)",
@@ -160,6 +172,7 @@ EXIT_CODES: dict[int, str] = {
     TimedOut.exit_code: "timed out waiting for a resource to reach the requested state",
     Unauthenticated.exit_code: "access token missing, expired, malformed or of another store",
     AccessDenied.exit_code: "access denied by a storage service (account key, SAS, connection string)",
+    DatabaseUnavailable.exit_code: "gallery database server unreachable or login refused (IMAGESTORE_DATABASE_URL)",
 }
 
 

@@ -4,7 +4,8 @@ Location: ``--store DIR``, else ``$IMAGESTORE_HOME``, else ``~/.local/share/imag
 created on first use. Layout::
 
     imagestore.json       root header: format "imagestore", version
-    gallery.sqlite        gallery metadata (galleries, definitions, versions, disks)
+    gallery.sqlite        gallery metadata (galleries, definitions, versions, disks), unless
+                          $IMAGESTORE_DATABASE_URL points at PostgreSQL
     regions/local/        the default region's blob store (see imagestore/store/layout.py)
 """
 
@@ -42,6 +43,14 @@ class Home:
     @property
     def db_path(self) -> str:
         return os.path.join(self.root, "gallery.sqlite")
+
+    @property
+    def gallery_database(self) -> str:
+        """Where the gallery metadata lives: ``$IMAGESTORE_DATABASE_URL`` (PostgreSQL, shared by
+        several hosts) when set, else this store's ``gallery.sqlite``."""
+        from .gallery.backends import locate
+
+        return locate(self.db_path)
 
     def region_dir(self, name: str) -> str:
         return os.path.join(self.root, "regions", name)

@@ -11,7 +11,7 @@ import sqlite3
 
 import click
 
-from ..errors import IntegrityError
+from ..errors import ImagestoreError, IntegrityError
 from ..gallery.usage import owners_by_digest, versions_by_digest
 from ..regions.registry import RegionRegistry
 from ..regions.replicas import verify_region
@@ -38,7 +38,8 @@ def affected_versions(reg: RegionRegistry, reports: list[dict]) -> list[dict]:
     its LUN, the manifest, and the regions and copies concerned."""
     try:
         usage = versions_by_digest(reg.home)
-    except sqlite3.Error:  # a damaged gallery database must not hide the store's report
+    except (sqlite3.Error, ImagestoreError):  # a damaged or unreachable gallery database
+        # must not hide the store's report
         usage = {}
     found: dict[tuple, dict] = {}
     for rr in reports:
@@ -59,7 +60,7 @@ def affected_resources(reg: RegionRegistry, reports: list[dict]) -> list[dict]:
     affected: its id, type, LUN (images), the manifest, and the regions and copies."""
     try:
         usage = owners_by_digest(reg.home)
-    except sqlite3.Error:
+    except (sqlite3.Error, ImagestoreError):
         usage = {}
     found: dict[tuple, dict] = {}
     for rr in reports:

@@ -1,29 +1,35 @@
-"""The gallery's SQLite metadata: connection (WAL, foreign keys on), transactions, and the
-schema as ordered, named migrations recorded in ``schema_migrations``.
+"""The gallery's metadata schema as ordered, named migrations recorded in
+``schema_migrations``, the same on both backends (SQLite by default, PostgreSQL with
+``IMAGESTORE_DATABASE_URL``; see :mod:`.backends`).
 
-Every change goes through :func:`transaction` (``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on
-any exception), so a failed command leaves the metadata exactly as it was.
+Every change goes through :func:`transaction` (``BEGIN IMMEDIATE`` … ``COMMIT`` on SQLite, a
+writer-serialising transaction on PostgreSQL; rolled back on any exception), so a failed
+command leaves the metadata exactly as it was. Migrations are written in SQLite's DDL;
+PostgreSQL runs them translated (:mod:`.backends.dialect`). A database that records a
+migration this imagestore does not know (written by a newer one), or that holds tables but no
+``schema_migrations`` (another application's), is refused untouched (exit 8).
 """
 
 from __future__ import annotations
 
-import sqlite3
+import sqlite3  # noqa: F401 - a migration typed ``sqlite3.Connection`` still lints; use Database
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from ..errors import StoreBusy
-from ..store import sqlitedb
+from ..errors import NotAStore
+from . import backends
+from .backends import Database
 
 
-def _script(con: sqlite3.Connection, sql: str) -> None:
+def _script(con: Database, sql: str) -> None:
     """Run DDL statements inside the current transaction (executescript would COMMIT)."""
     for stmt in sql.split(";"):
         if stmt.strip():
             con.execute(stmt)
 
 
-def _m0001_initial(con: sqlite3.Connection) -> None:
+def _m0001_initial(con: Database) -> None:
     _script(
         con,
         """
@@ -114,7 +120,7 @@ def _m0001_initial(con: sqlite3.Connection) -> None:
     )
 
 
-def _m0002_replication(con: sqlite3.Connection) -> None:
+def _m0002_replication(con: Database) -> None:
     """Regions come from the region registry (``regions/<name>/region.json``), no longer from
     a table; per-region replication progress in bytes and a generation counter; shallow
     sources on version disks; the job queue and the worker lease."""
@@ -161,7 +167,7 @@ def _m0002_replication(con: sqlite3.Connection) -> None:
     )
 
 
-def _m0003_snapshots_images(con: sqlite3.Connection) -> None:
+def _m0003_snapshots_images(con: Database) -> None:
     """Snapshots (``Microsoft.Compute/snapshots``: one captured disk each) and managed images
     (``Microsoft.Compute/images``: an OS disk and data disks by LUN), both holding manifest
     digests; and the source resource (snapshot) a version disk image was made from."""
@@ -216,7 +222,7 @@ def _m0003_snapshots_images(con: sqlite3.Connection) -> None:
     )
 
 
-def _m0004_operations(con: sqlite3.Connection) -> None:
+def _m0004_operations(con: Database) -> None:
     """Long-running operations of the REST API (``Azure-AsyncOperation`` status resources):
     durable, so a poller re-created after a server restart finds its operation."""
     _script(
@@ -238,7 +244,7 @@ def _m0004_operations(con: sqlite3.Connection) -> None:
     )
 
 
-def _m0005_linked_parents(con: sqlite3.Connection) -> None:
+def _m0005_linked_parents(con: Database) -> None:
     """Linked clones (issue 13): one read-only materialized parent file per version disk
     (manifest digest), region and parent format, shared by every linked disk; a disk's link
     pins its parent (``ON DELETE RESTRICT``) and goes with the disk row (``CASCADE``)."""
@@ -299,7 +305,7 @@ def _m0006_compute(con: sqlite3.Connection) -> None:
 
 
 #: ordered, named schema steps; append only, never edit a released step
-MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
+MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("0001_initial", _m0001_initial),
     ("0002_replication", _m0002_replication),
     ("0003_snapshots_images", _m0003_snapshots_images),
@@ -309,60 +315,77 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
 ]
 
 
-def connect(path: str) -> sqlite3.Connection:
-    """Open (creating if needed) and migrate the gallery database."""
-    readonly = not sqlitedb.writable(path)  # a store this user may only read
-    con = sqlitedb.connect(path, timeout=30.0, readonly=readonly)
-    con.row_factory = sqlite3.Row
-    if not readonly:
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA synchronous=FULL")
-    con.execute("PRAGMA foreign_keys=ON")
-    con.execute("PRAGMA busy_timeout=30000")
-    if not readonly:
-        migrate(con)
+def connect(target: str) -> Database:
+    """Open (creating if needed) and migrate the gallery database at ``target``: a SQLite
+    path, or a ``postgresql://`` URL. A SQLite file this user may only read is opened
+    read-only and not migrated."""
+    con = backends.connect(target)
+    if not getattr(con, "readonly", False):
+        try:
+            migrate(con)
+        except BaseException:
+            con.close()
+            raise
     return con
 
 
-def applied(con: sqlite3.Connection) -> list[str]:
+def open_readonly(target: str) -> Database:
+    """The database opened read-only and not migrated (reports such as ``store verify``)."""
+    return backends.connect(target, readonly=True)
+
+
+def applied(con: Database) -> list[str]:
     """Names of the migrations applied, in order."""
     return [r[0] for r in con.execute("SELECT name FROM schema_migrations ORDER BY seq")]
 
 
-def migrate(con: sqlite3.Connection) -> None:
-    """Apply the migrations not applied yet, each in its own transaction."""
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " seq INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, applied_at TEXT NOT NULL)"
-    )
-    done = set(applied(con))
-    for seq, (name, step) in enumerate(MIGRATIONS, start=1):
-        if name in done:
-            continue
-        with transaction(con):
-            # re-check inside the write lock: another process may have migrated meanwhile
-            if con.execute("SELECT 1 FROM schema_migrations WHERE name=?", (name,)).fetchone():
+def check_schema(con: Database) -> list[str]:
+    """The migrations applied; NotAStore (nothing changed) for a database of another schema:
+    tables but no ``schema_migrations``, or migrations this imagestore does not know."""
+    tables = {t.lower() for t in con.table_names()}
+    if "schema_migrations" not in tables:
+        if tables:
+            raise NotAStore(f"gallery database {con.label}: holds tables "
+                            f"({', '.join(sorted(tables)[:3])}{', …' if len(tables) > 3 else ''})"
+                            f" but no imagestore schema_migrations: not an imagestore gallery")
+        return []
+    done = applied(con)
+    known = {name for name, _ in MIGRATIONS}
+    unknown = [n for n in done if n not in known]
+    if unknown:
+        raise NotAStore(f"gallery database {con.label}: schema migration '{unknown[0]}' is "
+                        f"newer than this imagestore knows (upgrade imagestore)")
+    return done
+
+
+def migrate(con: Database) -> None:
+    """Apply the migrations not applied yet, each in its own transaction, under the
+    backend's migration lock (several processes may open a fresh database at once)."""
+    with con.migration_lock():
+        done = set(check_schema(con))
+        if len(done) == len(MIGRATIONS):
+            return
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " seq INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, applied_at TEXT NOT NULL)"
+        )
+        for seq, (name, step) in enumerate(MIGRATIONS, start=1):
+            if name in done:
                 continue
-            step(con)
-            con.execute(
-                "INSERT INTO schema_migrations(seq, name, applied_at) VALUES (?, ?, ?)",
-                (seq, name, datetime.now(UTC).isoformat()),
-            )
+            with transaction(con):
+                # re-check inside the write lock: another process may have migrated meanwhile
+                if con.execute("SELECT 1 FROM schema_migrations WHERE name=?",
+                               (name,)).fetchone():
+                    continue
+                step(con)
+                con.execute(
+                    "INSERT INTO schema_migrations(seq, name, applied_at) VALUES (?, ?, ?)",
+                    (seq, name, datetime.now(UTC).isoformat()),
+                )
 
 
 @contextmanager
-def transaction(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+def transaction(con: Database) -> Iterator[Database]:
     """One write transaction: all of it is committed, or none of it."""
-    try:
-        con.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as e:
-        if "locked" in str(e) or "busy" in str(e):
-            raise StoreBusy(f"gallery database is busy (another imagestore is writing): {e}") from None
-        raise
-    try:
+    with con.transaction():
         yield con
-    except BaseException:
-        if con.in_transaction:  # SQLite has already rolled back after a full disk
-            con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")

@@ -1,6 +1,8 @@
-"""The gallery repository: every SQL statement and every state change of ``gallery.sqlite``.
+"""The gallery repository: every SQL statement and every state change of the gallery database
+(``gallery.sqlite``, or PostgreSQL with ``IMAGESTORE_DATABASE_URL``).
 
-Nothing else in the package talks to SQLite. The services above it (:mod:`.galleries`,
+Nothing else in the package talks to the database. The SQL is written once, in SQLite's style
+(``?`` placeholders); :mod:`.backends` runs it on either backend. The services above it (:mod:`.galleries`,
 :mod:`.definitions`, :mod:`.versions`, :mod:`.disks`, :mod:`.replication`) and the worker
 (:mod:`imagestore.worker`) get typed rows (frozen dataclasses) and name states by Enum.
 
@@ -16,16 +18,15 @@ exception), so a service composes several changes into one atomic step. Reads ru
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
-from urllib.parse import quote
 
 from ..errors import NotFound
 from . import db
+from .backends import Database
 from .validate import iso, now_utc
 
 # -- states --------------------------------------------------------------------------------
@@ -87,8 +88,8 @@ class _Row:
         return [f.name for f in fields(self)]  # type: ignore[arg-type]
 
     @classmethod
-    def from_sql(cls, row: sqlite3.Row):  # noqa: ANN206 - the subclass
-        """The typed row of a ``sqlite3.Row`` (columns it does not have are ignored)."""
+    def from_sql(cls, row: Any):  # noqa: ANN206 - the subclass
+        """The typed row of a database row (columns it does not have are ignored)."""
         names = set(row.keys())
         return cls(**{f.name: row[f.name] for f in fields(cls) if f.name in names})  # type: ignore[arg-type]
 
@@ -416,21 +417,30 @@ _PENDING = (ReplicationState.QUEUED.value, ReplicationState.REPLICATING.value)
 
 
 class Repository:
-    """The gallery database of one store (``<store>/gallery.sqlite``), opened and migrated."""
+    """The gallery database of one store, opened and migrated: ``db_path`` is the SQLite file
+    (``<store>/gallery.sqlite``) or a ``postgresql://`` URL (see :func:`.backends.locate`)."""
 
     def __init__(self, db_path: str) -> None:
         self.db_path = db_path
-        self.con: sqlite3.Connection = db.connect(db_path)
+        self.con: Database = db.connect(db_path)
 
     @classmethod
-    def open_readonly(cls, db_path: str, *, timeout: float = 60.0) -> Repository:
+    def open_readonly(cls, db_path: str) -> Repository:
         """The database opened read-only and not migrated (for reports such as ``store
-        verify``; SQLite errors stay ``sqlite3.Error``). The file must exist."""
+        verify``). A SQLite file must exist."""
         repo = cls.__new__(cls)
         repo.db_path = db_path
-        repo.con = sqlite3.connect(f"file:{quote(db_path)}?mode=ro", uri=True, timeout=timeout)
-        repo.con.row_factory = sqlite3.Row
+        repo.con = db.open_readonly(db_path)
         return repo
+
+    @property
+    def backend(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.con.backend
+
+    def now(self) -> float:
+        """The database's clock in epoch seconds (the same for every host sharing it)."""
+        return self.con.now()
 
     def close(self) -> None:
         """Close the connection."""
@@ -442,10 +452,10 @@ class Repository:
         with db.transaction(self.con):
             yield self
 
-    def _one(self, sql: str, args: tuple = ()) -> sqlite3.Row | None:
+    def _one(self, sql: str, args: tuple = ()) -> Any:
         return self.con.execute(sql, args).fetchone()
 
-    def _all(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+    def _all(self, sql: str, args: tuple = ()) -> list[Any]:
         return self.con.execute(sql, args).fetchall()
 
     # -- galleries -------------------------------------------------------------------------
@@ -1053,18 +1063,25 @@ class Repository:
         return LeaseRow.from_sql(row) if row else None
 
     def write_lease(self, pid: int, host: str, heartbeat: float) -> None:
-        """(In a transaction.) ``pid`` holds the lease from now on."""
-        self.con.execute("INSERT OR REPLACE INTO worker_lease(id, pid, host, heartbeat, started) "
-                         "VALUES (1, ?, ?, ?, ?)", (pid, host, heartbeat, iso(now_utc())))
+        """(In a transaction.) ``pid`` on ``host`` holds the lease from now on."""
+        self.con.execute(
+            "INSERT INTO worker_lease(id, pid, host, heartbeat, started) VALUES (1, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET pid = excluded.pid, host = excluded.host, "
+            "heartbeat = excluded.heartbeat, started = excluded.started",
+            (pid, host, heartbeat, iso(now_utc())))
 
-    def beat(self, pid: int, heartbeat: float) -> None:
-        """Refresh the lease's heartbeat if ``pid`` still holds it (autocommit)."""
-        self.con.execute("UPDATE worker_lease SET heartbeat = ? WHERE id = 1 AND pid = ?",
-                         (heartbeat, pid))
+    def beat(self, pid: int, host: str, heartbeat: float) -> bool:
+        """Refresh the lease's heartbeat if ``pid`` on ``host`` still holds it (autocommit);
+        False when it no longer does."""
+        cur = self.con.execute(
+            "UPDATE worker_lease SET heartbeat = ? WHERE id = 1 AND pid = ? AND host = ?",
+            (heartbeat, pid, host))
+        return cur.rowcount > 0
 
-    def drop_lease(self, pid: int) -> None:
-        """(In a transaction.) Release the lease if ``pid`` holds it."""
-        self.con.execute("DELETE FROM worker_lease WHERE id = 1 AND pid = ?", (pid,))
+    def drop_lease(self, pid: int, host: str) -> None:
+        """(In a transaction.) Release the lease if ``pid`` on ``host`` holds it."""
+        self.con.execute("DELETE FROM worker_lease WHERE id = 1 AND pid = ? AND host = ?",
+                         (pid, host))
 
     # -- long-running operations (REST API) --------------------------------------------------
 

@@ -38,7 +38,7 @@ class GalleryService:
     def __init__(self, home: Home, *, region_lookup: RegionLookup | None = None,
                  runner: WorkRunner | None = None, log: Log | None = None) -> None:
         self.home = home
-        self.repo = Repository(home.db_path)
+        self.repo = Repository(home.gallery_database)
         self.placement = Placement(home, self.repo, region_lookup=region_lookup)
         self.galleries = Galleries(self.repo, self.placement)
         self.definitions = Definitions(self.repo, self.placement)
@@ -51,7 +51,7 @@ class GalleryService:
         self.operations = Operations(self.repo, self.versions)  # REST API (issue 12)
 
     @property
-    def con(self):  # noqa: ANN201 - sqlite3.Connection
+    def con(self):  # noqa: ANN201 - a backends.Database
         """The repository's connection (tests and diagnostics)."""
         return self.repo.con
 

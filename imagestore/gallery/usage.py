@@ -9,12 +9,12 @@ affects; the store itself knows only digests). Never creates the gallery databas
 
 from __future__ import annotations
 
-import os
-import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ..home import Home
-from . import ids
+from . import backends, ids
 from .repository import Repository
 
 
@@ -47,16 +47,13 @@ class VersionDisk:
 def versions_by_digest(home: Home) -> dict[str, list[VersionDisk]]:
     """Every manifest digest a version disk captured, with the version disks using it (a
     store without a gallery database has none). Reads through a read-only repository."""
-    if not os.path.exists(home.db_path):
-        return {}
-    repo = Repository.open_readonly(home.db_path)
-    try:
+    with _readonly(home) as repo:
+        if repo is None:
+            return {}
         out: dict[str, list[VersionDisk]] = {}
         for digest, rg, g, d, v, lun in repo.disk_images_by_digest():
             out.setdefault(digest, []).append(VersionDisk(rg, g, d, v, None if lun < 0 else lun))
         return out
-    finally:
-        repo.close()
 
 
 @dataclass(frozen=True)
@@ -95,19 +92,29 @@ class Owner:
 def owners_by_digest(home: Home) -> dict[str, list[Owner]]:
     """Every manifest digest a snapshot or managed image holds, with its owners (none for a
     store without a gallery database, or one written before snapshots existed)."""
-    if not os.path.exists(home.db_path):
-        return {}
-    repo = Repository.open_readonly(home.db_path)
-    try:
-        try:
-            rows = repo.owners_by_digest()
-        except sqlite3.OperationalError as e:
-            if "no such table" in str(e):
-                return {}  # not migrated yet: no snapshots or images
-            raise
+    with _readonly(home) as repo:
+        if repo is None or "snapshots" not in _tables(repo):
+            return {}  # not migrated yet: no snapshots or images
         out: dict[str, list[Owner]] = {}
-        for digest, kind, rg, name, lun in rows:
+        for digest, kind, rg, name, lun in repo.owners_by_digest():
             out.setdefault(digest, []).append(Owner(kind, rg, name, lun))
         return out
+
+
+def _tables(repo: Repository) -> set[str]:
+    return {t.lower() for t in repo.con.table_names()}
+
+
+@contextmanager
+def _readonly(home: Home) -> Iterator[Repository | None]:
+    """The store's gallery opened read-only through the backend seam, or None when there is
+    none yet (no gallery.sqlite; a PostgreSQL database no imagestore has written)."""
+    target = home.gallery_database
+    if not backends.exists(target):
+        yield None
+        return
+    repo = Repository.open_readonly(target)
+    try:
+        yield repo if "schema_migrations" in _tables(repo) else None
     finally:
         repo.close()

@@ -57,6 +57,8 @@ class Worker:
         stop when the queue is empty, else keep polling."""
         n = 0
         while True:
+            if self.lease.lost.is_set():  # another worker took the lease over: stop here
+                return n
             job = self.queue.claim(only_version)
             if job is None:
                 if once:
