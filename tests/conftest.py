@@ -128,3 +128,28 @@ def blob_proxy(azurite):
         yield p
     finally:
         p.close()
+
+
+# -- PostgreSQL (gallery metadata on a database server) --------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL server for the session (tests/pg.py); skips outside CI when
+    PostgreSQL is not installed, fails in CI."""
+    from . import pg
+
+    reason = pg.missing_reason()
+    if reason is not None:
+        (pytest.fail if pg.in_ci() else pytest.skip)(reason)
+    cluster = pg.Cluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster) -> str:
+    """The URL of a fresh, migrated gallery database on the session's server."""
+    return pg_cluster.new_database()

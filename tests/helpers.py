@@ -27,6 +27,22 @@ def need(tool: str) -> str:
     return path
 
 
+class gallery_db:  # noqa: N801 - used like a function: ``with gallery_db(store) as con:``
+    """The store's gallery database (its gallery.sqlite, or ``$IMAGESTORE_DATABASE_URL``)
+    through the backend seam, statements autocommitted; closed at the end of the block."""
+
+    def __init__(self, store: str) -> None:
+        from imagestore.gallery import backends
+
+        self.con = backends.connect(backends.locate(os.path.join(store, "gallery.sqlite")))
+
+    def __enter__(self):  # noqa: ANN204
+        return self.con
+
+    def __exit__(self, *exc) -> None:  # noqa: ANN002
+        self.con.close()
+
+
 def run_imagestore(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
     """Run the real console entry point in a subprocess."""
     p = subprocess.run(

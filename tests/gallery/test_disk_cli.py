@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 
 import pytest
 
 from imagestore.gallery.ids import SUBSCRIPTION
-from tests.helpers import fails, need
+from tests.helpers import fails, gallery_db, need
 
 INVALID, NOT_FOUND, CONFLICT = 3, 4, 5
 MiB = 1 << 20
@@ -132,15 +131,13 @@ def test_disk_validation(env):
 def test_disk_past_end_of_life_still_works(env):
     """End of life is informational: disks can still be created from versions past it."""
     run = env
-    con = sqlite3.connect(os.path.join(run.store, "gallery.sqlite"))
-    with con:
+    with gallery_db(run.store) as con, con.transaction():
         props = json.loads(con.execute("SELECT props FROM versions").fetchone()[0])
         props["publishingProfile"]["endOfLifeDate"] = "2001-01-01T00:00:00+00:00"
         con.execute("UPDATE versions SET props = ?", (json.dumps(props),))
         ip = json.loads(con.execute("SELECT props FROM images").fetchone()[0])
         ip["endOfLifeDate"] = "2001-01-01T00:00:00+00:00"
         con.execute("UPDATE images SET props = ?", (json.dumps(ip),))
-    con.close()
     d = run.json("disk", "create", "-n", "old", "--gallery-image-reference", "g/d")
     compare(run.os_src, "raw", d["properties"]["localStorage"]["path"], "raw")
 

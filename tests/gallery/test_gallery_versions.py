@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 
 import pytest
 
 from imagestore.gallery.ids import SUBSCRIPTION
-from tests.helpers import fails, store_tree_snapshot
+from tests.helpers import fails, gallery_db, store_tree_snapshot
 
 INVALID, NOT_FOUND, CONFLICT, BAD_IMAGE = 3, 4, 5, 6
 MiB = 1 << 20
@@ -42,9 +41,7 @@ def ver(run, v, *extra, src=1):
 
 
 def db(run):
-    con = sqlite3.connect(os.path.join(run.store, "gallery.sqlite"))
-    con.isolation_level = None
-    return con
+    return gallery_db(run.store)
 
 
 def manifests(run):

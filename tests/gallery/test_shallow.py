@@ -8,14 +8,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import sqlite3
 import subprocess
 import time
 
 import pytest
 
 from imagestore.gallery.shallow import slot_path
-from tests.helpers import dir_bytes, fails, need
+from tests.helpers import dir_bytes, fails, gallery_db, need
 
 INVALID, NOT_FOUND, CONFLICT, INTEGRITY = 3, 4, 5, 7
 MiB = 1 << 20
@@ -51,11 +50,8 @@ def disk(run, name, ref="g/d/1.0.0", fmt="raw"):
 
 
 def version_pk(run, v="1.0.0") -> int:
-    con = sqlite3.connect(os.path.join(run.store, "gallery.sqlite"))
-    try:
+    with gallery_db(run.store) as con:
         return con.execute("SELECT id FROM versions WHERE name = ?", (v,)).fetchone()[0]
-    finally:
-        con.close()
 
 
 def test_ready_at_once_without_copying_32tib(gal):
