@@ -4,7 +4,8 @@ or disk with ``sourceResourceId``), GET, DELETE, list by resource group and subs
 
 The disk file is written by the request (there is no worker step for disks) under the
 store's ``disks/`` directory in the format ``properties.localStorage.format`` asks for (raw
-by default); a client cannot choose a path on the server. Deleting a disk through the API
+by default; ``properties.localStorage.linked: true`` with qcow2 or vhdx makes a linked clone);
+a client cannot choose a path on the server. Deleting a disk through the API
 removes its file when it lies in that directory, as Azure deletes a disk's data. Disk export
 (``beginGetAccess``/``endGetAccess``) is served by its own module.
 """
@@ -49,9 +50,15 @@ def create_kwargs(b: Body) -> dict:
     else:
         raise InvalidArgument(f"{_CD}.createOption: '{option}' is not supported by imagestore "
                               f"(FromImage, Copy)", target=f"{_CD}.createOption")
+    # a linked clone (issue 13): ``properties.localStorage.linked`` true (or the object a GET
+    # returns, so that a GET body PUT back is the same disk)
+    lk = b.raw("properties.localStorage.linked")
+    if lk is not None and not isinstance(lk, bool | dict):
+        raise InvalidArgument("properties.localStorage.linked: must be true or false",
+                              target="properties.localStorage.linked")
     return dict(reference=ref, source=source, lun=b.int(f"{_CD}.galleryImageReference.lun"),
                 fmt=b.str("properties.localStorage.format") or "raw",
-                location=b.str("location"), tags=b.tags())
+                location=b.str("location"), tags=b.tags(), linked=bool(lk))
 
 
 def put(req: ArmRequest) -> Reply:

@@ -185,7 +185,7 @@ SOURCES = [
     *(f"{k}-{n}" for n in ("empty", "pattern", "random") for k in ("raw", "vhd-dynamic", "vhdx-dynamic")),
     *(f"{k}-{n}" for n in ("empty", "pattern") for k in ("vhd-fixed", "vhdx-fixed")),
     "vhdx-diff-depth1", "vhdx-diff-depth3", "vhd-diff-depth1", "vhd-diff-depth3",
-    *(f"{k}-{n}" for n in ("empty", "pattern", "random") for k in ("qcow2", "qcow2-zstd")),
+    "qcow2-empty", "qcow2-pattern", "qcow2-random", "qcow2-zstd-pattern",
 ]
 
 

@@ -214,8 +214,8 @@ KINDS = {
     "vhd-fixed": ("vpc", "subformat=fixed", 40),
     "vhdx-dynamic": ("vhdx", "subformat=dynamic,block_size=1M", 110),
     "vhdx-fixed": ("vhdx", "subformat=fixed,block_size=1M", 40),
-    "qcow2-v3": ("qcow2", "compat=1.1,cluster_size=4096", 80),
-    "qcow2-v2": ("qcow2", "compat=0.10", 40),
+    "qcow2-v3": ("qcow2", "compat=1.1,cluster_size=4096", 70),
+    "qcow2-v2": ("qcow2", "compat=0.10", 30),
 }
 
 
