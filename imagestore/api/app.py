@@ -16,12 +16,14 @@ from starlette.responses import Response
 
 from ..worker import ensure_worker
 from . import (
+    cloud,
     disks,
     export,
     galleries,
     image_versions,
     images,
     managed_images,
+    oauth,
     operations,
     snapshots,
     virtual_machines,
@@ -42,6 +44,8 @@ FAMILIES = [
     snapshots,  # Microsoft.Compute/snapshots (issue 13)
     managed_images,  # Microsoft.Compute/images: managed images (issue 13)
     virtual_machines,  # virtualMachines, virtualMachineScaleSets (issue 14)
+    cloud,  # cloud metadata, subscriptions, tenants, resource groups (every ARM client)
+    oauth,  # the directory's token and OpenID endpoints (az login, MSAL, Terraform)
 ]
 
 #: ARM matches the fixed segments of a path case-insensitively

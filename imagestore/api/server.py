@@ -49,6 +49,37 @@ def bind(host: str, port: int) -> socket.socket:
     return s
 
 
+#: seconds an idle keep-alive connection may take to close at shutdown before it is cut
+IDLE_CLOSE = 1.0
+
+
+def _server_class(uvicorn):  # noqa: ANN001, ANN202 - the uvicorn module, a Server subclass
+    """uvicorn's Server, except that at shutdown idle keep-alive connections are cut after
+    :data:`IDLE_CLOSE` seconds. Over TLS, closing one waits for the client's close_notify,
+    which a client holding a pooled connection it does not read never sends: asyncio waits
+    30 s for it, and the stop with it. Connections with a request in flight are left to
+    finish (up to ``GRACE``)."""
+    import asyncio
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets=None) -> None:  # noqa: ANN001
+            async def cut_idle() -> None:
+                await asyncio.sleep(IDLE_CLOSE)
+                for conn in list(self.server_state.connections):
+                    cycle = getattr(conn, "cycle", None)
+                    transport = getattr(conn, "transport", None)
+                    if transport is not None and (cycle is None or cycle.response_complete):
+                        transport.abort()
+
+            task = asyncio.create_task(cut_idle())
+            try:
+                await super().shutdown(sockets)
+            finally:
+                task.cancel()
+
+    return Server
+
+
 def serve(store: str, *, host: str = "127.0.0.1", port: int = 8443,
           tls_cert: str | None = None, tls_key: str | None = None,
           settings: Settings | None = None, log_level: str = "warning") -> None:
@@ -71,7 +102,7 @@ def serve(store: str, *, host: str = "127.0.0.1", port: int = 8443,
     config = uvicorn.Config(app, log_level=log_level, ssl_certfile=tls_cert,
                             ssl_keyfile=tls_key, timeout_graceful_shutdown=GRACE,
                             access_log=False, lifespan="on", server_header=False)
-    server = uvicorn.Server(config)
+    server = _server_class(uvicorn)(config)
     # uvicorn re-raises the stop signal once it has shut down, with the handler that was
     # there before it: make that one a no-op so the cleanup below runs and a stop by
     # SIGTERM/SIGINT exits 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -161,6 +162,14 @@ def ensure_self_signed(store_root: str, hosts: list[str] | tuple[str, ...] = ())
     except OSError as e:
         raise from_oserror(e, d) from None
     return files
+
+
+def hosts_for(bind_host: str) -> list[str]:
+    """The names a certificate for a server bound to ``bind_host`` must carry: the host
+    itself, or this machine's name for a wildcard bind (0.0.0.0, ::)."""
+    if bind_host in ("0.0.0.0", "::", ""):
+        return [socket.gethostname()]
+    return [bind_host]
 
 
 def check_files(cert: str, key: str) -> None:

@@ -16,6 +16,7 @@ import click
 
 from .. import __version__
 from ..errors import ImagestoreError
+from .ad_cmds import ad_group
 from .bench_cmds import bench_group
 from .common import common_options
 from .convert_cmd import convert_cmd
@@ -103,6 +104,7 @@ cli.add_command(vmss_group)
 cli.add_command(account_group)
 cli.add_command(token_group)
 cli.add_command(serve_cmd)
+cli.add_command(ad_group)  # service principals (issue 12)
 
 
 def main(argv: list[str] | None = None) -> None:

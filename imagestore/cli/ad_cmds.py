@@ -1,0 +1,83 @@
+"""`imagestore ad sp …`: the directory's service principals (az ad sp), which sign in to
+`imagestore serve` with client credentials (`az login --service-principal`)."""
+
+from __future__ import annotations
+
+import click
+
+from ..identity import principals
+from .common import common_options, open_home
+from .output import emit
+
+
+@click.group("ad")
+def ad_group() -> None:
+    """The directory: service principals (az ad)."""
+
+
+@ad_group.group("sp")
+def sp_group() -> None:
+    """Service principals: applications that sign in with a client id and secret."""
+
+
+@sp_group.command("create-for-rbac")
+@click.option("-n", "--name", "display_name", required=True, metavar="NAME",
+              help="Display name; an existing principal of that name gets a new secret.")
+@click.option("--years", type=click.IntRange(1, 100), default=principals.SECRET_YEARS,
+              show_default=True, help="Years the secret stays valid.")
+@common_options
+@click.pass_context
+def sp_create_for_rbac(ctx: click.Context, display_name: str, years: int) -> None:
+    """Create a service principal and print its credentials as az does: {appId, displayName,
+    password, tenant}. The password is shown only now (it is stored hashed). Until role
+    assignments exist, a principal's token grants what the local user has.
+
+    \b
+    Example:
+      imagestore ad sp create-for-rbac --name ci-bot
+      az login --service-principal -u APP_ID -p PASSWORD --tenant TENANT
+    """
+    emit(ctx, principals.create(open_home(ctx), display_name, years=years))
+
+
+@sp_group.command("show")
+@click.option("--id", "ident", required=True, metavar="APP_ID",
+              help="App id, object id or display name.")
+@common_options
+@click.pass_context
+def sp_show(ctx: click.Context, ident: str) -> None:
+    """Show a service principal (never its secret).
+
+    \b
+    Example:
+      imagestore ad sp show --id ci-bot
+    """
+    emit(ctx, principals.show(open_home(ctx, create=False), ident).to_json())
+
+
+@sp_group.command("list")
+@common_options
+@click.pass_context
+def sp_list(ctx: click.Context) -> None:
+    """List the service principals.
+
+    \b
+    Example:
+      imagestore ad sp list --query [].appId -o tsv
+    """
+    emit(ctx, [p.to_json() for p in principals.list_all(open_home(ctx, create=False))])
+
+
+@sp_group.command("delete")
+@click.option("--id", "ident", required=True, metavar="APP_ID",
+              help="App id, object id or display name.")
+@common_options
+@click.pass_context
+def sp_delete(ctx: click.Context, ident: str) -> None:
+    """Delete a service principal: its secret stops working at once.
+
+    \b
+    Example:
+      imagestore ad sp delete --id ci-bot
+    """
+    principals.delete(open_home(ctx), ident)
