@@ -369,7 +369,8 @@ def copy_disk_file(src: str, source_format: str, path: str, fmt: str,
                    task: TaskProgress, allow_parent_dir: str | None = None) -> tuple[int, int]:
     """Copy a disk file's content (its allocated extents, zero blocks left out) to a new disk
     file at ``path`` in ``fmt`` (temp file, fsync, rename). The source must not change while
-    it is read (then nothing is left at ``path``). Returns (virtual size, bytes written)."""
+    it is read (then nothing is left at ``path``). ``allow_parent_dir``: where a differencing
+    or linked disk's parent may also be (the store). Returns (virtual size, bytes written)."""
     from ..accel import nonzero_runs
 
     step = 1 << 20

@@ -252,3 +252,20 @@ def test_a_region_holding_a_snapshot_is_not_deleted(run, disk, tmp_path):
           f"region 'west' holds the only completed copy of {s['id']}")
     assert run("snapshot", "delete", "-n", "sw").exit_code == 0
     assert run.json("region", "delete", "west")["deleted"] is True
+
+
+@pytest.mark.parametrize("fmt", ["vhdx", "vhd-fixed"])
+def test_snapshot_of_a_disk_in_another_format_is_the_same_content(run, disk, fmt):
+    run.json("disk", "create", "-n", "dx", "--gallery-image-reference", "g/lin/1.0.0",
+             "--format", fmt)
+    before = stats(run)
+    s = run.json("snapshot", "create", "-n", "sx", "--source", "dx")
+    assert stats(run)["chunks"] == before["chunks"]
+    v = run.json("sig", "image-version", "show", "-r", "g", "-i", "lin", "-e", "1.0.0")
+    vd = v["properties"]["localStorage"]["osDiskImage"]
+    local = s["properties"]["localStorage"]
+    assert local["sourceFormat"].startswith("vhd")
+    if fmt == "vhdx":  # same virtual size: the very same manifest
+        assert local["manifestDigest"] == vd["manifestDigest"]
+    back = run.json("disk", "create", "-n", "back", "--source", "sx")
+    assert same(disk[0], back["properties"]["localStorage"]["path"])
