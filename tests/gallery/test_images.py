@@ -144,3 +144,15 @@ def test_hostile_image_requests_change_nothing(run, disks, tmp_path):
     fails(run("image", "create", "-n", "x", "--source", "os1", "--data-disk-sources", "data1",
               "--os-type", "Linux"), 4, "disk 'data1': its file")
     fails(run("image", "delete", "-n", "nope"), 4, "image 'nope' not found")
+
+
+def test_snapshot_and_image_commands_have_help_with_examples(run):
+    for c in [(g, v) for g in ("snapshot", "image") for v in ("create", "show", "list", "delete")]:
+        r = run(*c, "--help")
+        assert r.exit_code == 0, c
+        assert "Example:" in r.stdout and "imagestore " + " ".join(c) in r.stdout, c
+        assert "--query" in r.stdout and "--output" in r.stdout, c
+    r = run("sig", "image-version", "create", "--help")
+    for flag in ("--os-snapshot", "--data-snapshots", "--data-snapshot-luns", "--managed-image"):
+        assert flag in r.stdout, flag
+    assert "--source" in run("disk", "create", "--help").stdout
