@@ -443,9 +443,9 @@ class VirtualMachines:
                 f"Stop or deallocate the VM first.", target="properties.storageProfile.source.id")
         gen, dgen = lc.get("hyperVGeneration", "V1"), definition.get("hyperVGeneration") or "V1"
         if gen != dgen:
-            raise InvalidArgument(
+            raise Conflict(
                 f"The resource with id '{vid}' has a different Hypervisor generation ['{gen}'] "
-                f"than the parent gallery image Hypervisor generation ['{dgen}']",
+                f"than the parent gallery image Hypervisor generation ['{dgen}'].",
                 target="properties.storageProfile.source.id")
         state = lc.get("osState", "Specialized")
         want = definition.get("osState") or "Generalized"

@@ -258,7 +258,9 @@ def test_power_generalize_and_capture_rules_without_boot(gal):
           f"Cannot create Gallery Image Version from: {vmid} since the OS State in the parent "
           f"gallery image ('Generalized') is not 'Specialized'.")
     fails(gal("sig", "image-version", "create", "-r", "g", "-i", "tls", "-e", "3.0.0",
-              "--virtual-machine", vmid), INVALID, "different Hypervisor generation ['V1']")
+              "--virtual-machine", vmid), CONFLICT,
+          f"The resource with id '{vmid}' has a different Hypervisor generation ['V1'] than "
+          f"the parent gallery image Hypervisor generation ['V2'].")
     fails(gal("sig", "image-version", "create", "-r", "g", "-i", "spec", "-e", "3.0.0",
               "--virtual-machine", "vm1", "--os-vhd-uri", gal.sources["os"]), INVALID,
           "cannot be combined")
