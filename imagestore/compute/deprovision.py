@@ -2,9 +2,8 @@
 spirit of ``waagent -deprovision`` / ``virt-sysprep`` but much smaller. For every ext2/3/4
 filesystem on the raw OS disk (whole disk, or MBR/GPT partitions) it uses ``debugfs -w``
 (e2fsprogs) to remove the SSH host keys (``/etc/ssh/ssh_host_*``), empty
-``/etc/machine-id``, remove cloud-init's state (``/var/lib/cloud/instance``,
-``/var/lib/cloud/instances/*``, ``/var/lib/cloud/data``, ``/var/lib/cloud/sem``) and the files
-directly in ``/var/log``. It is NOT a guarantee that no secret or identity is left (user
+``/etc/machine-id``, remove cloud-init's ``/var/lib/cloud/instance`` link (so cloud-init
+treats the next boot as a first boot) and the regular files directly in ``/var/log``. It is NOT a guarantee that no secret or identity is left (user
 accounts, shell histories elsewhere, other filesystems such as XFS or LVM, and qcow2 OS
 disks are not touched); it reports what it removed."""
 
@@ -62,7 +61,7 @@ def deprovision_disk(path: str, fmt: str) -> list[str]:
     """Clean the ext filesystems of a raw OS disk; returns what was removed."""
     if fmt != "raw":
         raise InvalidArgument(f"--deprovision works on raw OS disks only; this VM's OS disk is "
-                              f"{fmt} (create the VM with --os-disk-mode copy)",
+                              f"{fmt} (make the VM with the copy OS disk mode)",
                               target="properties.storageProfile.osDisk")
     if shutil.which("debugfs") is None:
         raise NotFound("debugfs is not installed (Debian package 'e2fsprogs')")
@@ -71,7 +70,7 @@ def deprovision_disk(path: str, fmt: str) -> list[str]:
         if not _is_ext(path, off):
             continue
         dev = f"{path}?offset={off}" if off else path
-        listing = _debugfs(dev, ["ls -p /etc/ssh", "ls -p /var/log", "ls -p /var/lib/cloud/instances"])
+        listing = _debugfs(dev, ["ls -p /etc/ssh"])
         names = re.findall(r"^/\d+/\d+/\d+/\d+/([^/]+)/", listing, re.M)
         ssh = [n for n in names if n.startswith("ssh_host_")]
         cmds = [f"rm /etc/ssh/{n}" for n in ssh]
@@ -83,7 +82,7 @@ def deprovision_disk(path: str, fmt: str) -> list[str]:
             if m and m.group(1).startswith("10") and m.group(2) not in (".", ".."):
                 cmds.append(f"rm /var/log/{m.group(2)}")
                 removed.append(f"{off}:/var/log/{m.group(2)}")
-        cmds += ["unlink /var/lib/cloud/instance", "rm /var/lib/cloud/instance"]
+        cmds += ["rm /var/lib/cloud/instance", "rmdir /var/lib/cloud/instance"]
         _debugfs(dev, cmds)
         removed += [f"{off}:/etc/ssh/{n}" for n in ssh] + [f"{off}:/etc/machine-id (emptied)",
                                                           f"{off}:/var/lib/cloud/instance"]

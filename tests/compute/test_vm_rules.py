@@ -330,3 +330,62 @@ def test_launch_spec_per_generation(gal):
         assert all(f"format={fmt}" in a1 for fmt in ("raw",))
     finally:
         svc.gallery.close()
+
+
+def test_generalize_deprovision_cleans_ext4_offline(gal, tmp_path):
+    """--deprovision (best effort): SSH host keys, machine-id, cloud-init's instance link and
+    /var/log files go from the raw OS disk's ext4 partition; the filesystem stays clean."""
+    import shutil
+    import subprocess
+
+    for tool in ("mkfs.ext4", "debugfs", "e2fsck", "sfdisk"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is not installed (scripts/setup.sh installs it)")
+    root = tmp_path / "root"
+    for d in ("etc/ssh", "var/log", "var/lib/cloud/instances/iid-1", "home/u"):
+        (root / d).mkdir(parents=True)
+    (root / "etc/ssh/ssh_host_ed25519_key").write_text("secret\n")
+    (root / "etc/ssh/ssh_host_rsa_key.pub").write_text("pub\n")
+    (root / "etc/ssh/sshd_config").write_text("keep\n")
+    (root / "etc/machine-id").write_text("0123456789abcdef0123456789abcdef\n")
+    (root / "var/log/syslog").write_text("log\n")
+    (root / "home/u/notes").write_text("keep\n")
+    img = tmp_path / "ext4.raw"
+    with open(img, "wb") as fh:
+        fh.truncate(40 << 20)
+    subprocess.run(["sfdisk", "-q", str(img)], input="label: dos\nstart=2048, type=83\n",
+                   text=True, check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(root), "-E", "offset=1048576", str(img),
+                    "38M"], check=True)
+    part = f"{img}?offset=1048576"
+    subprocess.run(["debugfs", "-w", "-R", "symlink /var/lib/cloud/instance "
+                    "/var/lib/cloud/instances/iid-1", part], check=True, capture_output=True)
+    gal.json("sig", "image-definition", "create", "-r", "g", "-i", "ext", "-p", "P", "-f", "O",
+             "-s", "EXT", "--os-type", "Linux")
+    gal.json("sig", "image-version", "create", "-r", "g", "-i", "ext", "-e", "1.0.0",
+             "--os-vhd-uri", str(img))
+    vm = gal.json("vm", "create", "-n", "dep", "--image", "g/ext", *gen_args(
+        "--os-disk-mode", "copy"))
+    out = gal.json("vm", "generalize", "-n", "dep", "--deprovision")
+    done = out["properties"]["localCompute"]["deprovisioned"]
+    assert "1048576:/etc/ssh/ssh_host_ed25519_key" in done
+    disk = vm["properties"]["localCompute"]["disks"][0]["path"]
+    dpart = f"{disk}?offset=1048576"
+
+    def ls(d: str) -> str:
+        return subprocess.run(["debugfs", "-R", f"ls {d}", dpart], capture_output=True,
+                              text=True).stdout
+
+    assert "ssh_host_" not in ls("/etc/ssh") and "sshd_config" in ls("/etc/ssh")
+    assert "syslog" not in ls("/var/log")
+    assert " instance " not in ls("/var/lib/cloud") + " " and "instances" in ls("/var/lib/cloud")
+    assert "notes" in ls("/home/u")
+    st = subprocess.run(["debugfs", "-R", "stat /etc/machine-id", dpart], capture_output=True,
+                        text=True).stdout
+    assert "Size: 0" in st
+    # the filesystem is consistent afterwards
+    fsck = subprocess.run(["e2fsck", "-fn", dpart], capture_output=True, text=True)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    # a linked (qcow2) OS disk is refused, not half-cleaned
+    gal.json("vm", "create", "-n", "dep2", "--image", "g/ext", *gen_args())
+    fails(gal("vm", "generalize", "-n", "dep2", "--deprovision"), INVALID, "raw OS disks only")
