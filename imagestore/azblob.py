@@ -39,7 +39,7 @@ from .errors import AccessDenied, Conflict, ImagestoreError, InvalidArgument, IO
 CONTAINER_RE = re.compile(r"^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9]))*$")
 ACCOUNT_RE = re.compile(r"^[a-z0-9]{3,24}$")
 #: retries of one request (connection errors, 5xx); small so a bad host fails fast
-RETRIES = 2
+RETRIES = 3
 
 
 def is_url(text: str) -> bool:
@@ -226,12 +226,19 @@ def resolve_credential(account: AccountUrl, explicit: Credential | None = None) 
     return Credential("anonymous")
 
 
+def retry_policy():
+    """Retry a failed request (connection error, 5xx, throttling) RETRIES times, about a
+    second apart: the SDK's default (15 s, then 45 s, …) makes a mistyped host hang a minute."""
+    from azure.storage.blob import LinearRetry
+
+    return LinearRetry(backoff=1, random_jitter_range=0.5, retry_total=RETRIES)
+
+
 def container_client(account: AccountUrl, container: str, cred: Credential, **kw):
     """An ``azure.storage.blob.ContainerClient`` for ``container`` with ``cred``."""
     from azure.storage.blob import ContainerClient
 
-    opts = {"retry_total": RETRIES, "retry_backoff_factor": 0.2, "connection_timeout": 10,
-            "read_timeout": 60, **kw}
+    opts = {"retry_policy": retry_policy(), "connection_timeout": 10, "read_timeout": 60, **kw}
     if cred.kind == "connection-string":
         return ContainerClient.from_connection_string(cred.secret, container, **opts)
     if cred.kind == "key":

@@ -26,6 +26,7 @@ from ..azblob import (
     container_client,
     parse_blob_url,
     resolve_credential,
+    retry_policy,
     service_errors,
 )
 from ..errors import InvalidArgument, NotFound
@@ -137,11 +138,11 @@ def copy_slots(zone: str) -> list[tuple[int, str]]:
     from azure.storage.blob import BlobServiceClient
 
     if cred.kind == "connection-string":
-        svc = BlobServiceClient.from_connection_string(cred.secret, retry_total=2)
+        svc = BlobServiceClient.from_connection_string(cred.secret, retry_policy=retry_policy())
     else:
         c = ({"account_name": bu.account.account, "account_key": cred.secret}
              if cred.kind == "key" else cred.secret if cred.kind == "sas" else None)
-        svc = BlobServiceClient(bu.account.endpoint, credential=c, retry_total=2)
+        svc = BlobServiceClient(bu.account.endpoint, credential=c, retry_policy=retry_policy())
     out = []
     with service_errors(bu.account.endpoint):
         for c in svc.list_containers(name_starts_with=f"{bu.container}-copy"):
