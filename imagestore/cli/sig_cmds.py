@@ -380,9 +380,14 @@ def image_version_group() -> None:
 @gallery_option
 @image_option
 @version_option
-@click.option("--os-vhd-uri", default=None, metavar="PATH_OR_FILE_URI",
-              help="OS disk source: a raw, VHD or VHDX file (path or file:// URI).")
-@click.option("--data-vhds-uris", cls=Variadic, metavar="PATH_OR_FILE_URI...",
+@click.option("--os-vhd-uri", default=None, metavar="PATH_OR_URI",
+              help="OS disk source: a raw, VHD or VHDX file (path or file:// URI), or a page "
+                   "or block blob (https://ACCOUNT.blob.core.windows.net/CONTAINER/disk.vhd; "
+                   "credentials: a SAS in the URL or AZURE_STORAGE_* variables).")
+@click.option("--os-vhd-storage-account", default=None, metavar="ACCOUNT",
+              help="The storage account of the blob sources (name, endpoint or resource id); "
+                   "checked against their URLs.")
+@click.option("--data-vhds-uris", cls=Variadic, metavar="PATH_OR_URI...",
               help="Data disk sources.")
 @click.option("--data-vhds-luns", cls=Variadic, metavar="LUN...",
               help="LUNs of the data disks, in the order of --data-vhds-uris (default 0, 1, …).")
@@ -425,7 +430,8 @@ def image_version_group() -> None:
 @tags_option
 @common_options
 @click.pass_context
-def image_version_create(ctx, rg, gallery, image, version, os_vhd_uri, data_vhds_uris,
+def image_version_create(ctx, rg, gallery, image, version, os_vhd_uri, os_vhd_storage_account,
+                         data_vhds_uris,
                          data_vhds_luns, source_vm, source_version, os_snapshot, data_snapshots,
                          data_snapshot_luns, managed_image, location, target_regions, replica_count,
                          storage_account_type, replication_mode, exclude_from_latest,
@@ -455,6 +461,11 @@ def image_version_create(ctx, rg, gallery, image, version, os_vhd_uri, data_vhds
     zone, Premium_LRS stores it uncompressed. Shallow references the source file instead of
     copying it (source region only; limited concurrent disk creation).
     """
+    if os_vhd_storage_account is not None:
+        from ..azblob import check_account_of
+
+        for u in [os_vhd_uri, *(given(data_vhds_uris) or [])]:
+            check_account_of(u, os_vhd_storage_account, "--os-vhd-storage-account")
     if source_vm is not None:  # capture from a VM (compute layer, issue 14)
         from .vm_cmds import capture_from_vm
 

@@ -94,6 +94,10 @@ def open_disk(
         path = unquote(urlparse(path).path)
     if _depth > MAX_CHAIN_DEPTH:
         raise BadImage(f"{path}: differencing chain deeper than {MAX_CHAIN_DEPTH} parents")
+    if path.lower().startswith(("https://", "http://")):
+        from .blobsource import open_blob_source
+
+        return _open_source(open_blob_source(path), source_format=source_format)
     real = os.path.realpath(path)
     if real in _seen:
         raise BadImage(f"{path}: differencing chain loops back to this file")
@@ -138,6 +142,36 @@ def open_disk(
         raise
 
 
+def _open_source(src, *, source_format: str) -> DiskReader:
+    """Open a disk from a source file (``formats/source.py``): a blob read by ranges."""
+    path, size = src.path, src.size
+    reader: DiskReader | None = None
+    try:
+        guard = src.guard()
+        fmt = "raw" if source_format == "raw" else detect(path, src, size)
+        if fmt == "raw":
+            reader = RawReader(path, src, size=size)
+        elif fmt == "vhdx":
+            from . import vhdx
+
+            reader = vhdx.open_vhdx(path, src, size, allow_parent_dir=None, depth=0,
+                                    seen=frozenset())
+        else:
+            from . import vhd
+
+            reader = vhd.open_vhd(path, src, size, allow_parent_dir=None, depth=0,
+                                  seen=frozenset())
+        reader.guard = guard
+        reader.source = src
+        return reader
+    except BaseException:
+        if reader is not None:
+            reader.close()
+        else:
+            src.close()
+        raise
+
+
 def open_parent(
     child_path: str,
     candidates: list[str],
@@ -155,6 +189,9 @@ def open_parent(
     ``source_format`` "raw" takes the parent's bytes as they are (a qcow2 backing file whose
     format the child names as raw is never probed).
     """
+    if child_path.lower().startswith(("https://", "http://")):
+        raise BadImage(f"{child_path}: a differencing disk in blob storage (its parent is not "
+                       f"followed across URLs; capture a merged copy)")
     child_dir = os.path.dirname(os.path.realpath(child_path))
     allowed = [child_dir]
     if allow_parent_dir:
@@ -217,6 +254,9 @@ def new_disk_file(path: str, virtual_size: int, fmt: str,
     (tmp path, size, fmt) makes the writer instead of :func:`create_writer` (an overlay with a
     backing file, a differencing VHDX: linked clones).
     """
+    if path.lower().startswith(("https://", "http://")):
+        yield from _new_page_blob(path, virtual_size, fmt)
+        return
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise InvalidArgument(f"--path: directory {parent} does not exist")
@@ -245,6 +285,25 @@ def new_disk_file(path: str, virtual_size: int, fmt: str,
                 os.unlink(tmp)
             except FileNotFoundError:
                 pass
+
+
+def _new_page_blob(url: str, virtual_size: int, fmt: str) -> Iterator[DiskWriter]:
+    """A fixed VHD written into a new page blob, its footer last (``formats/pageblob.py``);
+    deleted again on any failure."""
+    from .pageblob import PageBlobVhdWriter
+
+    if fmt.lower() != "vhd-fixed":
+        raise InvalidArgument(f"--format: a disk in blob storage is a fixed VHD in a page blob "
+                              f"(--format vhd-fixed), not {fmt}")
+    writer = PageBlobVhdWriter(url, virtual_size)
+    ok = False
+    try:
+        yield writer
+        writer.finish()
+        ok = True
+    finally:
+        if not ok:
+            writer.abort()
 
 
 def _users_path(err: ImagestoreError, tmp: str, path: str) -> ImagestoreError:

@@ -98,7 +98,13 @@ def pread_full(fd: int, length: int, offset: int, path: str = "") -> bytes:
 
     Readers only read ranges they checked against the file's size when they opened it, so
     reaching the end of the file early means the file shrank meanwhile: :class:`SourceChanged`
-    naming ``path``, never zeros."""
+    naming ``path``, never zeros. ``fd`` may be a source file (``formats/source.py``)."""
+    if not isinstance(fd, int):
+        data = fd.pread(length, offset)
+        if len(data) != length:
+            raise SourceChanged(f"{path}: the blob ends before offset {offset + length} "
+                                f"(it changed while it was being read?)")
+        return data
     data = os.pread(fd, length, offset)
     if len(data) == length:
         return data

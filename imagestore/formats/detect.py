@@ -27,6 +27,7 @@ import os
 import struct
 
 from ..errors import BadImage
+from .source import pread_any
 
 #: accepted values of ``source_format``
 SOURCE_FORMATS = ("auto", "raw")
@@ -164,7 +165,7 @@ def detect(path: str, fd: int, size: int) -> str:
     """Return "vhdx", "qcow2", "vhd" (dynamic/differencing), "vhd-fixed" or "raw" from the content of
     the open file ``fd`` of ``size`` bytes (> 0), or raise :class:`BadImage` naming what the
     file is when it is not a supported disk image (see the module docstring)."""
-    head = os.pread(fd, TEXT_PROBE, 0)
+    head = pread_any(fd, TEXT_PROBE, 0)
     fmt = container_format(fd, size, head)
     ext = os.path.splitext(path)[1].lower()
     if fmt != "raw":
@@ -174,11 +175,11 @@ def detect(path: str, fd: int, size: int) -> str:
             raise BadImage(f"{path}: the file name promises a {promise[0]} but the content is a "
                            f"{got}")
         return fmt
-    iso = os.pread(fd, 5, 0x8001) if size >= 0x8006 else b""
+    iso = pread_any(fd, 5, 0x8001) if size >= 0x8006 else b""
     err = _foreign(path, head, size, iso)
     if err is not None:
         raise err
-    tail = os.pread(fd, min(size, FOOTER_PROBE), size - min(size, FOOTER_PROBE))
+    tail = pread_any(fd, min(size, FOOTER_PROBE), size - min(size, FOOTER_PROBE))
     err = _damaged_footer(path, tail, size)
     if err is not None:
         raise err
@@ -203,7 +204,7 @@ def container_format(fd: int, size: int, head: bytes | None = None) -> str:
     """"vhdx", "qcow2", "vhd", "vhd-fixed" by signature, else "raw" (no refusal: see
     :func:`detect`)."""
     if head is None:
-        head = os.pread(fd, 8, 0)
+        head = pread_any(fd, 8, 0)
     if head[:8] == VHDX_SIGNATURE:
         return "vhdx"
     if head[:4] == QCOW_MAGIC and len(head) >= 8 and struct.unpack_from(">I", head, 4)[0] in (2, 3):
@@ -211,6 +212,6 @@ def container_format(fd: int, size: int, head: bytes | None = None) -> str:
     if head[:8] == VHD_COOKIE:
         return "vhd"
     for footer in (512, 511):  # pre-Virtual-Server-2004 footers were 511 bytes
-        if size >= footer and os.pread(fd, 8, size - footer) == VHD_COOKIE:
+        if size >= footer and pread_any(fd, 8, size - footer) == VHD_COOKIE:
             return "vhd-fixed"
     return "raw"

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from ..errors import InvalidArgument, IOFailure, TooLarge, from_oserror
 from ..fsutil import start_writeback
 from .base import Guarded, pause_for_tests, pread_full, pwrite_full
+from .source import close_any, is_fd, source_extents
 
 #: ext4 with 4 KiB blocks stops at 16 TiB per file; other filesystems are checked by ftruncate.
 EXT4_MAX_FILE = 16 * 2**40 - 4096
@@ -32,6 +33,10 @@ class RawReader(Guarded):
 
     def extents(self) -> Iterator[tuple[int, int]]:
         size = self.virtual_size
+        if not is_fd(self.fd):  # a source file (a page blob: its written pages)
+            got = source_extents(self.fd, 0, size)
+            yield from ([(0, size)] if got is None else got)
+            return
         pos = 0
         while pos < size:
             try:
@@ -66,9 +71,7 @@ class RawReader(Guarded):
         return data
 
     def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        self.fd = close_any(self.fd)
 
 
 class RawWriter:
@@ -130,6 +133,4 @@ class RawWriter:
             self.fd = -1
 
     def abort(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        self.fd = close_any(self.fd)

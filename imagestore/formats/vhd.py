@@ -30,6 +30,7 @@ import numpy as np
 
 from ..errors import BadImage, InvalidArgument, IOFailure, TooLarge, from_oserror
 from .base import DiskReader, Guarded, pause_for_tests, pread_full, pwrite_full
+from .source import close_any, is_fd, source_extents
 
 # --------------------------------------------------------------------------------------------
 # On-disk structures (all big-endian).
@@ -227,6 +228,10 @@ class VhdFixedReader(Guarded):
     def extents(self) -> Iterator[tuple[int, int]]:
         # The whole disk is allocated; skip filesystem holes of a sparse file where we can.
         size = self.virtual_size
+        if not is_fd(self.fd):  # a source file (a page blob: its written pages)
+            got = source_extents(self.fd, 0, size)
+            yield from ([(0, size)] if got is None else got)
+            return
         pos = 0
         while pos < size:
             try:
@@ -255,9 +260,7 @@ class VhdFixedReader(Guarded):
         return data
 
     def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        self.fd = close_any(self.fd)
 
 
 def _check_range(r, offset: int, length: int) -> None:
@@ -556,9 +559,7 @@ class VhdSparseReader(Guarded):
         if self.parent is not None:
             self.parent.close()
             self.parent = None
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        self.fd = close_any(self.fd)
 
 
 # --------------------------------------------------------------------------------------------
@@ -636,9 +637,7 @@ class _WriterBase:
             self.fd = -1
 
     def abort(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        self.fd = close_any(self.fd)
 
 
 class VhdFixedWriter(_WriterBase):

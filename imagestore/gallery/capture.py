@@ -23,8 +23,16 @@ from .repository import VersionDisk, dumps
 OS_LUN = -1
 
 
+def source_uri(path: str) -> str:
+    """What a version records as a disk's source: a ``file://`` URI, or a blob's URL without
+    its query string (a SAS signature is a secret)."""
+    if path.lower().startswith(("https://", "http://")):
+        return path.split("?", 1)[0]
+    return resources.file_uri(path)
+
+
 def source_path(uri: str) -> str:
-    """A path or ``file://`` URI -> a path."""
+    """A path or ``file://`` URI -> a path (a blob URL stays a URL)."""
     if uri.startswith("file://"):
         return unquote(urlparse(uri).path)
     return uri
@@ -73,6 +81,11 @@ def shallow_disks(sources: list[Source], allow_parent_dir: str | None,
     source's fingerprint; nothing is copied."""
     out = []
     for s in sources:
+        if s.path.lower().startswith(("https://", "http://")):
+            from ..errors import InvalidArgument
+
+            raise InvalidArgument(f"{s.uri.split('?', 1)[0]}: Shallow replication references a "
+                                  f"local file; a blob source needs Full", target="replicationMode")
         r = open_disk(s.path, allow_parent_dir=allow_parent_dir, source_format=source_format)
         try:
             vsize, fmt = r.virtual_size, r.format
@@ -112,7 +125,7 @@ def capture(store: BlobStore, sources: list[Source], *, threads: int,
                 lun=s.lun, digest=res.digest, virtual_size=res.virtual_size,
                 allocated_bytes=res.allocated_bytes, data_bytes=res.data_bytes,
                 stored_bytes=res.stored_bytes, host_caching=host_caching(s.lun),
-                source_uri=resources.file_uri(s.path), source_format=res.source_format))
+                source_uri=source_uri(s.path), source_format=res.source_format))
     return out
 
 

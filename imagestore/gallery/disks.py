@@ -91,6 +91,10 @@ class Disks:
             raise Conflict(f"location: image version '{vid}' is not available in region "
                            f"'{location}' yet (replication {reg.state})", target="location")
         drow = self._disk_image(vrow, vid, lun)
+        if drow.shallow_path and _is_url(path):
+            raise InvalidArgument("properties.localStorage.path: a Shallow version's disk is "
+                                  "created as a local file, not in blob storage",
+                                  target="properties.localStorage.path")
         path = self._new_path(name, path, fmt)
         if linked:
             return self._create_linked(rg, name, vrow, vid, drow, lun, reference, path, fmt,
@@ -112,6 +116,10 @@ class Disks:
         if path is None:
             path = os.path.join(self.home.root, "disks", f"{name}.{EXTENSIONS[fmt]}")
             os.makedirs(os.path.dirname(path), exist_ok=True)
+        if _is_url(path):  # a fixed VHD in a page blob; an existing blob is refused by the writer
+            from ..azblob import parse_blob_url
+
+            return parse_blob_url(path, "properties.localStorage.path").url
         path = os.path.abspath(os.path.expanduser(path))
         if os.path.lexists(path):
             raise Conflict(f"properties.localStorage.path: {path} already exists", target="properties.localStorage.path")
@@ -132,7 +140,10 @@ class Disks:
                     self.repo.link_disk(self.repo.disk(rg, name).id, parent_pk)
         except BaseException:
             try:
-                os.unlink(path)
+                if _is_url(path):
+                    _delete_blob(path)
+                else:
+                    os.unlink(path)
             except FileNotFoundError:
                 pass
             raise
@@ -396,3 +407,17 @@ def copy_disk_file(src: str, source_format: str, path: str, fmt: str,
         return writer.virtual_size, written
     finally:
         reader.close()
+
+
+def _is_url(path: str | None) -> bool:
+    return bool(path) and path.lower().startswith(("https://", "http://"))
+
+
+def _delete_blob(url: str) -> None:
+    from ..azblob import blob_client, parse_blob_url, resolve_credential
+
+    bu = parse_blob_url(url, "path")
+    try:
+        blob_client(bu, resolve_credential(bu.account)).delete_blob()
+    except Exception:  # noqa: BLE001 - the original error is the one to report
+        pass

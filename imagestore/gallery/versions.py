@@ -23,6 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from .. import azblob
+from ..azblob import is_url
 from ..errors import (
     Conflict,
     IntegrityError,
@@ -330,9 +332,17 @@ class Versions:
         for n, s in enumerate(sources):
             i = n - 1 if os_vhd_uri else n
             target = field = _OS_URI if s.lun < 0 else f"{_DATA}[{i}].source.uri"
+            if is_url(s.uri):  # a blob in Azure Blob Storage, read by ranges when captured
+                azblob.parse_blob_url(s.uri, field)
+                key = s.uri.split("?", 1)[0]
+                if key in seen_src:
+                    raise InvalidArgument(f"{field}: source '{key}' is used twice (also as "
+                                          f"{seen_src[key]})", target=target)
+                seen_src[key] = key
+                continue
             if "://" in s.uri and not s.uri.startswith("file://"):
-                raise InvalidArgument(f"{field}: '{s.uri}': only local paths and file:// URIs "
-                                      f"are supported", target=target)
+                raise InvalidArgument(f"{field}: '{s.uri}': only local paths, file:// URIs and "
+                                      f"http(s):// blob URLs are supported", target=target)
             if not os.path.exists(s.path):
                 raise NotFound(f"{field}: {s.path}: no such file", target=target)
             real = os.path.realpath(s.path)

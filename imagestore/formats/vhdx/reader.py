@@ -10,7 +10,6 @@ replayed in memory first (:mod:`.log`).
 from __future__ import annotations
 
 import bisect
-import os
 import struct
 import uuid
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import numpy as np
 
 from ...errors import BadImage, ImagestoreError, from_oserror
 from ..base import DiskReader, Guarded, coalesce, pause_for_tests, pread_full
+from ..source import close_any
 from . import structs as S
 from .crc32c import checksum_ok
 from .log import replay
@@ -553,9 +553,7 @@ class VhdxReader(Guarded):
         if self.parent is not None:
             self.parent.close()
             self.parent = None
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        self.fd = close_any(self.fd)
 
 
 def open_vhdx(

@@ -1,0 +1,58 @@
+"""Source files: what the disk readers read from, a local file descriptor or a read-only
+random-access object (a blob in Azure Blob Storage, ``formats/blobsource.py``).
+
+The readers (raw, VHD, VHDX) were written against a file descriptor; they take either. A
+:class:`SourceFile` offers what they use of one:
+
+* ``pread(length, offset)`` -- the bytes there (short only at the end);
+* ``data_extents(start, end)`` -- the allocated ranges, as ``SEEK_DATA``/``SEEK_HOLE`` give
+  them for a sparse file (a page blob's page ranges), or None when unknown (all data);
+* ``close()``; and the identity its :class:`SourceGuard`-like ``guard()`` checks at the end.
+
+The helpers below dispatch on the kind: an ``int`` is a descriptor.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Protocol
+
+
+class SourceFile(Protocol):
+    path: str
+    size: int
+
+    def pread(self, length: int, offset: int) -> bytes: ...
+
+    def data_extents(self, start: int, end: int) -> list[tuple[int, int]] | None: ...
+
+    def guard(self): ...
+
+    def close(self) -> None: ...
+
+
+def is_fd(src) -> bool:
+    return isinstance(src, int)
+
+
+def pread_any(src, length: int, offset: int) -> bytes:
+    """One ``pread`` of a descriptor or a source file."""
+    if is_fd(src):
+        return os.pread(src, length, offset)
+    return src.pread(length, offset)
+
+
+def close_any(src) -> int:
+    """Close a descriptor (if >= 0) or a source file; returns -1 for the reader to keep."""
+    if is_fd(src):
+        if src >= 0:
+            os.close(src)
+    elif src is not None:
+        src.close()
+    return -1
+
+
+def source_extents(src, start: int, end: int) -> list[tuple[int, int]] | None:
+    """Allocated ranges of a source file in [start, end) (None: it cannot tell, all data).
+    Descriptors are handled by the readers themselves (``SEEK_DATA``/``SEEK_HOLE``)."""
+    return src.data_extents(start, end)
