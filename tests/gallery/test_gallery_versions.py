@@ -461,8 +461,13 @@ def test_three_state_flags(env):
 
 def test_remote_uris_and_tags_refused(env):
     fails(env("sig", "image-version", "create", "-r", "g", "-i", "d", "-e", "1.0.0", "--os-vhd-uri",
-              "https://acct.blob.core.windows.net/vhds/os.vhd"), INVALID,
-          "--os-vhd-uri: 'https://acct.blob.core.windows.net/vhds/os.vhd': only local paths")
+              "s3://bucket/os.vhd"), INVALID,
+          "--os-vhd-uri: 's3://bucket/os.vhd': only local paths, file:// URIs and http(s)://")
+    # blob URLs are read from blob storage (tests/formats/test_blob_source.py); one whose
+    # account cannot be reached is an I/O failure naming it
+    fails(env("sig", "image-version", "create", "-r", "g", "-i", "d", "-e", "1.0.0", "--os-vhd-uri",
+              "http://127.0.0.1:1/acct/vhds/os.vhd"), 10,
+          "http://127.0.0.1:1/acct/vhds/os.vhd: cannot reach the storage service")
     fails(ver(env, "1.0.0", "--tags", "=x"), INVALID, "--tags: '=x' has no tag name")
     fails(env("sig", "update", "-r", "g", "--set", 'tags={"a": [1]}'), INVALID, "tags.a")
 
