@@ -151,6 +151,9 @@ def _open_source(src, *, source_format: str) -> DiskReader:
         fmt = "raw" if source_format == "raw" else detect(path, src, size)
         if fmt == "raw":
             reader = RawReader(path, src, size=size)
+        elif fmt == "qcow2":
+            raise BadImage(f"{path}: a qcow2 image in blob storage (blob sources are VHD, VHDX "
+                           f"or raw, as Azure keeps them)")
         elif fmt == "vhdx":
             from . import vhdx
 
