@@ -272,3 +272,27 @@ def test_snapshot_of_a_disk_in_another_format_is_the_same_content(run, disk, fmt
         assert local["manifestDigest"] == vd["manifestDigest"]
     back = run.json("disk", "create", "-n", "back", "--source", "sx")
     assert same(disk[0], back["properties"]["localStorage"]["path"])
+
+
+def test_snapshot_of_a_linked_disk(run, disk):
+    """A linked clone (an overlay over the store's shared parent) changed by its VM: the
+    snapshot reads through the overlay into the parent and captures only the change. (qemu-io
+    cannot write a differencing VHDX: that one is snapshotted unchanged.)"""
+    d = run.json("disk", "create", "-n", "lk", "--gallery-image-reference", "g/lin/1.0.0",
+                 "--format", "qcow2", "--linked")
+    path = d["properties"]["localStorage"]["path"]
+    qemu_io(path, "write -P 0x3c 2M 256k", fmt="qcow2")
+    before = stats(run)
+    s = run.json("snapshot", "create", "-n", "sl", "--source", "lk")
+    assert stats(run)["chunks"] == before["chunks"] + 1
+    back = run.json("disk", "create", "-n", "back", "--source", "sl")
+    assert same(path, back["properties"]["localStorage"]["path"])
+    copy = run.json("disk", "create", "-n", "copy", "--source", "lk", "--format", "vhdx")
+    assert same(path, copy["properties"]["localStorage"]["path"])
+    assert s["properties"]["creationData"]["sourceResourceId"].endswith("/disks/lk")
+    run.json("disk", "create", "-n", "lkx", "--gallery-image-reference", "g/lin/1.0.0",
+             "--format", "vhdx", "--linked")
+    sx = run.json("snapshot", "create", "-n", "slx", "--source", "lkx")
+    assert sx["properties"]["localStorage"]["storedBytes"] == 0
+    assert same(disk[0], run.json("disk", "create", "-n", "backx", "--source", "slx")[
+        "properties"]["localStorage"]["path"])
