@@ -50,3 +50,14 @@ fi
 if [ ! -x build/azurite/bin/azurite-blob ]; then
   npm install -g --silent --no-fund --no-audit --prefix build/azurite azurite >/dev/null
 fi
+# the real az CLI (issue 12: tests/api/test_az.py drives `imagestore serve` with it), in a venv of
+# its own: azure-cli pins its own azure-mgmt-compute, which must not replace the one the project
+# is tested with. Cached: skipped when this version is installed (about 3.5 min the first time).
+az_version=2.91.0
+az_venv=build/az-venv
+if [ ! -f "$az_venv/.installed-$az_version" ]; then
+  rm -rf "$az_venv"
+  python3 -m venv "$az_venv"
+  "$az_venv/bin/pip" install -q --disable-pip-version-check "azure-cli==$az_version"
+  touch "$az_venv/.installed-$az_version"
+fi
