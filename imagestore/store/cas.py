@@ -48,7 +48,10 @@ class BlobStore:
         self._local = threading.local()
         self._fds: dict[str, int] = {}
         self._fd_lock = threading.Lock()
-        self._cons: list = []  # every per-thread connection, closed together by close()
+        #: (thread, connection) of every per-thread connection, closed together by close();
+        #: a dead thread's is closed when the next one is opened (ingest and materialize run
+        #: in new worker threads each time: a long-running process would keep them all)
+        self._cons: list = []
         self._migrated = False
 
     # -- opening -------------------------------------------------------------------------
@@ -114,7 +117,14 @@ class BlobStore:
             c = index.open_index(self.index_path, readonly=readonly)
             self._local.con = c
             with self._fd_lock:
-                self._cons.append(c)
+                alive = []
+                for t, old in self._cons:
+                    if t.is_alive():
+                        alive.append((t, old))
+                    else:
+                        old.close()
+                alive.append((threading.current_thread(), c))
+                self._cons = alive
                 if not self._migrated and not readonly:
                     index.migrate(c)
                     self._migrated = True
@@ -124,7 +134,7 @@ class BlobStore:
         """Close every connection and pack descriptor (call when no thread uses the store)."""
         self._local = threading.local()
         with self._fd_lock:
-            for c in self._cons:
+            for _t, c in self._cons:
                 c.close()
             self._cons.clear()
             for fd in self._fds.values():
