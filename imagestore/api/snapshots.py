@@ -1,5 +1,5 @@
 """``Microsoft.Compute/snapshots``: PUT (create: ``creationData.createOption`` Copy from a disk
-or snapshot), GET, DELETE, list by resource group and by subscription.
+or snapshot, or Import of a ``file://`` ``sourceUri`` on the server host), GET, DELETE, list by resource group and by subscription.
 
 The capture runs inside the PUT (a snapshot of an unchanged disk costs no new chunks); the
 answer is 200 with the snapshot and the headers of a finished long-running operation, which
@@ -31,19 +31,28 @@ def put(req: ArmRequest) -> Reply:
     if option is None:
         raise InvalidArgument(f"{_CD}.createOption: required (Copy)",
                               target=f"{_CD}.createOption")
-    if option.lower() != "copy":
+    if option.lower() not in ("copy", "import"):
         raise InvalidArgument(f"{_CD}.createOption: '{option}' is not supported here (Copy "
-                              f"from a disk or snapshot)", target=f"{_CD}.createOption")
-    source = b.str(f"{_CD}.sourceResourceId")
-    if not source:
-        raise InvalidArgument(f"{_CD}.sourceResourceId: required with createOption Copy",
-                              target=f"{_CD}.sourceResourceId")
-    if not source.startswith("/"):
-        source = "/" + source  # Azure's examples leave the leading slash out
+                              f"from a disk or snapshot, Import of a file:// URI)",
+                              target=f"{_CD}.createOption")
+    if option.lower() == "import":
+        source = b.str(f"{_CD}.sourceUri")
+        if not source or "://" not in source:
+            raise InvalidArgument(f"{_CD}.sourceUri: required with createOption Import (a "
+                                  f"file:// URI)", target=f"{_CD}.sourceUri")
+    else:
+        source = b.str(f"{_CD}.sourceResourceId")
+        if not source:
+            raise InvalidArgument(f"{_CD}.sourceResourceId: required with createOption Copy",
+                                  target=f"{_CD}.sourceResourceId")
+        if not source.startswith("/"):
+            source = "/" + source  # Azure's examples leave the leading slash out
     with req.ctx.writing() as svc:
         out = svc.snapshots.create(req.rg, name, source,
                                    incremental=bool(b.bool("properties.incremental")),
                                    location=b.str("location"), sku=b.str("sku.name"),
+                                   os_type=b.str("properties.osType"),
+                                   hyper_v_generation=b.str("properties.hyperVGeneration"),
                                    tags=b.tags())
         op = svc.operations.done("create", out["id"], out["location"])
     return accepted(req, op, out["location"], 200, out)

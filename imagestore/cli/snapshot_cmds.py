@@ -23,6 +23,8 @@ def snapshot_group() -> None:
     \b
     Example:
       imagestore snapshot create -n vm1-os-snap --source vm1-os
+      imagestore snapshot create -n imported --source file:///srv/images/base.vhdx \\
+          --os-type Linux --hyper-v-generation V2
     """
 
 
@@ -33,9 +35,14 @@ def name_option(f):
 @snapshot_group.command("create")
 @rg_option
 @name_option
-@click.option("--source", required=True, metavar="DISK_OR_SNAPSHOT",
+@click.option("--source", required=True, metavar="DISK_OR_SNAPSHOT_OR_FILE_URI",
               help="The disk (or snapshot) to copy: a name in the resource group (a snapshot "
-                   "first, then a disk, as az) or a full ARM id.")
+                   "first, then a disk, as az) or a full ARM id; or a disk image file to "
+                   "import (file:// URI; raw, VHD, VHDX, qcow2).")
+@click.option("--os-type", default=None, metavar="Linux|Windows",
+              help="The OS of the disk (default: what the source disk says).")
+@click.option("--hyper-v-generation", default=None, metavar="V1|V2",
+              help="The Hyper-V generation (default: what the source disk says).")
 @click.option("--incremental", default=None, is_flag=False, flag_value="true",
               metavar="[true|false]", help="Mark the snapshot incremental (the store keeps "
                                             "only changed chunks either way).")
@@ -46,12 +53,15 @@ def name_option(f):
 @tags_option
 @common_options
 @click.pass_context
-def snapshot_create(ctx, rg, name, source, incremental, sku, location, threads, tags) -> None:
+def snapshot_create(ctx, rg, name, source, os_type, hyper_v_generation, incremental, sku,
+                    location, threads, tags) -> None:
     """Snapshot a disk: capture its file's bytes as they are now.
 
     \b
     Example:
       imagestore snapshot create -n vm1-os-snap --source vm1-os
+      imagestore snapshot create -n imported --source file:///srv/images/base.vhdx \\
+          --os-type Linux --hyper-v-generation V2
       imagestore snapshot create -n s2 --source /subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/default/providers/Microsoft.Compute/disks/vm1-os --incremental
     """
     from ..gallery import validate
@@ -59,6 +69,7 @@ def snapshot_create(ctx, rg, name, source, incremental, sku, location, threads, 
     inc = bool(validate.boolean("--incremental", incremental)) if incremental else False
     emit(ctx, gallery_service(ctx).snapshots.create(
         rg, name, source, incremental=inc, location=location, sku=sku, tags=tags_opt(tags),
+        os_type=os_type, hyper_v_generation=hyper_v_generation,
         observer=progress_observer(ctx), threads=threads))
 
 

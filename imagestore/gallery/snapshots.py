@@ -23,6 +23,7 @@ from .placement import Placement
 from .progress import Observer
 from .repository import Repository
 from .validate import iso, now_utc
+from .versions import DEFAULT_LOCATION
 
 _SOURCE = "properties.creationData.sourceResourceId"
 _LOCATION = "location"
@@ -38,17 +39,28 @@ class Snapshots:
 
     def create(self, rg: str, name: str, source: str, *, incremental: bool = False,
                location: str | None = None, sku: str | None = None, tags: dict | None = None,
+               os_type: str | None = None, hyper_v_generation: str | None = None,
                observer: Observer | None = None, threads: int = 2) -> dict:
-        """Snapshot the disk (or snapshot) ``source`` (name in ``rg`` or ARM id). Returns the
-        snapshot's JSON."""
+        """Snapshot the disk (or snapshot) ``source`` (name in ``rg`` or ARM id), or import a
+        disk image file (``file://`` URI: ``createOption`` Import). ``os_type`` and
+        ``hyper_v_generation`` set (or override) what the snapshot says of its OS. Returns
+        the snapshot's JSON."""
         validate.resource_group(rg)
         validate.disk_name(name, "snapshotName")
+        os_type = validate.enum("properties.osType", os_type, validate.OS_TYPES)
+        hyper_v_generation = validate.enum("properties.hyperVGeneration", hyper_v_generation,
+                                           validate.HYPER_V_GENERATIONS)
         sku = validate.enum(_SKU, sku or arm_snapshot.DEFAULT_SKU, tuple(arm_snapshot.SKUS))
         tags = tags or {}
         if self.repo.find_snapshot(rg, name):
             raise Conflict(f"snapshot '{name}' already exists in resource group '{rg}'",
                            target="snapshotName")
-        src = sources.resolve(self.repo, source, rg, field=_SOURCE)
+        if sources.is_uri(source):  # Import: a disk image file, in the region asked for
+            src = sources.file_source(source, self.placement.require_region(
+                location or DEFAULT_LOCATION), field=_SOURCE)
+            src.disk_file(_SOURCE)
+        else:
+            src = sources.resolve(self.repo, source, rg, field=_SOURCE)
         if location is not None:
             loc = self.placement.require_region(location)
             if loc.lower() != src.location.lower():
@@ -77,7 +89,7 @@ class Snapshots:
             props = self._properties(src, vsize, incremental, sku, {
                 "manifestDigest": digest, "virtualSize": vsize, "allocatedBytes": alloc,
                 "dataBytes": data, "storedBytes": stored, "sourceFormat": fmt,
-                "sourcePath": source_path})
+                "sourcePath": source_path}, os_type, hyper_v_generation)
             with self.repo.transaction():
                 if self.repo.find_snapshot(rg, name):
                     raise Conflict(f"snapshot '{name}' already exists in resource group "
@@ -101,10 +113,18 @@ class Snapshots:
         return self.show(rg, name)
 
     @staticmethod
-    def _properties(src: sources.DiskSource, vsize: int, incremental: bool, sku: str,
-                    local: dict) -> dict:
+    def _properties(src: sources.DiskSource | sources.FileSource, vsize: int,
+                    incremental: bool, sku: str, local: dict, os_type: str | None,
+                    hyper_v_generation: str | None) -> dict:
         props: dict = dict(src.carried)
-        cd: dict = {"createOption": "Copy", "sourceResourceId": src.id}
+        if os_type is not None:
+            props["osType"] = os_type
+        if hyper_v_generation is not None:
+            props["hyperVGeneration"] = hyper_v_generation
+        if src.kind == "file":
+            cd: dict = {"createOption": "Import", "sourceUri": src.uri}
+        else:
+            cd = {"createOption": "Copy", "sourceResourceId": src.id}
         if src.unique_id:
             cd["sourceUniqueId"] = src.unique_id
         props["creationData"] = cd

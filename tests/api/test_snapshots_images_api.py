@@ -79,6 +79,14 @@ def test_snapshots_through_the_sdk(server, world):
     # the CLI makes a disk from the API's snapshot: the same bytes
     d = cli(server.store, "disk", "create", "-n", "back", "--source", "s2")
     assert subprocess.run(["cmp", world["src"], d["properties"]["localStorage"]["path"]]).returncode == 0
+    imp = c.snapshots.begin_create_or_update("default", "imported", m.Snapshot(
+        location="local", properties=m.SnapshotProperties(
+            os_type="Linux", hyper_v_generation="V2", creation_data=m.CreationData(
+                create_option="Import", source_uri=f"file://{world['src']}")))).result()
+    assert imp.properties.creation_data.create_option == "Import"
+    assert imp.properties.hyper_v_generation == "V2"
+    assert imp.properties["localStorage"]["manifestDigest"] == \
+        s.properties["localStorage"]["manifestDigest"]
     c.snapshots.begin_delete("default", "s2").result()
     with pytest.raises(ResourceNotFoundError):
         c.snapshots.get("default", "s2")

@@ -296,3 +296,35 @@ def test_snapshot_of_a_linked_disk(run, disk):
     assert sx["properties"]["localStorage"]["storedBytes"] == 0
     assert same(disk[0], run.json("disk", "create", "-n", "backx", "--source", "slx")[
         "properties"]["localStorage"]["path"])
+
+
+def test_import_a_disk_image_file_as_a_snapshot(run, disk, tmp_path):
+    src, _path = disk
+    vhdx = str(tmp_path / "img.vhdx")
+    subprocess.run([need("qemu-img"), "convert", "-O", "vhdx", src, vhdx], check=True)
+    before = stats(run)
+    s = run.json("snapshot", "create", "-n", "imp", "--source", f"file://{vhdx}",
+                 "--os-type", "windows", "--hyper-v-generation", "V2")
+    assert stats(run)["chunks"] == before["chunks"]  # the version's bytes, deduplicated
+    p = s["properties"]
+    assert p["creationData"] == {"createOption": "Import", "sourceUri": f"file://{vhdx}"}
+    assert (p["osType"], p["hyperVGeneration"]) == ("Windows", "V2")
+    assert p["localStorage"]["sourceFormat"].startswith("vhdx")
+    assert same(src, run.json("disk", "create", "-n", "imp-d", "--source", "imp")[
+        "properties"]["localStorage"]["path"])
+    # it feeds a V2 Windows definition
+    run.json("sig", "image-definition", "create", "-r", "g", "-i", "w2", "-p", "P", "-f", "O",
+             "-s", "W2", "--os-type", "Windows", "--hyper-v-generation", "V2")
+    run.json("sig", "image-version", "create", "-r", "g", "-i", "w2", "-e", "1.0.0",
+             "--os-snapshot", "imp")
+    before = store_tree_snapshot(run.store)
+    fails(run("snapshot", "create", "-n", "x", "--source", "https://acct.blob.core.windows.net/c/x.vhd"),
+          3, "--source: 'https://acct.blob.core.windows.net/c/x.vhd': only file:// URIs")
+    fails(run("snapshot", "create", "-n", "x", "--source", f"file://{tmp_path}/none.vhd"), 4,
+          "no such file")
+    fails(run("snapshot", "create", "-n", "x", "--source", "d1", "--os-type", "BeOS"), 3,
+          "--os-type: 'BeOS'")
+    text = tmp_path / "notes.txt"
+    text.write_text("hello\nworld\n")
+    fails(run("snapshot", "create", "-n", "x", "--source", f"file://{text}"), 6)
+    assert store_tree_snapshot(run.store) == before
