@@ -162,10 +162,14 @@ def rebuild_index_cmd(ctx: click.Context, regions: tuple[str, ...], timeout: flo
         for p in region_slots(region):
             s = open_slot(p, reg.home.config, create=False)
             try:
-                rb = rebuild_index(s, timeout=timeout)
+                if s.backend != "directory":  # a container: its local index cache, from blobs
+                    with s.lock(exclusive=True, timeout=timeout):
+                        rb_json = s.rebuild_cache()
+                else:
+                    rb_json = rebuild_index(s, timeout=timeout).to_json()
             finally:
                 s.close()
-            out.append({"region": region.name, "copy": copy_number(region, p), **rb.to_json()})
+            out.append({"region": region.name, "copy": copy_number(region, p), **rb_json})
     emit(ctx, out)
 
 

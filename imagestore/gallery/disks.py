@@ -370,6 +370,9 @@ class Disks:
             disk_access.check_deletable(row)
             self.repo.delete_disk(row.id)
         if delete_file:
+            if _is_url(row.path):  # a disk written into a page blob
+                _delete_blob(row.path)
+                return
             try:
                 os.unlink(row.path)
             except FileNotFoundError:

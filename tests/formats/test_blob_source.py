@@ -160,6 +160,10 @@ def test_disk_to_page_blob_only_nonzero_pages_qemu_accepts(blobs, azurite, blob_
     assert b.get_blob_properties().etag == props.etag
     fails(run("disk", "create", "-n", "d3", "--gallery-image-reference", "g/d/1.0.0",
               "--format", "raw", "--path", f"{run.base}/x.raw"), 3, "--format", "vhd-fixed")
+    assert not run.container.get_blob_client("x.raw").exists()
+    # disk delete --delete-file removes the page blob
+    assert run("disk", "delete", "-n", "d1", "--delete-file").exit_code == 0
+    assert not b.exists()
 
 
 def test_hostile_blob_sources_one_line_store_untouched(blobs, azurite, blob_proxy,

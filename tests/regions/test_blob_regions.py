@@ -229,3 +229,61 @@ def test_sigkill_during_upload_resumes_without_resending(gal, azurite, blob_prox
     subprocess.run(["cmp", src, str(tmp / "out.raw")], check=True)
     for s in ss:
         s.close()
+
+
+def test_blob_to_blob_blob_to_local_cache_rebuilt_and_another_host_attaches(
+        gal, azurite, blob_proxy, tmp_path):
+    import shutil
+
+    from tests.conftest import Cli
+
+    run, tmp = gal, gal.tmp
+    blob_region(run, azurite, blob_proxy)
+    other = f"{run.container}b"
+    azurite.make_container(other)
+    run.json("region", "create", "blob2", "--storage-account-url",
+             azurite.endpoint(blob_proxy.port), "--container", other, "--account-key", KEY)
+    run.json("region", "create", "dirr", "--path", str(tmp / "dirzone"))
+    src = make_disk(str(tmp / "v.raw"), 5)
+    digest = run.json("store", "ingest", src)["digest"]
+    run.json("region", "replicate", digest, "--to", "blobr")
+    blob_proxy.reset()
+    r = run.json("region", "replicate", digest, "--from", "blobr", "--to", "blob2")  # blob->blob
+    assert r["chunksSent"] > 0 and 10 * MiB <= blob_proxy.up < 11 * MiB
+    r = run.json("region", "replicate", digest, "--from", "blob2", "--to", "dirr")  # blob->local
+    assert r["chunksSent"] > 0
+    d = str(tmp / "fromdir.raw")
+    ss = slots(run.store, "dirr")
+    from imagestore.regions import materialize_from_copies
+
+    materialize_from_copies(ss, digest, d)
+    subprocess.run(["cmp", src, d], check=True)
+    for s in ss:
+        s.close()
+    # replicating again sends nothing
+    assert run.json("region", "replicate", digest, "--from", "blobr", "--to", "blob2")[
+        "chunksSent"] == 0
+    show = run.json("region", "show", "blobr")
+    assert show["slots"][0]["manifests"] == 1 and show["slots"][0]["chunks"] > 0
+    # the local index cache is derived data: lost, it is rebuilt from the container
+    shutil.rmtree(os.path.join(run.store, "regions", "blobr", "cache"))
+    assert run.json("region", "verify", "blobr")["clean"]
+    rb = run.json("store", "rebuild-index", "--region", "blobr")
+    assert rb[0]["chunks"] == show["slots"][0]["chunks"]
+    # another host (another store) attaches the same container and reads the disk
+    host2 = Cli(str(tmp_path / "host2"))
+    out = host2.json("region", "create", "shared", "--storage-account-url",
+                     azurite.endpoint(blob_proxy.port), "--container", run.container,
+                     "--account-key", KEY)
+    assert out["storage"] == "azure-blob"
+    assert host2.json("region", "show", "shared")["slots"][0]["manifests"] == 1
+    ss = slots(host2.store, "shared")
+    d2 = str(tmp / "host2.raw")
+    materialize_from_copies(ss, digest, d2, threads=4)
+    subprocess.run(["cmp", src, d2], check=True)
+    for s in ss:
+        s.close()
+    # region delete keeps the user's container and its data unless asked
+    host2.json("region", "delete", "shared")
+    assert any(b.name.startswith("manifests/") for b in
+               azurite.service().get_container_client(run.container).list_blobs())
