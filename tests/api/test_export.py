@@ -180,6 +180,33 @@ def test_etag_and_a_changed_disk(exported):
     assert httpx.get(url, headers={"Range": "bytes=0-0"}).headers["etag"] != etag
 
 
+def test_cli_grant_names_the_running_server(exported, tmp_path):
+    """`imagestore disk grant-access` prints a URL on the server that runs for the store
+    (serve.json); the download is the version; revoke-access ends it; hostile flags named."""
+    import json
+    import sys
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "imagestore.cli.main", "--store",
+                               exported.run.store, *args], capture_output=True, text=True)
+
+    p = cli("disk", "grant-access", "-n", "d1", "--duration-in-seconds", "60")
+    assert p.returncode == 0, p.stderr
+    url = json.loads(p.stdout)["accessSAS"]
+    assert url.startswith(exported.url + "/md-impexp/") and "WARNING" not in p.stderr
+    out = tmp_path / "cli.vhd"
+    out.write_bytes(httpx.get(url).content)
+    qemu_compare(str(out), "vpc", exported.src, "vpc")
+    p = cli("disk", "grant-access", "-n", "d1", "--duration-in-seconds", "-5")
+    assert p.returncode == 3 and p.stderr.startswith("error: --duration-in-seconds: ")
+    p = cli("disk", "grant-access", "-n", "nope", "--duration-in-seconds", "5")
+    assert p.returncode == 4
+    p = cli("disk", "delete", "-n", "d1")
+    assert p.returncode == 5 and "revoke it first" in p.stderr
+    assert cli("disk", "revoke-access", "-n", "d1").returncode == 0
+    assert httpx.get(url, headers={"Range": "bytes=0-0"}).status_code == 403
+
+
 def test_revoke_restart_and_expiry(exported):
     url = grant(exported)
     assert httpx.get(url, headers={"Range": "bytes=0-9"}).status_code == 206
@@ -202,3 +229,4 @@ def test_revoke_restart_and_expiry(exported):
     finally:
         s2.stop()
         exported.proc = s2.proc  # the fixture's teardown stops this one (already stopped)
+

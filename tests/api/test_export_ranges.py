@@ -7,6 +7,8 @@ import pytest
 
 from imagestore.api.ranges import MAX_RANGES, Multipart, RangeNotSatisfiable, parse
 
+pytestmark = pytest.mark.one_pass  # no native/pure backend code involved
+
 N = 1000
 
 

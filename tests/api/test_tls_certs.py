@@ -13,6 +13,8 @@ from cryptography import x509
 
 from imagestore.api.tls import check_files, ensure_self_signed
 
+pytestmark = pytest.mark.one_pass  # no native/pure backend code involved
+
 
 def _handshake(files, server_name: str) -> None:
     sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

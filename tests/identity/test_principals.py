@@ -12,6 +12,8 @@ import pytest
 
 from imagestore.identity import TENANT, principals
 
+pytestmark = pytest.mark.one_pass  # no native/pure backend code involved
+
 
 def test_create_and_authenticate(tmp_path):
     out = principals.create(tmp_path, "ci-bot")

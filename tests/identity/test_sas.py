@@ -11,6 +11,8 @@ import pytest
 
 from imagestore.identity import sas
 
+pytestmark = pytest.mark.one_pass  # no native/pure backend code involved
+
 DISK = "/subscriptions/0/resourceGroups/rg/providers/Microsoft.Compute/disks/d1"
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
