@@ -41,10 +41,10 @@ def latest_version(repo: Repository, definition: DefinitionRow, region: str) -> 
     )
 
 
-#: ``latest`` reads versions newest first in pages of this many, doubling: the answer is
+#: ``latest`` reads versions newest first in pages of this many, doubling (1, 2, 4, ...): the answer is
 #: nearly always among the newest few, so its cost does not grow with the history
 #: (``imagestore bench scale``)
-FIRST_PAGE = 8
+FIRST_PAGE = 1
 
 
 def _newest_first(repo: Repository, definition: DefinitionRow):
