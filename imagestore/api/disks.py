@@ -69,7 +69,8 @@ def put(req: ArmRequest) -> Reply:
             cur = svc.disks.show(req.rg, name)
         except NotFound:
             kw = create_kwargs(b)
-            return Reply(201, svc.disks.create(req.rg, name, **kw))
+            # DiskRP answers a create 200 or 202 (never 201): the file is written by now
+            return Reply(200, svc.disks.create(req.rg, name, **kw))
     kw = create_kwargs(b)
     cd = cur["properties"].get("creationData", {})
     same = ((kw["reference"] or "").lower() == (cd.get("galleryImageReference", {}).get("id") or "").lower()

@@ -12,6 +12,7 @@ from ..identity import account_json, tokens
 from ..identity.account import local_user
 from .common import common_options, open_home
 from .output import emit
+from .targets import remember_command
 
 
 @click.group("account")
@@ -52,6 +53,7 @@ def token_create(ctx: click.Context, assignee: str | None, expires_in: int) -> N
       TOKEN=$(imagestore token create --query accessToken -o tsv)
       curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8443/subscriptions/...
     """
+    remember_command(ctx)  # errors name this command's flags
     home = open_home(ctx)
     tok = tokens.issue(home, assignee or local_user(), expires_in=expires_in)
     claims = tokens.verify(home, tok)

@@ -85,6 +85,9 @@ TARGET_FLAGS: list[tuple[str, str]] = [
     ("sku.name", "--sku"),
     ("properties.localStorage.path", "--path"),
     ("properties.localStorage.format", "--format"),
+    # token create (issue 12)
+    ("expiresIn", "--expires-in"),
+    ("assignee", "--assignee"),
 ]
 
 GENERIC_UPDATE = ("--set", "--add", "--remove")

@@ -122,6 +122,24 @@ def test_sdk_end_to_end(mod_server, sources, tmp_path):
     assert [v.name for v in client.gallery_image_versions.list_by_gallery_image(
         RG, "myGallery", "myImage1")] == ["1.0.0", "1.1.0", "2.0.0"]
 
+    # a version whose source is another version (storageProfile.source.id), by reference
+    ref = client.gallery_image_versions.begin_create_or_update(
+        RG, "myGallery", "myImage2", "1.0.0", m.GalleryImageVersion(
+            location="local", storage_profile=m.GalleryImageVersionStorageProfile(
+                source=m.GalleryArtifactVersionFullSource(id=got.id))),
+        polling_interval=0.2).result()
+    assert ref.provisioning_state == "Succeeded" and ref.storage_profile.source.id == got.id
+    # a disk from the definition's latest version (DiskRP api-version), then deleted
+    disk = client.disks.begin_create_or_update(RG, "vm1-os", m.Disk(
+        location="local", creation_data=m.CreationData(
+            create_option="FromImage", gallery_image_reference=m.ImageDiskReference(
+                id=got.id)))).result()
+    assert disk.creation_data.gallery_image_reference.id == got.id
+    assert [d.name for d in client.disks.list_by_resource_group(RG)] == ["vm1-os"]
+    client.disks.begin_delete(RG, "vm1-os", polling_interval=0.2).result()
+    with pytest.raises(ResourceNotFoundError):
+        client.disks.get(RG, "vm1-os")
+
     eol = dt.datetime(2031, 1, 2, tzinfo=dt.UTC)
     upd = client.gallery_image_versions.begin_update(
         RG, "myGallery", "myImage1", "1.0.0", m.GalleryImageVersionUpdate(
