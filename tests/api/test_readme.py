@@ -23,17 +23,18 @@ def snippets() -> list[str]:
     return re.findall(r"```python\n(.*?)```", sdk, re.S)
 
 
-def test_readme_sdk_snippets_run(mod_server, tmp_path):
+def test_readme_sdk_snippets_run(server, tmp_path):
+    # the snippet sets no polling interval: the server's Retry-After (1 s) paces the poller
     blocks = snippets()
     assert len(blocks) == 2
     src = make_source(tmp_path, "os", "vhdx", 0x33)
-    cli = f'[{sys.executable!r}, "-m", "imagestore.cli.main", "--store", {mod_server.store!r}, '
+    cli = f'[{sys.executable!r}, "-m", "imagestore.cli.main", "--store", {server.store!r}, '
     first = (blocks[0].replace('["imagestore", ', cli)
-             .replace("http://127.0.0.1:8443", mod_server.url)
+             .replace("http://127.0.0.1:8443", server.url)
              .replace("file:///srv/images/os.vhdx", "file://" + src))
     ns: dict = {}
     exec(compile(first, "README.md (Python SDK)", "exec"), ns)  # noqa: S102 - the docs' own code
     assert ns["version"].provisioning_state == "Succeeded"
-    second = blocks[1].replace("http://127.0.0.1:8443", mod_server.url)
+    second = blocks[1].replace("http://127.0.0.1:8443", server.url)
     exec(compile(second, "README.md (without imagestore)", "exec"), ns)  # noqa: S102
     assert [g.name for g in ns["client"].galleries.list_by_resource_group("rg")] == ["myGallery"]
