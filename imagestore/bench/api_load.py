@@ -4,8 +4,8 @@ A server runs in its own process over a fresh store seeded with a gallery, defin
 versions. ``clients`` threads, each with its own HTTP connection, send for ``duration``
 seconds a mix of reads (GET of versions with and without ``$expand=ReplicationStatus``,
 definitions, galleries; lists of definitions and versions) and a few writes (each client
-creates a new image definition every ``write_every`` requests; a few image versions are
-created through the long-running PUT). Recorded: requests/s, p50/p99 latency per kind and
+creates a new image definition with its first request and every ``write_every`` after; a
+few image versions are created through the long-running PUT, the first one early). Recorded: requests/s, p50/p99 latency per kind and
 overall, every status code, and at the end whether every acknowledged write is there (a
 write answered 2xx and then missing is *lost*). The server process's user and system CPU
 seconds come from ``/proc``. 5xx and lost writes must be zero.
@@ -177,7 +177,7 @@ def run_load(url: str, token: str, workdir: str, *, clients: int = 16, duration:
             while time.monotonic() < stop_at:
                 i += 1
                 try:
-                    if i % write_every == 0:
+                    if i % write_every == 1:  # the first request of each client too
                         name = f"c{n}-d{i}"
                         t0 = time.perf_counter()
                         r = c.put(f"{gal}/images/{name}?api-version={GV}", json={
@@ -190,7 +190,7 @@ def run_load(url: str, token: str, workdir: str, *, clients: int = 16, duration:
                             with lock:
                                 res.writes_acked.append(f"{gal}/images/{name}")
                         continue
-                    if n == 0 and i % (write_every // 2 or 1) == 0:
+                    if n == 0 and i % (write_every // 2 or 1) == 2:  # early, then spaced
                         with lock:
                             slot = version_slots.pop() if version_slots else None
                         if slot is not None:
