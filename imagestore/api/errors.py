@@ -8,6 +8,8 @@
 | NotFound | 404 | ResourceNotFound; ParentResourceNotFound when a parent is missing |
 | Conflict, PropertyChangeNotAllowed, OperationNotAllowed | 409 | the error's code |
 | StoreBusy | 429 (+ ``Retry-After``) | Conflict (the SDK retries it) |
+| AccessDenied (a storage service refused a source's key or SAS) | 403 | AuthorizationFailed |
+| DatabaseUnavailable | 503 (+ ``Retry-After``) | DatabaseUnavailable |
 | TimedOut | 504 | OperationTimedOut |
 | IntegrityError, NotAStore, IOFailure, anything else | 500 | the error's code / InternalServerError |
 """
@@ -20,7 +22,9 @@ import logging
 from starlette.responses import JSONResponse, Response
 
 from ..errors import (
+    AccessDenied,
     Conflict,
+    DatabaseUnavailable,
     ImagestoreError,
     InvalidArgument,
     NotFound,
@@ -88,6 +92,10 @@ def from_domain(err: ImagestoreError, *, parent_targets: tuple[str, ...] = (),
         return ApiError(409, err.code, err.message, target=err.target)
     if isinstance(err, InvalidArgument) or err.exit_code in (6, 11):  # BadImage, TooLarge
         return ApiError(400, err.code, err.message, target=err.target)
+    if isinstance(err, AccessDenied):  # a storage service refused the source's credentials
+        return ApiError(403, err.code, err.message, target=err.target)
+    if isinstance(err, DatabaseUnavailable):
+        return ApiError(503, err.code, err.message, headers={"Retry-After": "5"})
     if isinstance(err, TimedOut):
         return ApiError(504, err.code, err.message, target=err.target)
     return ApiError(500, err.code, err.message, target=err.target)
