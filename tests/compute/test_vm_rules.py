@@ -264,6 +264,10 @@ def test_power_generalize_and_capture_rules_without_boot(gal):
     fails(gal("sig", "image-version", "create", "-r", "g", "-i", "spec", "-e", "3.0.0",
               "--virtual-machine", "vm1", "--os-vhd-uri", gal.sources["os"]), INVALID,
           "cannot be combined")
+    fails(gal("vm", "restart", "-n", "vm1"), CONFLICT,
+          "Operation 'restart' is not allowed on VM 'vm1' since the VM is deallocated.")
+    st = gal.json("vm", "stop", "-n", "vm1")  # stopping a VM that does not run: a no-op
+    assert st["properties"]["localCompute"]["powerState"] == "PowerState/deallocated"
     g = gal.json("vm", "generalize", "-n", "vm1")
     assert g["properties"]["localCompute"]["osState"] == "Generalized"
     iv = gal.json("vm", "get-instance-view", "-n", "vm1")
