@@ -38,6 +38,20 @@ class Server:
             headers["Authorization"] = f"Bearer {token}"
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
+    def wait_idle(self, timeout: float = 60) -> None:
+        """Until no worker holds the store's lease (work of earlier tests is done)."""
+        from imagestore.gallery.repository import Repository
+        from imagestore.worker import lease_holder
+
+        repo = Repository(os.path.join(self.store, "gallery.sqlite"))
+        try:
+            deadline = time.monotonic() + timeout
+            while lease_holder(repo) is not None or repo.pending_jobs():
+                assert time.monotonic() < deadline, "the store's worker never finished"
+                time.sleep(0.05)
+        finally:
+            repo.close()
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
@@ -70,9 +84,11 @@ def start_server(store: str, *args: str, port: int = 0, env: dict | None = None)
     return Server(store, url, p, int(url.rsplit(":", 1)[1]))
 
 
-@pytest.fixture
-def server(tmp_path):
-    s = start_server(str(tmp_path / "store"), "--page-size", "2")
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """One server (page size 2, Retry-After 1) shared by the tests that do not stop it; each
+    test works in its own resource group."""
+    s = start_server(str(tmp_path_factory.mktemp("shared") / "store"), "--page-size", "2")
     yield s
     s.stop()
     if s.proc.poll() is None:

@@ -10,7 +10,7 @@ from .conftest import GV, SUB
 
 pytestmark = pytest.mark.one_pass
 
-G = SUB + "/resourceGroups/rg/providers/Microsoft.Compute/galleries"
+G = SUB + "/resourceGroups/rg-front/providers/Microsoft.Compute/galleries"
 
 
 def test_auth_and_api_version(server, tmp_path):
@@ -40,6 +40,7 @@ def test_auth_and_api_version(server, tmp_path):
 
 
 def test_gallery_crud_and_paging(server):
+    G = SUB + "/resourceGroups/rg-crud/providers/Microsoft.Compute/galleries"  # noqa: N806
     c = server.client()
     for n in ("g1", "g2", "g3"):
         r = c.put(f"{G}/{n}?api-version={GV}", json={"location": "local", "tags": {"k": n}})
@@ -63,11 +64,13 @@ def test_gallery_crud_and_paging(server):
 
 
 def test_hostile_input(server, tmp_path):
+    G = SUB + "/resourceGroups/rg-hostile/providers/Microsoft.Compute/galleries"  # noqa: N806
     c = server.client()
     assert c.put(f"{G}/g?api-version={GV}", json={"location": "local"}).status_code == 201
     assert c.put(f"{G}/g/images/d?api-version={GV}", json={"location": "local", "properties": {
         "osType": "Linux", "osState": "Generalized",
         "identifier": {"publisher": "P", "offer": "O", "sku": "S"}}}).status_code == 201
+    server.wait_idle()  # a worker of an earlier test would change the store meanwhile
     before = c.get(f"{SUB}/providers/Microsoft.Compute/galleries?api-version={GV}").json()
     tree = store_tree_snapshot(server.store)
     cases = [
