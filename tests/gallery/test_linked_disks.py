@@ -191,3 +191,23 @@ def test_snapshot_of_a_linked_disk_captures_its_content(version):
     c = run.json("disk", "create", "-n", "c", "--source", "s", "--format", "raw")
     assert compare(c["properties"]["localStorage"]["path"], d["path"], "raw", "qcow2")
     assert snap["properties"]["diskSizeBytes"] == 48 * MiB
+
+
+@pytest.mark.one_pass  # two real processes; the parents lock, not the byte loops
+def test_concurrent_first_linked_disks_make_one_parent(version):
+    """Two processes creating the first linked disks of a version at once: one parent, made
+    once (the parents lock), both disks read as the version."""
+    import sys
+
+    run = version
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "imagestore.cli.main", "--store", run.store, "disk", "create",
+         "-n", f"c{i}", "--gallery-image-reference", "g/d/1.0.0", "--format", "qcow2",
+         "--linked", "--query", "properties.localStorage.path", "-o", "tsv"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, IMAGESTORE_AUTOSTART_WORKER="0")) for i in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert len(parents(run)) == 1
+    for out, _err in outs:
+        assert compare(out.strip(), run.src)
