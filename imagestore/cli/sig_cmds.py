@@ -469,17 +469,16 @@ def image_version_create(ctx, rg, gallery, image, version, os_vhd_uri, os_vhd_st
     if source_vm is not None:  # capture from a VM (compute layer, issue 14)
         from .vm_cmds import capture_from_vm
 
-        with capture_from_vm(ctx, source_vm, rg, gallery, image,
-                             os_vhd_uri or os_snapshot or managed_image or source_version,
-                             data_vhds_uris or data_snapshots, no_wait) as (os_vhd_uri, data_vhds_uris, data_vhds_luns):
-            out = gallery_service(ctx).create_version(
-                rg, gallery, image, version, os_vhd_uri=os_vhd_uri,
-                data_vhds_uris=data_vhds_uris, data_vhds_luns=data_vhds_luns,
-                location=location, target_regions=given(target_regions),
-                replica_count=replica_count, storage_account_type=storage_account_type,
-                exclude_from_latest=flag_value("--exclude-from-latest", exclude_from_latest),
-                end_of_life_date=end_of_life_date, tags=tags_opt(tags),
-                observer=progress_observer(ctx), threads=threads, no_wait=no_wait)
+        src = capture_from_vm(ctx, source_vm, rg, gallery, image,
+                              os_vhd_uri or os_snapshot or managed_image or source_version,
+                              data_vhds_uris or data_snapshots)
+        out = gallery_service(ctx).create_version(
+            rg, gallery, image, version, **src, location=location,
+            target_regions=given(target_regions), replica_count=replica_count,
+            storage_account_type=storage_account_type,
+            exclude_from_latest=flag_value("--exclude-from-latest", exclude_from_latest),
+            end_of_life_date=end_of_life_date, tags=tags_opt(tags),
+            observer=progress_observer(ctx), threads=threads, no_wait=no_wait)
         if not no_wait:
             emit(ctx, out)
         return

@@ -3,10 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-from collections.abc import Iterator
-
 import click
 
 from ..compute.service import ComputeService
@@ -255,23 +251,17 @@ def vm_boot_log(ctx, rg, name) -> None:
     click.echo(compute_service(ctx, create=False).vms.boot_log(rg, name), nl=False)
 
 
-@contextlib.contextmanager
 def capture_from_vm(ctx: click.Context, vm: str, rg: str, gallery: str, image: str,
-                    os_vhd_uri: str | None, data_vhds_uris, no_wait: bool,
-                    ) -> Iterator[tuple[str, list[str], list[int]]]:
-    """``sig image-version create --virtual-machine``: the VM's disks as capture sources
-    (after the compute layer's checks); temporary flattened copies are removed afterwards."""
-    if os_vhd_uri or data_vhds_uris:
+                    other_os_source: str | None, other_data_sources) -> dict:
+    """``sig image-version create --virtual-machine``: the VM's disks as capture sources,
+    after the compute layer's checks (stopped, OS state, generation)."""
+    if other_os_source or other_data_sources:
         raise InvalidArgument("--virtual-machine takes the VM's OS and data disks; it cannot be "
                               "combined with another source (--os-vhd-uri, --data-vhds-uris, "
                               "--os-snapshot, --data-snapshots, --managed-image, --image-version)")
     svc = compute_service(ctx)
     definition = svc.gallery.definitions.show(rg, gallery, image)["properties"]
     src = svc.vms.capture_sources(vm, rg, definition)
-    try:
-        if no_wait and src["cleanup"]:
-            raise InvalidArgument("--no-wait cannot be used with --virtual-machine when the VM "
-                                  "has linked (qcow2) disks: they are flattened for the capture")
-        yield src["os"], [p for _lun, p in src["data"]], [lun for lun, _p in src["data"]]
-    finally:
-        shutil.rmtree(src["tmpdir"], ignore_errors=True)
+    return {"os_vhd_uri": src["os"], "data_vhds_uris": [p for _lun, p in src["data"]],
+            "data_vhds_luns": [lun for lun, _p in src["data"]],
+            "allow_parent_dir": src["allowParentDir"]}

@@ -15,11 +15,10 @@ from __future__ import annotations
 import inspect
 import os
 import shutil
-import subprocess
 import uuid
 from dataclasses import dataclass
 
-from ..errors import Conflict, ImagestoreError, InvalidArgument, NotFound, OperationNotAllowed
+from ..errors import Conflict, InvalidArgument, NotFound, OperationNotAllowed
 from ..gallery import ids, validate
 from ..gallery.repository import ReplicationState, VmRow
 from ..gallery.service import GalleryService
@@ -431,8 +430,8 @@ class VirtualMachines:
     def capture_sources(self, vm_ref: str, rg: str, definition: dict) -> dict:
         """What ``sig image-version create --virtual-machine`` captures: the VM's OS disk and
         data disks by LUN, after Azure's checks (stopped, OS state and generation match the
-        definition). Disks qemu cannot be read from directly (qcow2 overlays) are flattened to
-        a temporary raw file first; ``cleanup`` lists them."""
+        definition). Linked (qcow2) disks are read through their parent in the store's
+        ``linked-parents/`` (``allowParentDir``)."""
         vrg, vname = parse_vm_ref(vm_ref, rg)
         row = self.row(vrg, vname)
         vid = arm_vm.vm_id(vrg, vname)
@@ -454,28 +453,17 @@ class VirtualMachines:
                 f"Cannot create Gallery Image Version from: {vid} since the OS State in the "
                 f"parent gallery image ('{want}') is not '{state}'.",
                 target="properties.storageProfile.source.id", code="InvalidParameter")
-        tmpdir = os.path.join(self.home.root, "compute", "capture-tmp", str(uuid.uuid4()))
         paths: list[tuple[int | None, str]] = []
-        cleanup: list[str] = []
+        linked = False
         for d in lc["disks"]:
-            path = d["path"]
-            if not os.path.exists(path):
-                raise NotFound(f"disk '{d['name']}' of VM '{vname}': file {path} is gone")
-            if d["format"] == "qcow2":
-                os.makedirs(tmpdir, exist_ok=True)
-                flat = os.path.join(tmpdir, f"{d['name']}.raw")
-                p = subprocess.run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", "-S",
-                                    "4k", path, flat], capture_output=True, text=True)
-                if p.returncode != 0:
-                    shutil.rmtree(tmpdir, ignore_errors=True)
-                    raise ImagestoreError(f"disk '{d['name']}': qemu-img convert failed: "
-                                          f"{p.stderr.strip()}")
-                path = flat
-                cleanup.append(flat)
-            paths.append((d["lun"], path))
-        return {"vmId": vid, "os": paths[0][1],
-                "data": [(lun, p) for lun, p in paths[1:]], "cleanup": cleanup,
-                "tmpdir": tmpdir}
+            if not os.path.exists(d["path"]):
+                raise NotFound(f"disk '{d['name']}' of VM '{vname}': file {d['path']} is gone")
+            linked = linked or d["format"] == "qcow2"
+            paths.append((d["lun"], d["path"]))
+        # a linked disk is a qcow2 overlay whose read-only parent the store keeps in
+        # linked-parents/: the capture reads the overlay through its backing file there
+        parents = os.path.join(self.home.root, "linked-parents") if linked else None
+        return {"vmId": vid, "os": paths[0][1], "data": paths[1:], "allowParentDir": parents}
 
 
 def parse_vm_ref(text: str, rg: str) -> tuple[str, str]:
