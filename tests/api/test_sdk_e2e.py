@@ -114,6 +114,17 @@ def test_sdk_end_to_end(mod_server, sources, tmp_path):
         out = poller.result()
         assert out.provisioning_state == "Succeeded", v
         assert poller.status() == "Succeeded"
+    # PUT again with the same body: an update that changes nothing (200, no new operation)
+    again = raw.put(f"{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute/galleries/myGallery/"
+                    f"images/myImage1/versions/1.0.0?api-version={GV}", json={
+                        "location": "local", "properties": {"storageProfile": {"osDiskImage": {
+                            "source": {"uri": "file://" + sources["1.0.0"]}}}}})
+    assert again.status_code == 200 and "Azure-AsyncOperation" not in again.headers, again.text
+    moved = raw.put(again.json()["id"] + f"?api-version={GV}", json={
+        "location": "local", "properties": {"storageProfile": {"osDiskImage": {
+            "source": {"uri": "file://" + sources["1.1.0"]}}}}})
+    assert moved.status_code == 409
+    assert moved.json()["error"]["code"] == "PropertyChangeNotAllowed"
     got = client.gallery_image_versions.get(RG, "myGallery", "myImage1", "1.1.0",
                                             expand="ReplicationStatus")
     assert got.replication_status.aggregated_state == "Completed"

@@ -147,3 +147,27 @@ def test_hostile_input(server, tmp_path):
     assert r.status_code == 400 and r.json()["error"]["code"] == "InvalidParameter"
     assert c.get(f"{SUB}/providers/Microsoft.Compute/galleries?api-version={GV}").json() == before
     assert store_tree_snapshot(server.store) == tree
+
+
+def test_concurrent_identical_puts_are_idempotent(server):
+    """Many clients PUT the same resources at once: one 201 each, the rest 200, no 5xx, one
+    resource."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    G = SUB + "/resourceGroups/rg-race/providers/Microsoft.Compute/galleries"  # noqa: N806
+    body = {"location": "local", "properties": {
+        "osType": "Linux", "osState": "Generalized",
+        "identifier": {"publisher": "P", "offer": "O", "sku": "S"}}}
+
+    def put(path_body):
+        path, b = path_body
+        with server.client() as c:
+            return c.put(f"{path}?api-version={GV}", json=b).status_code
+
+    with ThreadPoolExecutor(12) as ex:
+        gal = list(ex.map(put, [(f"{G}/race", {"location": "local"})] * 12))
+        defs = list(ex.map(put, [(f"{G}/race/images/d", body)] * 12))
+    assert sorted(gal) == [200] * 11 + [201], gal
+    assert sorted(defs) == [200] * 11 + [201], defs
+    c = server.client()
+    assert [d["name"] for d in c.get(f"{G}/race/images?api-version={GV}").json()["value"]] == ["d"]
