@@ -21,6 +21,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ACCOUNT = "devstoreaccount1"
 # Azurite's documented, public development key (not a secret)
 KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+#: a second account (same key), for zone-redundant placement across accounts
+ACCOUNT2 = "imagestorezrs2"
 
 
 def in_ci() -> bool:
@@ -52,7 +54,8 @@ class Azurite:
         self.proc = subprocess.Popen(
             [exe, "--skipApiVersionCheck", "--loose", "--blobHost", "127.0.0.1",
              "--blobPort", str(self.port), "--location", location, "--silent"],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "AZURITE_ACCOUNTS": f"{ACCOUNT}:{KEY};{ACCOUNT2}:{KEY}"})
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -75,20 +78,21 @@ class Azurite:
                 self.proc.wait()
         self.log.close()
 
-    def endpoint(self, port: int | None = None) -> str:
-        return f"http://127.0.0.1:{port or self.port}/{ACCOUNT}"
+    def endpoint(self, port: int | None = None, account: str = ACCOUNT) -> str:
+        return f"http://127.0.0.1:{port or self.port}/{account}"
 
-    def connection_string(self, port: int | None = None) -> str:
-        return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
-                f"BlobEndpoint={self.endpoint(port)};")
+    def connection_string(self, port: int | None = None, account: str = ACCOUNT) -> str:
+        return (f"DefaultEndpointsProtocol=http;AccountName={account};AccountKey={KEY};"
+                f"BlobEndpoint={self.endpoint(port, account)};")
 
-    def service(self):
+    def service(self, account: str = ACCOUNT):
         from azure.storage.blob import BlobServiceClient
 
-        return BlobServiceClient.from_connection_string(self.connection_string())
+        return BlobServiceClient.from_connection_string(
+            self.connection_string(account=account))
 
-    def make_container(self, name: str):
-        c = self.service().get_container_client(name)
+    def make_container(self, name: str, account: str = ACCOUNT):
+        c = self.service(account).get_container_client(name)
         c.create_container()
         return c
 

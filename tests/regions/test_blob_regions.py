@@ -287,3 +287,36 @@ def test_blob_to_blob_blob_to_local_cache_rebuilt_and_another_host_attaches(
     host2.json("region", "delete", "shared")
     assert any(b.name.startswith("manifests/") for b in
                azurite.service().get_container_client(run.container).list_blobs())
+
+
+def test_zrs_puts_copies_in_distinct_accounts_and_is_refused_beyond(gal, azurite, blob_proxy):
+    from tests.azurite import ACCOUNT2
+
+    run = gal
+    azurite.make_container(run.container, account=ACCOUNT2)
+    out = run.json("region", "create", "zrs", "--storage-account-url",
+                   azurite.endpoint(blob_proxy.port), "--storage-account-url",
+                   azurite.endpoint(blob_proxy.port, ACCOUNT2), "--container", run.container,
+                   "--account-key", KEY)
+    assert out["zoneCount"] == 2
+    digest = run.json("store", "ingest", make_disk(str(run.tmp / "z.raw"), 9))["digest"]
+    res = run.json("region", "replicate", digest, "--to", "zrs", "--copies", "2",
+                   "--storage-account-type", "Standard_ZRS")
+    slots_ = [c["slot"] for c in res["copies"]]
+    assert slots_ == out["zones"] and ACCOUNT2 in slots_[1]
+    assert run.json("region", "verify", "zrs")["clean"]
+    fails(run("region", "replicate", digest, "--to", "zrs", "--copies", "3",
+              "--storage-account-type", "Standard_ZRS"), INVALID, "distinct storage account",
+          "2 account(s)")
+    # two containers in one account are two zones, but not zone-redundant
+    other = f"{run.container}z"
+    azurite.make_container(other)
+    azurite.make_container(run.container + "q")
+    run.json("region", "create", "lrs", "--storage-account-url",
+             azurite.endpoint(blob_proxy.port), "--container", run.container + "q",
+             "--container", other, "--account-key", KEY)
+    fails(run("region", "replicate", digest, "--to", "lrs", "--copies", "2",
+              "--storage-account-type", "Standard_ZRS"), INVALID, "1 account(s)")
+    res = run.json("region", "replicate", digest, "--to", "lrs", "--copies", "3")
+    assert [c["slot"].rsplit("/", 1)[1] for c in res["copies"]] == [
+        run.container + "q", other, run.container + "q-copy1"]
