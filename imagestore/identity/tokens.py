@@ -76,12 +76,23 @@ def key_path(store: Any) -> str:
     return os.path.join(_root(store), KEY_DIR, KEY_FILE)
 
 
+#: path -> (inode, mtime_ns, key): a server verifies every request; the key file is read again
+#: only when it is replaced
+_KEYS: dict[str, tuple[int, int, bytes]] = {}
+
+
 def _read_key(path: str) -> bytes:
+    st = os.stat(path)
+    hit = _KEYS.get(path)
+    if hit is not None and hit[:2] == (st.st_ino, st.st_mtime_ns):
+        return hit[2]
     with open(path, "rb") as f:
         key = f.read()
+        st = os.fstat(f.fileno())
     if len(key) != KEY_BYTES:
         raise Unauthenticated(f"{path}: token signing key is damaged ({len(key)} bytes, "
                               f"expected {KEY_BYTES})", code="InvalidAuthenticationToken")
+    _KEYS[path] = (st.st_ino, st.st_mtime_ns, key)
     return key
 
 
