@@ -87,3 +87,54 @@ def test_sigkill_mid_put_resumes_after_restart(tmp_path):
     p = subprocess.run([need("qemu-img"), "compare", "-f", "vhdx", "-F", "vhdx", src,
                         disk["properties"]["localStorage"]["path"]], capture_output=True, text=True)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_sigterm_lets_the_request_in_flight_finish(tmp_path):
+    """SIGTERM while a disk PUT is writing: the server stops accepting connections, the
+    request finishes (200, the disk is there), then the server exits 0."""
+    import threading
+
+    import httpx
+
+    store = str(tmp_path / "store")
+    src = make_source(tmp_path, "src", "vpc", 0x42)
+    cli = Cli(store)
+    cli.json("sig", "create", "-r", "g")
+    cli.json("sig", "image-definition", "create", "-r", "g", "-i", "d", "-p", "P", "-f", "O",
+             "-s", "S", "--os-type", "Linux")
+    cli.json("sig", "image-version", "create", "-r", "g", "-i", "d", "-e", "1.0.0",
+             "--os-vhd-uri", src)
+    d1 = cli.json("disk", "create", "-n", "d1", "--gallery-image-reference", "g/d/1.0.0")
+    marker = str(tmp_path / "pause")
+    s = start_server(store, env={PAUSE_ENV: marker})
+    try:
+        c = s.client()
+        url = d1["id"].replace("/d1", "/d2") + "?api-version=2025-01-02"
+        out: dict = {}
+
+        def put() -> None:
+            out["r"] = c.put(url, json={"location": "local", "properties": {"creationData": {
+                "createOption": "Copy", "sourceResourceId": d1["id"]}}})
+
+        t = threading.Thread(target=put)
+        t.start()
+        wait_for(marker + ".paused")  # the server is inside the copy
+        s.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while True:  # it stops accepting new connections...
+            try:
+                httpx.get(s.url + "/", timeout=1)
+            except httpx.TransportError:
+                break
+            assert time.monotonic() < deadline, "the server kept accepting after SIGTERM"
+            time.sleep(0.05)
+        assert s.proc.poll() is None  # ...but waits for the request in flight
+        with open(marker + ".go", "w"):
+            pass
+        t.join(30)
+        assert out["r"].status_code == 200, out["r"].text
+        assert s.proc.wait(30) == 0
+    finally:
+        if s.proc.poll() is None:
+            s.proc.kill()
+    assert cli.json("disk", "show", "-n", "d2")["properties"]["creationData"]["createOption"] == "Copy"
