@@ -13,6 +13,7 @@ A VM's runtime directory is ``<store>/compute/vms/<vmId>/``: seed.iso, the NVRAM
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import shutil
 import uuid
@@ -184,9 +185,12 @@ class VirtualMachines:
         return {"choice": choice, "security": sec, "osProfile": prof, "size": size_name,
                 "vcpus": vcpus, "memoryMiB": mem, "osDiskMode": mode, "emptyDisks": sizes}
 
-    def provision(self, plan: dict, rg: str, name: str, location: str) -> dict:
-        """Make the VM's disks and seed; returns its properties (nothing registered as a VM
-        yet). A failure removes what it made."""
+    def provision(self, plan: dict, rg: str, name: str, location: str,
+                  owner_id: str | None = None) -> dict:
+        """Make the VM's disks (marked attached to ``owner_id``, the VM's ARM id) and seed;
+        returns its properties (nothing registered as a VM yet). A failure removes what it
+        made."""
+        owner_id = owner_id or arm_vm.vm_id(rg, name)
         choice: ImageChoice = plan["choice"]
         vm_uuid = str(uuid.uuid4())
         rt = os.path.join(self.home.root, "compute", "vms", vm_uuid)
@@ -205,6 +209,8 @@ class VirtualMachines:
             for i, gb in enumerate(plan["emptyDisks"]):
                 made.append(self._empty_disk(rg, f"{name}_lun_{nxt + i}_{tag}", nxt + i, gb,
                                              location))
+            for d in made:
+                self._attach(d, owner_id)
             prof: rules.OsProfile | None = plan["osProfile"]
             seed_path = None
             iid = None
@@ -304,13 +310,34 @@ class VirtualMachines:
         return {"lun": lun, "name": dname, "rg": rg, "path": path, "format": "raw",
                 "sizeGB": gb, "createOption": "Empty"}
 
+    def _attach(self, d: dict, owner_id: str | None) -> None:
+        """Mark a managed disk attached to a VM (``diskState`` Attached, the VM's id in
+        ``localStorage.attachedTo``: the disk service then refuses to delete it) or, with
+        None, unattached again."""
+        with self.repo.transaction():
+            row = self.repo.find_disk(d["rg"], d["name"])
+            if row is None:
+                return
+            props = json.loads(row.props)
+            local = props.setdefault("localStorage", {})
+            if owner_id:
+                props["diskState"] = "Attached"
+                local["attachedTo"] = owner_id
+            else:
+                props["diskState"] = "Unattached"
+                local.pop("attachedTo", None)
+            self.repo.update_disk_props(row.id, props)
+
     def discard(self, rg: str, props: dict, *, disks: bool = True) -> None:
-        """Remove what :meth:`provision` made (a failed create, or a delete)."""
+        """Remove what :meth:`provision` made (a failed create, or a delete); with
+        ``disks=False`` the disks stay, detached."""
         lc = props.get("localCompute", {})
-        if disks:
-            for d in lc.get("disks", []):
+        for d in lc.get("disks", []):
+            d = {"rg": rg, **d}
+            self._attach(d, None)
+            if disks:
                 try:
-                    self.gallery.disks.delete(d.get("rg", rg), d["name"], delete_file=True)
+                    self.gallery.disks.delete(d["rg"], d["name"], delete_file=True)
                 except NotFound:
                     pass
         rt = lc.get("runtimeDir")

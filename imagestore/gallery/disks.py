@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 
-from ..errors import Conflict, InvalidArgument, NotFound
+from ..errors import Conflict, InvalidArgument, NotFound, OperationNotAllowed
 from ..formats import WRITE_FORMATS, new_disk_file, open_disk
 from ..home import Home
 from ..regions.replicas import materialize_from_copies
@@ -368,6 +368,10 @@ class Disks:
         with self.repo.transaction():
             row = self.repo.disk(rg, name)
             disk_access.check_deletable(row)
+            owner = (json.loads(row.props).get("localStorage") or {}).get("attachedTo")
+            if owner:  # a VM's disk (compute layer): detach it by deleting the VM first
+                raise OperationNotAllowed(f"Disk {name} is attached to VM {owner}.",
+                                          target="diskName")
             self.repo.delete_disk(row.id)
         if delete_file:
             if _is_url(row.path):  # a disk written into a page blob

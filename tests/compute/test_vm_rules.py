@@ -287,10 +287,15 @@ def test_delete_with_and_without_disks(gal):
     a = gal.json("vm", "create", "-n", "vm1", "--image", "g/gen", *gen_args())
     b = gal.json("vm", "create", "-n", "vm2", "--image", "g/gen", *gen_args())
     gal.json("vm", "list")
+    os1 = a["properties"]["storageProfile"]["osDisk"]["name"]
+    assert gal.json("disk", "show", "-n", os1)["properties"]["diskState"] == "Attached"
+    fails(gal("disk", "delete", "-n", os1), CONFLICT,
+          f"Disk {os1} is attached to VM {a['id']}.")
     r = gal("vm", "delete", "-n", "vm1", "--yes")
     assert r.exit_code == 0, r.stderr
     kept = [d["path"] for d in a["properties"]["localCompute"]["disks"]]
     assert all(os.path.exists(p) for p in kept)
+    assert gal.json("disk", "show", "-n", os1)["properties"]["diskState"] == "Unattached"
     assert not os.path.exists(a["properties"]["localCompute"]["runtimeDir"])
     r = gal("vm", "delete", "-n", "vm2", "--delete-disks")
     assert r.exit_code == 0, r.stderr
