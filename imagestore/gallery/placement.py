@@ -70,6 +70,11 @@ class Placement:
         if location.lower() == DEFAULT_REGION:
             return self.home.blob_store(DEFAULT_REGION), False
         region = self.region(location)
+        if region.storage != "directory":
+            raise InvalidArgument(
+                f"location: region '{region.name}' keeps its data in blob storage, where "
+                f"captures do not go; capture into a directory region (e.g. local) and list "
+                f"'{region.name}' in the target regions", target="location")
         replicas.check_zones(region, [region.zones[0]])
         return replicas.open_slot(region.zones[0], self.home.config), True
 

@@ -187,6 +187,14 @@ def test_hostile_region_create_one_line_store_untouched(gal, azurite, blob_proxy
               run.container, "--account-key", KEY), IO_FAILURE, "cannot reach")
     assert store_tree_snapshot(run.store) == before
     assert [r["name"] for r in run.json("region", "list")] == ["local"]
+    # a capture cannot go into a blob region (only replicas live there)
+    blob_region(run, azurite, blob_proxy)
+    src = make_disk(str(run.tmp / "c.raw"), 11)
+    before = store_tree_snapshot(run.store)
+    fails(run("sig", "image-version", "create", "-r", "g", "-i", "d", "-e", "1.0.0",
+              "--os-vhd-uri", src, "-l", "blobr", "--target-regions", "blobr"), INVALID,
+          "location", "blob storage")
+    assert store_tree_snapshot(run.store) == before
 
 
 def test_sigkill_during_upload_resumes_without_resending(gal, azurite, blob_proxy):
