@@ -33,10 +33,9 @@ def find_azurite() -> str | None:
     env = os.environ.get("IMAGESTORE_AZURITE")
     if env:
         return env
-    for cand in (os.path.join(ROOT, "build", "azurite", "bin", "azurite-blob"),
-                 "/work/main/build/azurite/bin/azurite-blob"):
-        if os.access(cand, os.X_OK):
-            return cand
+    cand = os.path.join(ROOT, "build", "azurite", "bin", "azurite-blob")
+    if os.access(cand, os.X_OK):
+        return cand
     return shutil.which("azurite-blob")
 
 
