@@ -295,6 +295,15 @@ def test_blob_to_blob_blob_to_local_cache_rebuilt_and_another_host_attaches(
     host2.json("region", "delete", "shared")
     assert any(b.name.startswith("manifests/") for b in
                azurite.service().get_container_client(run.container).list_blobs())
+    # --delete-data removes imagestore's blobs (and the copy containers it made), never the
+    # user's container
+    run.json("region", "replicate", digest, "--from", "blobr", "--to", "blob2", "--copies", "2")
+    gone = run.json("region", "delete", "blob2", "--delete-data")
+    assert gone["dataDeleted"] and gone["keptPaths"] == [f"{azurite.endpoint(blob_proxy.port)}/{other}"]
+    svc = azurite.service()
+    assert not list(svc.get_container_client(other).list_blobs())
+    names = {c.name for c in svc.list_containers()}
+    assert other in names and f"{other}-copy1" not in names
 
 
 def test_zrs_puts_copies_in_distinct_accounts_and_is_refused_beyond(gal, azurite, blob_proxy):
