@@ -216,6 +216,7 @@ KINDS = {
     "vhdx-fixed": ("vhdx", "subformat=fixed,block_size=1M", 40),
     "qcow2-v3": ("qcow2", "compat=1.1,cluster_size=4096", 70),
     "qcow2-v2": ("qcow2", "compat=0.10", 30),
+    "qcow2-extl2": ("qcow2", "compat=1.1,extended_l2=on,cluster_size=16k", 30),
 }
 
 

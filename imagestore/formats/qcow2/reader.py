@@ -2,10 +2,10 @@
 
 The header and its extensions are checked first, against the file's size, before any table
 is read (:mod:`.structs`); then the L1 and every L2 table are read once and checked
-(:mod:`.tables`). What is refused, with one :class:`BadImage` line each: encryption (AES or
-LUKS), external data files, extended L2 entries (subclusters), images flagged *corrupt* by
-qemu, unknown incompatible features, cluster sizes outside 512 B - 2 MiB, L1 tables above
-qemu's 32 MiB limit, refcount tables above its 8 MiB limit, tables or clusters outside the
+(:mod:`.tables`; extended L2 entries are read per subcluster). What is refused, with one
+:class:`BadImage` line each: encryption (AES or LUKS), external data files, images flagged
+*corrupt* by qemu, unknown incompatible features, cluster sizes outside 512 B - 2 MiB (16 KiB
+- 2 MiB with extended L2), L1 tables above qemu's 32 MiB limit, refcount tables above its 8 MiB limit, tables or clusters outside the
 file or overlapping other metadata. Refcounts are never read (reading needs only the L1/L2
 mapping), so the *dirty* bit (refcounts possibly stale after a crash) is harmless and
 accepted. Internal snapshots are ignored: the active state is the disk.
@@ -139,9 +139,9 @@ class Qcow2Reader(Guarded):
         if h.incompatible & S.INCOMPAT_DATA_FILE:
             raise self._bad("qcow2 with an external data file is not supported; convert it "
                             "first (`qemu-img convert -O qcow2`)")
-        if h.incompatible & S.INCOMPAT_EXTL2:
-            raise self._bad("qcow2 with extended L2 entries (subclusters, extended_l2=on) is "
-                            "not supported; convert it first (`qemu-img convert -O qcow2`)")
+        if h.incompatible & S.INCOMPAT_EXTL2 and h.cluster_bits < 14:
+            raise self._bad(f"extended L2 entries need clusters of at least 16 KiB (cluster_bits "
+                            f"{h.cluster_bits})")
         if h.version == 3 and h.refcount_order > 6:
             raise self._bad(f"refcount_order {h.refcount_order} out of range (0 to 6)")
         if h.compression_type not in S.COMPRESSION_NAMES:
@@ -172,7 +172,7 @@ class Qcow2Reader(Guarded):
     def extents(self) -> Iterator[tuple[int, int]]:
         m = self.mapping
         assert m is not None
-        cs, vs = m.csize, self.virtual_size
+        cs, vs = m.unit, self.virtual_size
         own: list[tuple[int, int]] = []
         holes: list[tuple[int, int]] = []
         for a, b, cls in m.runs:
@@ -204,7 +204,7 @@ class Qcow2Reader(Guarded):
                             f"{self.virtual_size}")
         m = self.mapping
         assert m is not None
-        cs, per = m.csize, m.l2_entries
+        cs, per, sub = m.unit, m.units_per_table, m.sub
         parts: list[bytes] = []
         pos, end = offset, offset + length
         while pos < end:
@@ -216,7 +216,8 @@ class Qcow2Reader(Guarded):
             brk = cls[1:] != cls[:-1]
             if count > 1:
                 d = (cls[1:] == DATA) & (host[1:] != host[:-1] + np.uint64(cs))
-                brk = brk | d | (cls[1:] == COMPRESSED)
+                cl = np.arange(first, first + count) // sub  # a compressed run: one cluster
+                brk = brk | d | ((cls[1:] == COMPRESSED) & (cl[1:] != cl[:-1]))
             edges = [0, *(np.flatnonzero(brk) + 1).tolist(), count]
             for a, b in zip(edges[:-1], edges[1:], strict=True):
                 c = int(cls[a])
@@ -226,8 +227,9 @@ class Qcow2Reader(Guarded):
                     hoff = int(host[a]) + lo - (first + a) * cs
                     parts.append(self._data(hoff, hi - lo))
                 elif c == COMPRESSED:
-                    data = self._compressed(int(raw[a]), first + a)
-                    base = (first + a) * cs
+                    cluster = (first + a) // sub
+                    data = self._compressed(int(raw[a]), cluster)
+                    base = cluster * m.csize
                     parts.append(data[lo - base : hi - base])
                 elif c == UNALLOCATED and self.parent is not None:
                     parts.append(self._parent_read(lo, hi - lo))

@@ -26,18 +26,21 @@ from ...errors import BadImage
 from .structs import L1E_OFFSET_MASK, L2E_OFFSET_MASK, OFLAG_COMPRESSED, OFLAG_ZERO, Header
 
 UNALLOCATED, DATA, COMPRESSED, ZERO = 0, 1, 2, 3
+SUBCLUSTERS = 32
 CLASS_NAMES = ("unallocated", "data", "compressed", "zero")
 
 #: L2 tables kept in memory for reads, in bytes
 L2_CACHE_BYTES = 32 << 20
 
 
-def classify(l2: np.ndarray, cluster_bits: int) -> tuple[np.ndarray, np.ndarray]:
+def classify(l2: np.ndarray, cluster_bits: int, zero_flag: bool = True,
+             ) -> tuple[np.ndarray, np.ndarray]:
     """(class per entry, host offset per entry: the cluster for data, the byte offset for
-    compressed, 0 otherwise) of the big-endian L2 entries ``l2`` (as uint64)."""
+    compressed, 0 otherwise) of the big-endian L2 entries ``l2`` (as uint64). ``zero_flag``:
+    bit 0 means "reads as zeros" (it is reserved with extended L2 entries)."""
     comp = (l2 & np.uint64(OFLAG_COMPRESSED)) != 0
     off = l2 & np.uint64(L2E_OFFSET_MASK)
-    zero = ~comp & ((l2 & np.uint64(OFLAG_ZERO)) != 0)
+    zero = ~comp & ((l2 & np.uint64(OFLAG_ZERO)) != 0) & zero_flag
     cls = np.full(len(l2), UNALLOCATED, dtype=np.uint8)
     cls[~comp & ~zero & (off != 0)] = DATA
     cls[zero] = ZERO
@@ -60,12 +63,20 @@ class Mapping:
         self._pread = pread
         self.cbits = h.cluster_bits
         self.csize = h.cluster_size
-        self.l2_entries = self.csize // 8
+        #: extended L2 entries ("Extended L2 Entries"): 16 bytes, 32 subclusters per cluster
+        #: with an allocation and a zero bitmap; the mapping's unit is then the subcluster
+        self.ext = h.extended_l2
+        self.sub = SUBCLUSTERS if self.ext else 1
+        self.unit = self.csize // self.sub
+        self.l2_entries = self.csize // (16 if self.ext else 8)
+        self.units_per_table = self.l2_entries * self.sub
         self.nclusters = -(-h.size // self.csize)
+        self.nunits = -(-h.size // self.unit)
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cache_max = max(4, L2_CACHE_BYTES // self.csize)
         self._lock = threading.Lock()
-        #: guest cluster runs (start, end, class), sorted, covering [0, nclusters)
+        #: guest unit (cluster, or subcluster) runs (start, end, class), sorted, covering
+        #: [0, nunits)
         self.runs: list[tuple[int, int, int]] = []
         self.l1 = np.zeros(0, dtype=np.uint64)
 
@@ -142,10 +153,14 @@ class Mapping:
         for i in range(len(self.l1)):
             base = i * self.l2_entries
             n = min(self.l2_entries, self.nclusters - base)
+            ubase = i * self.units_per_table
+            nu = min(self.units_per_table, self.nunits - ubase)
             if not int(self.l1[i]):
-                add(base, base + n, UNALLOCATED)
+                add(ubase, ubase + nu, UNALLOCATED)
                 continue
-            cls, host = classify(self.table(i)[:n], self.cbits)
+            std, bm = self._split(self.table(i))
+            std = std[:n]
+            cls, host = classify(std, self.cbits, zero_flag=not self.ext)
             d = np.flatnonzero(cls == DATA)
             if len(d):
                 offs = host[d]
@@ -168,16 +183,20 @@ class Mapping:
                                     f"{base + int(c[bad[0]])} points past the end of the "
                                     f"file (offset {int(starts[bad[0]])})")
                 shift = 62 - (self.cbits - 8)
-                raw = self.table(i)[:n][c]
+                raw = std[c]
                 sectors = ((raw >> np.uint64(shift)) & np.uint64((1 << (self.cbits - 8)) - 1)
                            ) + np.uint64(1)
                 lens = sectors * np.uint64(512) - (starts & np.uint64(511))
                 ends = np.minimum(starts + lens, np.uint64(fs))
                 comp_ranges.append((starts, ends))
+            if self.ext:
+                assert bm is not None
+                cls, _h, _r = self._expand(cls, host, std, bm[:n], base)
+                cls = cls[:nu]
             edges = np.flatnonzero(cls[1:] != cls[:-1]) + 1
-            bounds = np.concatenate([[0], edges, [n]]).tolist()
+            bounds = np.concatenate([[0], edges, [nu]]).tolist()
             for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-                add(base + a, base + b, int(cls[a]))
+                add(ubase + a, ubase + b, int(cls[a]))
         if len(self.l1) * self.l2_entries < self.nclusters:  # cannot happen: l1 checked
             raise self._bad("L1 table does not cover the disk")
         if data_idx:
@@ -211,13 +230,56 @@ class Mapping:
                 self._cache.popitem(last=False)
         return t
 
+    def _split(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(standard entries, subcluster bitmaps or None) of a raw L2 table."""
+        return (t[0::2], t[1::2]) if self.ext else (t, None)
+
+    def _expand(self, cls: np.ndarray, host: np.ndarray, std: np.ndarray, bm: np.ndarray,
+                base: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-subcluster (class, host offset, raw standard entry) of extended L2 entries:
+        bit k of the bitmap: subcluster k is allocated (in the host cluster), bit 32+k: it
+        reads as zeros, neither: unallocated (the backing file). Compressed clusters ignore
+        the bitmap. Both bits, or an allocated subcluster without a host cluster, is refused
+        (qemu calls such an image corrupt)."""
+        k = np.arange(SUBCLUSTERS, dtype=np.uint64)
+        alloc = ((bm[:, None] >> k) & np.uint64(1)).astype(bool)
+        zero = ((bm[:, None] >> (k + np.uint64(32))) & np.uint64(1)).astype(bool)
+        comp = cls == COMPRESSED
+        both = (alloc & zero)[~comp]
+        if both.any():
+            c = base + int(np.flatnonzero(~comp)[np.flatnonzero(both.any(axis=1))[0]])
+            raise self._bad(f"L2 entry for guest cluster {c}: a subcluster is both allocated "
+                            f"and zero")
+        orphan = alloc[(cls != DATA) & ~comp]
+        if orphan.any():
+            c = base + int(np.flatnonzero((cls != DATA) & ~comp)[
+                np.flatnonzero(orphan.any(axis=1))[0]])
+            raise self._bad(f"L2 entry for guest cluster {c}: subclusters allocated without a "
+                            f"host cluster")
+        ucls = np.full(alloc.shape, UNALLOCATED, dtype=np.uint8)
+        ucls[zero] = ZERO
+        ucls[alloc] = DATA
+        ucls[comp, :] = COMPRESSED
+        uhost = np.where(ucls == DATA, host[:, None] + k * np.uint64(self.unit), np.uint64(0))
+        uhost[comp, :] = host[comp, None]
+        return ucls.reshape(-1), uhost.reshape(-1), np.repeat(std, SUBCLUSTERS)
+
     def entries(self, first: int, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(class, host offset, raw entry) of guest clusters ``first .. first+count-1``, which
-        lie within one L2 table."""
-        i, within = divmod(first, self.l2_entries)
+        """(class, host offset, raw standard entry) of guest units (clusters, or subclusters
+        with extended L2) ``first .. first+count-1``, which lie within one L2 table."""
+        i, within = divmod(first, self.units_per_table)
         if not int(self.l1[i]):
             z = np.zeros(count, dtype=np.uint64)
             return np.zeros(count, dtype=np.uint8), z, z
-        raw = self.table(i)[within : within + count]
-        cls, host = classify(raw, self.cbits)
-        return cls, host, raw
+        std, bm = self._split(self.table(i))
+        if not self.ext:
+            raw = std[within : within + count]
+            cls, host = classify(raw, self.cbits)
+            return cls, host, raw
+        c0, c1 = within // self.sub, (within + count - 1) // self.sub + 1
+        assert bm is not None
+        cls, host = classify(std[c0:c1], self.cbits, zero_flag=False)
+        ucls, uhost, uraw = self._expand(cls, host, std[c0:c1], bm[c0:c1],
+                                         i * self.l2_entries + c0)
+        a = within - c0 * self.sub
+        return ucls[a : a + count], uhost[a : a + count], uraw[a : a + count]
