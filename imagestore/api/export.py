@@ -41,7 +41,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from ..errors import ImagestoreError, InvalidArgument, NotFound
+from ..errors import ImagestoreError, InvalidArgument, NotFound, from_oserror
 from ..formats.vhd_export import FixedVhdView
 from ..gallery import disk_access, ids
 from ..gallery.repository import DiskRow
@@ -190,7 +190,10 @@ class Exports:
             if cur is not None and cur.unchanged() and cur.path == row.path:
                 self._open.move_to_end(grant_id)
                 return cur
-        new = _Open(row, grant_id)
+        try:
+            new = _Open(row, grant_id)
+        except OSError as e:  # the disk file is gone or unreadable
+            raise from_oserror(e, row.path) from None
         with self._lock:
             old = self._open.pop(grant_id, None)
             self._open[grant_id] = new

@@ -207,6 +207,20 @@ def test_cli_grant_names_the_running_server(exported, tmp_path):
     assert httpx.get(url, headers={"Range": "bytes=0-0"}).status_code == 403
 
 
+def test_a_disk_file_gone_is_blob_not_found(exported):
+    import os
+
+    d2 = exported.run.json("disk", "create", "-n", "d2", "--gallery-image-reference",
+                           "g/d/1.0.0", "--format", "raw")
+    url = exported.run.json("disk", "grant-access", "-n", "d2", "--duration-in-seconds",
+                            "60")["accessSAS"]
+    url = exported.url + url[url.index("/md-impexp/"):]  # the CLI ran without a server
+    assert httpx.get(url, headers={"Range": "bytes=0-0"}).status_code == 206
+    os.unlink(d2["properties"]["localStorage"]["path"])
+    r = httpx.get(url, headers={"Range": "bytes=0-0"})
+    assert r.status_code == 404 and b"<Code>BlobNotFound</Code>" in r.content
+
+
 def test_revoke_restart_and_expiry(exported):
     url = grant(exported)
     assert httpx.get(url, headers={"Range": "bytes=0-9"}).status_code == 206
