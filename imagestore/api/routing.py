@@ -35,8 +35,6 @@ from .errors import ApiError, from_domain, internal, invalid_content, response
 SUB = "/subscriptions/{subscriptionId}"
 RG = SUB + "/resourceGroups/{resourceGroupName}"
 PROVIDER = "/providers/Microsoft.Compute"
-#: name fields of the path parameters, as the domain errors' ``target`` names them
-PARENT_TARGETS = {"galleryName": "galleryName", "galleryImageName": "galleryImageName"}
 
 
 @dataclass
