@@ -14,8 +14,8 @@ import os
 from ..fsutil import atomic_write, pid_alive
 
 FILE = "serve.json"
-#: the URL a grant names when no server runs (``imagestore serve``'s defaults, over TLS)
-DEFAULT_URL = "https://127.0.0.1:8443"
+#: the URL a grant names when no server runs (``imagestore serve``'s defaults)
+DEFAULT_URL = "http://127.0.0.1:8443"
 
 
 def publish(root: str, url: str) -> None:

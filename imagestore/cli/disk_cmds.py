@@ -156,8 +156,8 @@ def disk_grant_access(ctx, rg, name, duration, access) -> None:
     """Give a URL (an `accessSAS`) from which the disk can be downloaded as a fixed VHD, with
     no other credential, until --duration-in-seconds pass or `revoke-access`. The URL is
     served by `imagestore serve` for this store (the running server's address; without one,
-    https://127.0.0.1:8443, its default). Supports HTTP ranges: curl -r, azure-storage-blob,
-    azcopy-style parallel downloads.
+    http://127.0.0.1:8443, its default). Supports HTTP ranges: curl -r, azure-storage-blob's
+    parallel download.
 
     \b
     Example:
