@@ -25,13 +25,17 @@ def bench_capture(s: Settings) -> list[dict]:
     ``s.peers`` also borg / restic where installed (:mod:`.peers`)."""
     rows: list[dict] = []
     asked = s.cache
+    have: list[str] = []
+    if s.peers:
+        have, skipped = found_peers()
+        s.notes.append(f"peers: {', '.join(have) or 'none'}"
+                       + (f"; skipped (not installed): {', '.join(skipped)}" if skipped else ""))
+    if s.only == () and not have:
+        return rows  # nothing asked for can run: no image is built
     with scratch(s, "capture-") as d:
         w = Workspace.at(s, d, build_images(s, d))
         v2 = None
         if s.peers:
-            have, skipped = found_peers()
-            s.notes.append(f"peers: {', '.join(have) or 'none'}"
-                           + (f"; skipped (not installed): {', '.join(skipped)}" if skipped else ""))
             if have:
                 v2 = os.path.join(d, "image-v2.raw")
                 changed_copy(s, d, w.img.raw, v2, max(1 << 20, w.img.allocated // 50),
