@@ -102,7 +102,7 @@ class _Rows:
         key = key or op
         base = self.first.setdefault(key, wall)
         self.rows.append({
-            "history": history, "op": op, "seconds": round(wall, 4),
+            "history": history, "op": op, "seconds": round(wall, 6),
             "user": round(user, 3), "sys": round(sys_, 3),
             "MB/s": round(nbytes / wall / 1e6, 1) if nbytes and wall > 0 else None,
             "vsEmpty": round(wall / base, 2) if base > 0 else None,
