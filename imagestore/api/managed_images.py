@@ -4,8 +4,8 @@ DELETE, list by resource group and by subscription.
 
 The captures run inside the PUT; the answer is 200 with the image and the headers of a
 finished long-running operation. Managed images are Generalized; a ``Specialized`` OS disk,
-a ``blobUri`` or ``sourceVirtualMachine`` source is refused (InvalidParameter), as is a PUT on
-an existing image (Conflict).
+a ``blobUri`` other than a ``file://`` URI or a ``sourceVirtualMachine`` source is refused
+(InvalidParameter), as is a PUT on an existing image (Conflict).
 """
 
 from __future__ import annotations
@@ -30,9 +30,16 @@ def _source(disk: dict, field: str) -> str:
     if not isinstance(disk, dict):
         raise InvalidArgument(f"{field}: must be an object", target=field)
     b = Body(disk)
-    if b.raw("blobUri") is not None:
-        raise InvalidArgument(f"{field}.blobUri: VHD blobs are not image sources here (use a "
-                              f"disk or snapshot)", target=f"{field}.blobUri")
+    blob = b.str("blobUri")
+    if blob is not None:
+        if not blob.startswith("file://"):
+            raise InvalidArgument(f"{field}.blobUri: '{blob}': only file:// URIs of image files "
+                                  f"on the server host (or a disk or snapshot)",
+                                  target=f"{field}.blobUri")
+        if b.raw("managedDisk") is not None or b.raw("snapshot") is not None:
+            raise InvalidArgument(f"{field}: give exactly one of managedDisk.id, snapshot.id "
+                                  f"or blobUri", target=field)
+        return blob
     named = [(k, b.str(f"{k}.id")) for k in ("managedDisk", "snapshot")]
     named = [(k, v) for k, v in named if v]
     if len(named) != 1:

@@ -17,6 +17,7 @@ from . import arm_image, capture, resources, sources, validate
 from .placement import Placement
 from .progress import Observer
 from .repository import ManagedImageDisk, Repository
+from .versions import DEFAULT_LOCATION
 
 _OS = "properties.storageProfile.osDisk"
 _OS_TYPE = "properties.storageProfile.osDisk.osType"
@@ -74,11 +75,16 @@ class ManagedImages:
             if lun in luns[:i]:
                 raise InvalidArgument(f"{_DATA}[{i}].lun: LUN {lun} is used twice",
                                       target=f"{_DATA}[{i}].lun")
-        srcs = [(-1, sources.resolve(self.repo, source, rg, field=_OS))]
-        for i, (lun, text) in enumerate(zip(luns, texts, strict=True)):
-            srcs.append((lun, sources.resolve(self.repo, text, rg, field=f"{_DATA}[{i}]")))
-        fields = {lun: (_OS if lun < 0 else f"{_DATA}[{i - 1}]") for i, (lun, _s) in
-                  enumerate(srcs)}
+        named = [(-1, source, _OS)] + [(lun, text, f"{_DATA}[{i}]") for i, (lun, text) in
+                                       enumerate(zip(luns, texts, strict=True))]
+        fields = {lun: fld for lun, _t, fld in named}
+        resolved = {lun: sources.resolve(self.repo, text, rg, field=fld)
+                    for lun, text, fld in named if not sources.is_uri(text)}
+        # image files (file:// URIs, Azure's blobUri) go to the region of the other sources
+        file_region = next(iter(resolved.values())).location if resolved else (
+            self.placement.require_region(location or DEFAULT_LOCATION))
+        srcs = [(lun, resolved[lun] if lun in resolved else
+                 sources.file_source(text, file_region, field=fld)) for lun, text, fld in named]
         region = srcs[0][1].location
         for lun, s in srcs:
             if s.location.lower() != region.lower():
@@ -93,7 +99,7 @@ class ManagedImages:
                                       f"'{region}', not '{loc}'", target="location")
         region = self.placement.require_region(region)
         for lun, s in srcs:
-            if s.kind == "disk":
+            if s.kind in ("disk", "file"):
                 s.disk_file(fields[lun])  # the file is there
         store, close_store = self.placement.open_source_store(region)
         published: list[str] = []
@@ -118,7 +124,8 @@ class ManagedImages:
                     lun=lun, digest=res.digest, virtual_size=res.virtual_size,
                     allocated_bytes=res.allocated_bytes, data_bytes=res.data_bytes,
                     stored_bytes=res.stored_bytes, source_format=res.source_format,
-                    source_kind="managedDisk", source_id=s.id))
+                    source_kind="managedDisk" if s.kind == "disk" else "blobUri",
+                    source_id=s.id))
             props = self._properties(os_type, hyperv, os_caching, data_caching, sku,
                                      zone_resilient, disks)
             with self.repo.transaction():
@@ -145,6 +152,8 @@ class ManagedImages:
     def _properties(os_type: str, hyperv: str, os_caching: str, data_caching: str, sku: str,
                     zone_resilient: bool, disks: list[ManagedImageDisk]) -> dict:
         def disk_entry(d: ManagedImageDisk) -> dict:
+            if d.source_kind == "blobUri":  # an image file (file:// URI)
+                return {"blobUri": d.source_id}
             return {d.source_kind: {"id": d.source_id}}
 
         def local(d: ManagedImageDisk) -> dict:

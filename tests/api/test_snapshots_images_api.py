@@ -158,6 +158,11 @@ def test_api_versions_and_raw_hostile_bodies(server, world):
             "location": "local", "properties": {"storageProfile": {"osDisk": {
                 "osType": "Linux", "blobUri": "https://a.blob.core.windows.net/c/x.vhd"}}}})
         assert r.status_code == 400 and "blobUri" in r.json()["error"]["target"]
+        r = c.put(f"{RG}/images/fromfile?api-version=2024-11-01", json={
+            "location": "local", "properties": {"storageProfile": {"osDisk": {
+                "osType": "Linux", "blobUri": f"file://{world['src']}"}}}})
+        assert r.status_code == 200, r.text
+        assert r.json()["properties"]["storageProfile"]["osDisk"]["blobUri"] == f"file://{world['src']}"
         r = c.put(f"{RG}/images/x?api-version=2024-11-01", json={
             "location": "local", "properties": {"storageProfile": {"osDisk": {
                 "osType": "Linux", "managedDisk": {"id": f"{RG}/snapshots/s"}}}}})

@@ -156,3 +156,21 @@ def test_snapshot_and_image_commands_have_help_with_examples(run):
     for flag in ("--os-snapshot", "--data-snapshots", "--data-snapshot-luns", "--managed-image"):
         assert flag in r.stdout, flag
     assert "--source" in run("disk", "create", "--help").stdout
+
+
+def test_image_from_an_image_file(run, disks, tmp_path):
+    vhdx = str(tmp_path / "os.vhdx")
+    subprocess.run([need("qemu-img"), "convert", "-O", "vhdx", disks["os"], vhdx], check=True)
+    before = run.json("store", "stats")
+    img = run.json("image", "create", "-n", "fromfile", "--source", f"file://{vhdx}",
+                   "--data-disk-sources", "data1", "--os-type", "Linux")
+    assert run.json("store", "stats")["chunks"] == before["chunks"]  # deduplicated
+    osd = img["properties"]["storageProfile"]["osDisk"]
+    assert osd["blobUri"] == f"file://{vhdx}" and "managedDisk" not in osd
+    run.json("sig", "image-version", "create", "-r", "g", "-i", "lin", "-e", "2.0.0",
+             "--managed-image", "fromfile")
+    d = run.json("disk", "create", "-n", "back", "--gallery-image-reference", "g/lin/2.0.0")
+    assert subprocess.run(["cmp", disks["os"], d["properties"]["localStorage"]["path"]]).returncode == 0
+    fails(run("image", "create", "-n", "x", "--source", "https://a.blob.core.windows.net/c/x.vhd",
+              "--os-type", "Linux"), 3, "--source: 'https://a.blob.core.windows.net/c/x.vhd': "
+          "only file:// URIs")

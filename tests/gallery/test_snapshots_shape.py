@@ -57,6 +57,10 @@ def _build(tmp) -> list[tuple[str, str, dict]]:
         "--storage-sku", "StandardSSD_LRS", "--os-disk-caching", "ReadOnly"))
     add("image create (snapshot only)", "Image", run.json(
         "image", "create", "-n", "im1", "--source", "s1", "--os-type", "Windows"))
+    add("image create (image file, blobUri)", "Image", run.json(
+        "image", "create", "-n", "im2", "--source", f"file://{data}", "--os-type", "Linux"))
+    add("snapshot create (imported file)", "Snapshot", run.json(
+        "snapshot", "create", "-n", "simp", "--source", f"file://{data}", "--os-type", "Linux"))
     add("image show", "Image", run.json("image", "show", "-n", "im"))
     add("image list", "Image", run.json("image", "list"))
     add("disk create --source snapshot", "Disk", run.json(
