@@ -14,6 +14,8 @@ import pytest
 from imagestore.errors import InvalidArgument, Unauthenticated
 from imagestore.identity import tokens
 
+pytestmark = pytest.mark.one_pass  # no byte loops: the pure-Python pass adds nothing
+
 
 def test_issue_verify_roundtrip(tmp_path):
     tok = tokens.issue(tmp_path, "alice", expires_in=120)
