@@ -211,15 +211,25 @@ def test_sigkill_during_upload_resumes_without_resending(gal, azurite, blob_prox
     blob_proxy.reset()
     argv = [sys.executable, "-m", "imagestore.cli.main", "--store", run.store, "region",
             "replicate", digest, "--to", "blobr", "--threads", "4"]
+    c = azurite.service().get_container_client(run.container)
+
+    def staged_blocks() -> int:
+        """Blocks staged (not yet committed) in the container's pack blobs."""
+        n = 0
+        for b in c.list_blobs(name_starts_with="packs/", include=["uncommittedblobs"]):
+            if b.name.endswith(".pack"):
+                n += len(c.get_blob_client(b.name).get_block_list("uncommitted")[1])
+        return n
+
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
-    while p.poll() is None and blob_proxy.up < 12 * MiB and time.monotonic() < deadline:
-        time.sleep(0.005)
+    # kill in the middle of the pack's upload: once at least one 4 MiB block has arrived
+    while p.poll() is None and staged_blocks() < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
     p.kill()
     p.wait()
     assert p.returncode == -9, "the replication finished before it could be killed"
     first = blob_proxy.up
-    c = azurite.service().get_container_client(run.container)
     assert not [b for b in c.list_blobs(name_starts_with="manifests/")]  # nothing published
     blob_proxy.reset()
     res = run.json("region", "replicate", digest, "--to", "blobr", "--threads", "4")
