@@ -182,30 +182,24 @@ def test_etag_and_a_changed_disk(exported):
 
 def test_cli_grant_names_the_running_server(exported, tmp_path):
     """`imagestore disk grant-access` prints a URL on the server that runs for the store
-    (serve.json); the download is the version; revoke-access ends it; hostile flags named."""
+    (serve.json); the download is the version; revoke-access ends it; bad flags named."""
     import json
-    import sys
 
-    def cli(*args):
-        return subprocess.run([sys.executable, "-m", "imagestore.cli.main", "--store",
-                               exported.run.store, *args], capture_output=True, text=True)
-
-    p = cli("disk", "grant-access", "-n", "d1", "--duration-in-seconds", "60")
-    assert p.returncode == 0, p.stderr
-    url = json.loads(p.stdout)["accessSAS"]
-    assert url.startswith(exported.url + "/md-impexp/") and "WARNING" not in p.stderr
+    run = exported.run
+    r = run("disk", "grant-access", "-n", "d1", "--duration-in-seconds", "60")
+    assert r.exit_code == 0 and "WARNING" not in r.stderr, r.stderr
+    url = json.loads(r.stdout)["accessSAS"]
+    assert url.startswith(exported.url + "/md-impexp/")
     out = tmp_path / "cli.vhd"
     out.write_bytes(httpx.get(url).content)
     qemu_compare(str(out), "vpc", exported.src, "vpc")
-    p = cli("disk", "grant-access", "-n", "d1", "--duration-in-seconds", "-5")
-    assert p.returncode == 3 and p.stderr.startswith("error: --duration-in-seconds: ")
-    p = cli("disk", "grant-access", "-n", "nope", "--duration-in-seconds", "5")
-    assert p.returncode == 4
-    p = cli("disk", "delete", "-n", "d1")
-    assert p.returncode == 5 and "revoke it first" in p.stderr
-    assert cli("disk", "revoke-access", "-n", "d1").returncode == 0
+    r = run("disk", "grant-access", "-n", "d1", "--duration-in-seconds", "-5")
+    assert r.exit_code == 3 and r.stderr.startswith("error: --duration-in-seconds: ")
+    assert run("disk", "grant-access", "-n", "nope", "--duration-in-seconds", "5").exit_code == 4
+    r = run("disk", "delete", "-n", "d1")
+    assert r.exit_code == 5 and "revoke it first" in r.stderr
+    assert run("disk", "revoke-access", "-n", "d1").exit_code == 0
     assert httpx.get(url, headers={"Range": "bytes=0-0"}).status_code == 403
-
 
 def test_a_disk_file_gone_is_blob_not_found(exported):
     import os
