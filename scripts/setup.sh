@@ -28,6 +28,8 @@ command -v cpio >/dev/null || need_apt+=(cpio)
 command -v borg >/dev/null || need_apt+=(borgbackup)
 command -v restic >/dev/null || need_apt+=(restic)
 command -v npm >/dev/null || need_apt+=(nodejs npm)   # Azurite (below)
+# PostgreSQL server binaries (/usr/lib/postgresql/*/bin): the tests start a throwaway cluster
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq

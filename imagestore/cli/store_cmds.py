@@ -197,12 +197,13 @@ def _collect_linked_parents(home: Home, dry_run: bool) -> list[dict]:
     """Linked-clone parents no linked disk uses any more (gallery/linked.py)."""
     import os
 
-    from ..gallery import linked
+    from ..gallery import backends, linked
     from ..gallery.repository import Repository
 
-    if not os.path.exists(home.db_path) or not os.path.isdir(linked.parents_root(home.root)):
+    target = home.gallery_database  # the store's gallery.sqlite, or PostgreSQL
+    if not backends.exists(target) or not os.path.isdir(linked.parents_root(home.root)):
         return []
-    repo = Repository(home.db_path)
+    repo = Repository(target)
     try:
         return linked.collect(repo, home.root, dry_run=dry_run)
     finally:
