@@ -1,6 +1,6 @@
 # make demo — install, then run the main job on a demo disk
 # make test — install, then run the whole test suite (what .ci/run does)
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test test-postgres lint bench
 
 setup:
 	bash scripts/setup.sh
@@ -15,6 +15,16 @@ demo: setup
 test: setup
 	python3 -m pytest -q -p no:cacheprovider tests
 	IMAGESTORE_PUREPYTHON=1 python3 -m pytest -q -p no:cacheprovider -m "not one_pass" tests
+	$(PG_SUBSET)
+
+# The gallery tests on PostgreSQL (a throwaway cluster, a fresh database per test; issue 16).
+# `make test` runs the subset below once (the PostgreSQL-specific tests already ran in the
+# first pass); `make test-postgres` runs the whole tests/gallery directory on PostgreSQL.
+PG_TESTS = tests/gallery/test_gallery_versions.py tests/gallery/test_worker.py
+PG_SUBSET = IMAGESTORE_TEST_DATABASE=postgres python3 -m pytest -q -p no:cacheprovider $(PG_TESTS)
+
+test-postgres: setup
+	IMAGESTORE_TEST_DATABASE=postgres python3 -m pytest -q -p no:cacheprovider tests/gallery
 
 lint:
 	ruff check .

@@ -19,9 +19,10 @@ from .sig_cmds import gallery_service
 @common_options
 @click.pass_context
 def worker_cmd(ctx: click.Context, once: bool, quiet: bool) -> None:
-    """Run queued replication jobs. At most one worker runs per store: it holds a lease (pid and
-    heartbeat) in gallery.sqlite; a worker that died (even by SIGKILL) is replaced by the next
-    one, which resumes its jobs without copying again what already arrived.
+    """Run queued replication jobs. At most one worker runs per gallery (per store, or across
+    every host sharing one PostgreSQL gallery): it holds a lease (host, pid and heartbeat) in
+    the gallery database; a worker that died (even by SIGKILL) is replaced by the next one,
+    which resumes its jobs without copying again what already arrived.
 
     \b
     Example:
