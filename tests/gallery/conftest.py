@@ -12,6 +12,9 @@ from ..pg import gallery_tests_on_postgres
 @pytest.fixture(autouse=True)
 def _gallery_database(request, monkeypatch):
     if gallery_tests_on_postgres():
+        marker = request.node.get_closest_marker("sqlite_gallery")
+        if marker is not None:
+            pytest.skip(f"SQLite only: {marker.args[0] if marker.args else 'per-store database'}")
         url = request.getfixturevalue("pg_cluster").new_database()
         monkeypatch.setenv("IMAGESTORE_DATABASE_URL", url)
     yield

@@ -24,6 +24,9 @@ from tests.helpers import MiB, need
 from tests.store.test_kill_points import enumerate_points, make_source
 
 pytestmark = pytest.mark.one_pass  # the killed command is a real process; backend-neutral
+# every kill point runs on its own copy of a store: with one shared PostgreSQL database the
+# copies would see each other's disks
+pytestmark = [pytestmark, pytest.mark.sqlite_gallery("each kill point copies the store")]
 
 
 def _template(tmp_path_factory) -> tuple[str, str]:
