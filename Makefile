@@ -20,7 +20,11 @@ test: setup
 # The gallery tests on PostgreSQL (a throwaway cluster, a fresh database per test; issue 16).
 # `make test` runs the subset below once (the PostgreSQL-specific tests already ran in the
 # first pass); `make test-postgres` runs the whole tests/gallery directory on PostgreSQL.
-PG_TESTS = tests/gallery/test_gallery_versions.py tests/gallery/test_worker.py
+PG_TESTS = tests/gallery/test_gallery_versions.py \
+	tests/gallery/test_replication_gallery.py::test_latest_per_region \
+	tests/gallery/test_replication_gallery.py::test_status_transitions_and_failed_region \
+	tests/gallery/test_replication_gallery.py::test_update_adds_and_removes_regions \
+	tests/gallery/test_worker.py::test_one_worker_at_a_time_and_stale_lease
 PG_SUBSET = IMAGESTORE_TEST_DATABASE=postgres python3 -m pytest -q -p no:cacheprovider $(PG_TESTS)
 
 test-postgres: setup
