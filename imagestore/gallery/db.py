@@ -361,6 +361,8 @@ def check_schema(con: Database) -> list[str]:
 def migrate(con: Database) -> None:
     """Apply the migrations not applied yet, each in its own transaction, under the
     backend's migration lock (several processes may open a fresh database at once)."""
+    if len(check_schema(con)) == len(MIGRATIONS):
+        return  # the common case: nothing to do, no lock taken
     with con.migration_lock():
         done = set(check_schema(con))
         if len(done) == len(MIGRATIONS):
