@@ -144,6 +144,17 @@ class AccessDenied(ImagestoreError):
     code = "AuthorizationFailed"
 
 
+class AuthorizationFailed(AccessDenied):
+    """RBAC refused a principal an action over a scope (issue 15): ARM's 403
+    ``AuthorizationFailed``; ``action`` and ``scope`` name what was refused."""
+
+    def __init__(self, message: str, *, action: str, scope: str,
+                 code: str = "AuthorizationFailed") -> None:
+        super().__init__(message, code=code)
+        self.action = action
+        self.scope = scope
+
+
 # -- the gallery database server (issue 16, PostgreSQL) ----------------------------------
 
 
@@ -171,7 +182,7 @@ EXIT_CODES: dict[int, str] = {
     TooLarge.exit_code: "disk too large for the target format or filesystem",
     TimedOut.exit_code: "timed out waiting for a resource to reach the requested state",
     Unauthenticated.exit_code: "access token missing, expired, malformed or of another store",
-    AccessDenied.exit_code: "access denied by a storage service (account key, SAS, connection string)",
+    AccessDenied.exit_code: "access denied: by a storage service (account key, SAS, connection string), or by RBAC (AuthorizationFailed: no role assignment grants the action over the scope)",
     DatabaseUnavailable.exit_code: "gallery database server unreachable or login refused (IMAGESTORE_DATABASE_URL)",
 }
 

@@ -27,8 +27,9 @@ from starlette.routing import Route
 
 from ..errors import ImagestoreError, InvalidArgument, Unauthenticated
 from ..gallery import GalleryService, ids
+from ..gallery.directory_repository import DirectoryRepository
 from ..identity import TENANT, Claims, tokens
-from . import versions
+from . import authz, versions
 from .context import ApiContext
 from .errors import ApiError, from_domain, internal, invalid_content, response
 
@@ -157,7 +158,7 @@ def arm_route(ctx: ApiContext, path: str, methods: list[str], handler: Handler,
             data = await read_body(ctx, request) if request.method in ("PUT", "PATCH", "POST") else None
             req = ArmRequest(ctx, request.method, path_params, query, data, api_version,
                              claims, str(request.base_url).rstrip("/"), request.url.path)
-            reply = await run_in_threadpool(handler, req)
+            reply = await run_in_threadpool(_authorized, handler, req, path)
         except ApiError as e:
             return response(e)
         except ImagestoreError as e:
@@ -169,6 +170,13 @@ def arm_route(ctx: ApiContext, path: str, methods: list[str], handler: Handler,
         return JSONResponse(reply.body, status_code=reply.status, headers=reply.headers)
 
     return Route(path, endpoint, methods=methods)
+
+
+def _authorized(handler: Handler, req: ArmRequest, template: str) -> Reply:
+    """RBAC before the handler (issue 15; :mod:`.authz`), then the handler."""
+    authz.check(DirectoryRepository(req.svc.repo.con), req.claims, req.method, template,
+                req.url_path)
+    return handler(req)
 
 
 # -- paging ----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -108,8 +109,28 @@ def verbose(ctx: click.Context) -> bool:
     return bool(meta.get("verbose") or meta.get("debug"))
 
 
+def _as_cb(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+    if value is not None:
+        ctx.find_root().meta["imagestore.as"] = value
+    return value
+
+
+def acting_as(ctx: click.Context) -> str | None:
+    """The principal named with ``--as`` (or ``IMAGESTORE_AS``), None for the store owner."""
+    given = ctx.find_root().meta.get("imagestore.as")
+    if given is None:
+        given = os.environ.get("IMAGESTORE_AS") or None
+    return given
+
+
 def common_options(f: Callable) -> Callable:
     """The options every command takes, so they work before or after the command (az)."""
+    f = click.option(
+        "--as", "as_principal", default=None, expose_value=False, callback=_as_cb,
+        is_eager=True, metavar="PRINCIPAL",
+        help="Act as this user or service principal (UPN, app id, object id or name): the "
+             "command is authorized by its role assignments (default: the store owner).",
+    )(f)
     f = click.option(
         "-o", "--output", type=click.Choice(FORMATS, case_sensitive=False), default=None,
         expose_value=False, callback=_set("output"), is_eager=True,

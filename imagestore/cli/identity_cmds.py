@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import click
 
+from ..errors import InvalidArgument
 from ..gallery import ids
-from ..identity import account_json, tokens
+from ..identity import account_json, directory, principals, tokens
 from ..identity.account import local_user
 from .common import common_options, open_home
 from .output import emit
@@ -48,6 +49,10 @@ def token_group() -> None:
 def token_create(ctx: click.Context, assignee: str | None, expires_in: int) -> None:
     """Issue a signed access token (a JWT), printed as `az account get-access-token` does.
 
+    For a user or service principal of the directory the token carries its object id and
+    tenant, and role assignments decide what it may do; any other assignee (or none) gets a
+    token of the store owner: full access.
+
     \b
     Example:
       TOKEN=$(imagestore token create --query accessToken -o tsv)
@@ -55,7 +60,21 @@ def token_create(ctx: click.Context, assignee: str | None, expires_in: int) -> N
     """
     remember_command(ctx)  # errors name this command's flags
     home = open_home(ctx)
-    tok = tokens.issue(home, assignee or local_user(), expires_in=expires_in)
+    p = None
+    if assignee is not None:
+        with directory.open_directory(home) as dr:
+            p = directory.find(dr, home, assignee)
+    if p is None:  # the store owner's token (named as asked): full access
+        tok = tokens.issue(home, assignee or local_user(), expires_in=expires_in)
+    elif p.type == directory.GROUP:
+        raise InvalidArgument(f"assignee: '{assignee}' is a group; tokens are for users and "
+                              f"service principals", target="assignee")
+    else:  # a directory principal's token: RBAC applies
+        extra = {"xms_rbac": True, "upn": p.name} if p.type == directory.USER else {
+            "xms_rbac": True, "appid": principals.show(home, p.object_id).app_id,
+            "idtyp": "app"}
+        tok = tokens.issue(home, p.object_id, p.tenant_id, expires_in=expires_in,
+                           extra={"name": p.name, **extra})
     claims = tokens.verify(home, tok)
     expires = datetime.fromtimestamp(claims.exp, UTC)
     emit(ctx, {

@@ -16,6 +16,7 @@ import click
 
 from .. import __version__
 from ..errors import ImagestoreError
+from .acting import install as install_rbac
 from .ad_cmds import ad_group
 from .bench_cmds import bench_group
 from .common import common_options
@@ -23,6 +24,7 @@ from .convert_cmd import convert_cmd
 from .disk_cmds import disk_group
 from .identity_cmds import account_group, token_group
 from .image_cmds import image_group
+from .rbac_cmds import register_account, register_ad, role_group
 from .region_cmds import region_group
 from .serve_cmd import serve_cmd
 from .sig_cmds import sig_group
@@ -105,6 +107,11 @@ cli.add_command(account_group)
 cli.add_command(token_group)
 cli.add_command(serve_cmd)
 cli.add_command(ad_group)  # service principals (issue 12)
+# directory and RBAC (issue 15): ad tenant/user/group, account create/list, role, --as
+register_ad(ad_group)
+register_account(account_group)
+cli.add_command(role_group)
+install_rbac(cli)  # every leaf command: authorized first when run --as a principal
 
 
 def main(argv: list[str] | None = None) -> None:

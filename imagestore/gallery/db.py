@@ -304,6 +304,71 @@ def _m0006_compute(con: sqlite3.Connection) -> None:
     )
 
 
+def _m0007_directory(con: Database) -> None:
+    """The directory and RBAC (issue 15): tenants, subscriptions (one home tenant each),
+    users, groups and their members (users, groups, service principals: whose secrets stay in
+    ``identity/directory.sqlite``), role assignments. Role definitions are the built-ins in
+    code (:mod:`imagestore.identity.roles`). The local tenant and subscription are seeded."""
+    _script(
+        con,
+        """
+        CREATE TABLE ad_tenants (
+            id           TEXT PRIMARY KEY,
+            display_name TEXT NOT NULL,
+            domain       TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            created      TEXT NOT NULL
+        );
+        CREATE TABLE ad_subscriptions (
+            id           TEXT PRIMARY KEY,
+            name         TEXT NOT NULL,
+            tenant_id    TEXT NOT NULL REFERENCES ad_tenants(id) ON DELETE RESTRICT,
+            created      TEXT NOT NULL
+        );
+        CREATE TABLE ad_users (
+            object_id    TEXT PRIMARY KEY,
+            tenant_id    TEXT NOT NULL REFERENCES ad_tenants(id) ON DELETE RESTRICT,
+            upn          TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            display_name TEXT NOT NULL,
+            created      TEXT NOT NULL
+        );
+        CREATE TABLE ad_groups (
+            object_id    TEXT PRIMARY KEY,
+            tenant_id    TEXT NOT NULL REFERENCES ad_tenants(id) ON DELETE RESTRICT,
+            display_name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            mail_nickname TEXT NOT NULL,
+            created      TEXT NOT NULL
+        );
+        CREATE TABLE ad_group_members (
+            group_id     TEXT NOT NULL REFERENCES ad_groups(object_id) ON DELETE CASCADE,
+            member_id    TEXT NOT NULL,
+            member_type  TEXT NOT NULL,
+            PRIMARY KEY (group_id, member_id)
+        );
+        CREATE INDEX ad_group_members_member ON ad_group_members(member_id);
+        CREATE TABLE role_assignments (
+            id             TEXT PRIMARY KEY,
+            principal_id   TEXT NOT NULL,
+            principal_type TEXT NOT NULL,
+            role_id        TEXT NOT NULL,
+            scope          TEXT NOT NULL,
+            scope_key      TEXT NOT NULL,
+            created        TEXT NOT NULL,
+            created_by     TEXT NOT NULL,
+            UNIQUE (principal_id, role_id, scope_key)
+        );
+        CREATE INDEX role_assignments_principal ON role_assignments(principal_id)
+        """,
+    )
+    # the fixed local ids, as literals: a migration never changes (identity.account.TENANT,
+    # ids.SUBSCRIPTION)
+    tenant, subscription = "00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000000"
+    now = datetime.now(UTC).isoformat()
+    con.execute("INSERT INTO ad_tenants(id, display_name, domain, created) VALUES (?,?,?,?)",
+                (tenant, "imagestore local", "imagestore.local", now))
+    con.execute("INSERT INTO ad_subscriptions(id, name, tenant_id, created) VALUES (?,?,?,?)",
+                (subscription, "imagestore local", tenant, now))
+
+
 #: ordered, named schema steps; append only, never edit a released step
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("0001_initial", _m0001_initial),
@@ -312,6 +377,7 @@ MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("0004_operations", _m0004_operations),
     ("0005_linked_parents", _m0005_linked_parents),
     ("0006_compute", _m0006_compute),
+    ("0007_directory", _m0007_directory),  # tenants, principals, role assignments (issue 15)
 ]
 
 

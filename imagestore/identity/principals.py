@@ -129,10 +129,13 @@ def _check_name(name: str) -> str:
     return name.strip()
 
 
-def create(store, name: str, *, years: int = SECRET_YEARS) -> dict:  # noqa: ANN001
+def create(store, name: str, *, years: int = SECRET_YEARS,  # noqa: ANN001
+           role: str | None = "Contributor", scopes: list[str] | None = None) -> dict:
     """A new service principal named ``name`` with a new secret, or a new secret for the one
     already named so. Returns ``{appId, displayName, password, tenant}`` (the only time the
-    secret is seen)."""
+    secret is seen). A new principal gets ``role`` at ``scopes`` (default: Contributor on the
+    local subscription, as ``az ad sp create-for-rbac`` did before az 2.37; ``role=None``:
+    no assignment)."""
     name = _check_name(name)
     secret = secrets.token_urlsafe(30)
     salt = secrets.token_bytes(16)
@@ -162,6 +165,13 @@ def create(store, name: str, *, years: int = SECRET_YEARS) -> dict:  # noqa: ANN
             raise
     finally:
         con.close()
+    if old is None and role is not None:
+        from ..gallery import ids
+        from . import assignments, directory
+
+        with directory.open_directory(store) as dr:
+            for scope in scopes or [f"/subscriptions/{ids.SUBSCRIPTION}"]:
+                assignments.create(dr, store, app_id, role, scope)
     return {"appId": app_id, "displayName": name, "password": secret, "tenant": TENANT}
 
 

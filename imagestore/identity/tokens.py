@@ -11,7 +11,9 @@ winner's). HS256 (HMAC-SHA256): only this store can issue or check its tokens; a
 another store fails the signature check (its ``kid``, the key's fingerprint, says so).
 
 **Claims** (Entra ID access-token names): ``oid`` (principal object id), ``tid`` (tenant),
-``sub``, ``name`` (the assignee as given), ``aud`` (``https://management.azure.com/`` by
+``sub``, ``name`` (the assignee as given), ``xms_rbac`` (true on tokens of directory
+principals: RBAC applies; absent on the store owner's tokens, see
+:mod:`imagestore.identity.authorize`), ``aud`` (``https://management.azure.com/`` by
 default: what ARM clients ask a token for), ``iss``, ``iat``, ``nbf``, ``exp``.
 """
 

@@ -1,0 +1,69 @@
+"""Which RBAC action a route performs, over which scope, and the check before the handler.
+
+The action is derived from the route's path template, as ARM names operations: the
+provider namespace and the resource-type segments (names dropped), then the verb — ``read``
+for GET/HEAD, ``write`` for PUT/PATCH, ``delete`` for DELETE, and for a POST the last
+segment + ``/action``::
+
+    GET  …/galleries/{g}/images/{i}/versions/{v}  Microsoft.Compute/galleries/images/versions/read
+    POST …/disks/{d}/beginGetAccess               Microsoft.Compute/disks/beginGetAccess/action
+    PUT  /subscriptions/{s}/resourceGroups/{rg}   Microsoft.Resources/subscriptions/resourceGroups/write
+
+The scope is the request's resource path (a collection's path for a list; a POST action's
+resource without the action segment). Not authorized beyond the token (decisions): the
+subscription and tenant lists (``/subscriptions``, ``/tenants``: every signed-in principal
+may list them in Azure), and polling a long-running operation (``…/locations/{l}/operations``,
+``operationResults``, ``DiskOperations``: its id is unguessable and Azure lets the caller who
+started it poll it whatever its scope).
+"""
+
+from __future__ import annotations
+
+from ..gallery.directory_repository import DirectoryRepository
+from ..identity import authorize
+from ..identity.tokens import Claims
+
+_VERBS = {"GET": "read", "HEAD": "read", "PUT": "write", "PATCH": "write", "DELETE": "delete"}
+_UNCHECKED_TYPES = {"operations", "operationresults", "diskoperations"}
+
+
+def action_and_scope(method: str, template: str, path: str) -> tuple[str, str] | None:
+    """(action, scope) of a request, or None when the route is not RBAC-checked."""
+    tsegs = template.strip("/").split("/")
+    psegs = path.strip("/").split("/")
+    if len(tsegs) != len(psegs) or tsegs[0] != "subscriptions" or len(tsegs) < 2:
+        return None
+    if "providers" in tsegs:
+        i = tsegs.index("providers")
+        namespace = psegs[i + 1]
+        rest = tsegs[i + 2:]
+    else:  # /subscriptions/{s}/resourceGroups/{rg}
+        namespace = "Microsoft.Resources"
+        rest = tsegs
+    types = [t for t in rest if not t.startswith("{")]
+    if not types or any(t.lower() in _UNCHECKED_TYPES for t in types):
+        return None
+    if method == "POST":
+        action = "/".join([namespace, *types[:-1], types[-1], "action"])
+        scope_segs = psegs[:-1]
+    else:
+        action = "/".join([namespace, *types, _VERBS.get(method, "read")])
+        scope_segs = psegs
+    return action, "/" + "/".join(scope_segs)
+
+
+def client_name(claims: Claims) -> str:
+    """How ARM names the caller first: a user's UPN, a service principal's app id."""
+    return str(claims.raw.get("appid") or claims.raw.get("upn") or claims.oid)
+
+
+def check(dr: DirectoryRepository, claims: Claims, method: str, template: str,
+          path: str) -> None:
+    """Authorize a request (nothing to do for the store owner's tokens)."""
+    if authorize.is_owner(claims):
+        return
+    found = action_and_scope(method, template, path)
+    if found is None:
+        return
+    action, scope = found
+    authorize.check(dr, claims.oid, action, scope, client=client_name(claims))

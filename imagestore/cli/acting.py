@@ -1,0 +1,129 @@
+"""``--as PRINCIPAL``: run a command as a directory principal, authorized by RBAC first.
+
+Without ``--as`` the CLI is the store owner (whoever can open the store's files can do
+anything with them: the filesystem is the boundary) and nothing is checked. With it, the
+command's ARM action and scope — the same the REST API checks for the same operation — must
+be granted by the principal's role assignments, else exit 14 with ARM's AuthorizationFailed
+message. A command that has no RBAC mapping yet is refused under ``--as`` (exit 3) rather than
+run unchecked.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from ..errors import InvalidArgument
+from ..gallery import ids
+from ..identity import authorize, directory
+from .common import acting_as, open_home
+
+_C = "Microsoft.Compute"
+
+
+def _rg(p: dict) -> str:
+    return f"/subscriptions/{ids.SUBSCRIPTION}/resourceGroups/{p.get('rg') or ids.DEFAULT_RG}"
+
+
+def _g(p: dict) -> str:
+    return f"{_rg(p)}/providers/{_C}/galleries/{p['gallery']}"
+
+
+def _i(p: dict) -> str:
+    return f"{_g(p)}/images/{p['image']}"
+
+
+def _v(p: dict) -> str:
+    return f"{_i(p)}/versions/{p['version']}"
+
+
+def _disk(p: dict) -> str:
+    return f"{_rg(p)}/providers/{_C}/disks/{p['name']}"
+
+
+def _sub(_p: dict) -> str:
+    return f"/subscriptions/{ids.SUBSCRIPTION}"
+
+
+def _rg_or_sub(p: dict) -> str:
+    return _rg(p) if p.get("rg") else _sub(p)
+
+
+def _given_scope(p: dict) -> str:
+    return (p.get("scope") or _sub(p)).rstrip("/")
+
+
+#: command path -> (action, scope of the command's parameters)
+ACTIONS: dict[str, tuple[str, Callable[[dict], str]]] = {
+    "sig create": (f"{_C}/galleries/write", _g),
+    "sig update": (f"{_C}/galleries/write", _g),
+    "sig show": (f"{_C}/galleries/read", _g),
+    "sig delete": (f"{_C}/galleries/delete", _g),
+    "sig list": (f"{_C}/galleries/read", _rg_or_sub),
+    "sig image-definition create": (f"{_C}/galleries/images/write", _i),
+    "sig image-definition update": (f"{_C}/galleries/images/write", _i),
+    "sig image-definition show": (f"{_C}/galleries/images/read", _i),
+    "sig image-definition delete": (f"{_C}/galleries/images/delete", _i),
+    "sig image-definition list": (f"{_C}/galleries/images/read", _g),
+    "sig image-version create": (f"{_C}/galleries/images/versions/write", _v),
+    "sig image-version update": (f"{_C}/galleries/images/versions/write", _v),
+    "sig image-version show": (f"{_C}/galleries/images/versions/read", _v),
+    "sig image-version wait": (f"{_C}/galleries/images/versions/read", _v),
+    "sig image-version delete": (f"{_C}/galleries/images/versions/delete", _v),
+    "sig image-version list": (f"{_C}/galleries/images/versions/read", _i),
+    "disk show": (f"{_C}/disks/read", _disk),
+    "disk delete": (f"{_C}/disks/delete", _disk),
+    "disk list": (f"{_C}/disks/read", _rg_or_sub),
+    "disk grant-access": (f"{_C}/disks/beginGetAccess/action", _disk),
+    "disk revoke-access": (f"{_C}/disks/endGetAccess/action", _disk),
+    "role definition list": ("Microsoft.Authorization/roleDefinitions/read", _sub),
+    "role assignment create": ("Microsoft.Authorization/roleAssignments/write", _given_scope),
+    "role assignment delete": ("Microsoft.Authorization/roleAssignments/delete", _given_scope),
+    "role assignment list": ("Microsoft.Authorization/roleAssignments/read", _given_scope),
+    "account show": ("Microsoft.Resources/subscriptions/read", _sub),
+}
+
+
+def _check(ctx: click.Context, params: dict[str, Any]) -> None:
+    who = acting_as(ctx)
+    if who is None:
+        return  # the store owner
+    path = ctx.command_path.split(" ", 1)[1] if " " in ctx.command_path else ctx.command_path
+    found = ACTIONS.get(path)
+    if found is None:
+        raise InvalidArgument(f"as: 'imagestore {path}' cannot run --as a principal (it has "
+                              f"no RBAC action yet); run it as the store owner", target="as")
+    action, scope_of = found
+    home = open_home(ctx, create=False)
+    with directory.open_directory(home) as dr:
+        p = directory.resolve(dr, home, who)
+        if p.type == directory.GROUP:
+            raise InvalidArgument(f"as: '{who}' is a group; act as a user or service "
+                                  f"principal", target="as")
+        authorize.check(dr, p.object_id, action, scope_of(params), client=p.name)
+
+
+def _wrap(cmd: click.Command) -> None:
+    inner = cmd.callback
+    if inner is None or getattr(inner, "_rbac_wrapped", False):
+        return
+
+    @functools.wraps(inner)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        _check(click.get_current_context(), kwargs)
+        return inner(*args, **kwargs)
+
+    run._rbac_wrapped = True  # type: ignore[attr-defined]
+    cmd.callback = run
+
+
+def install(group: click.Group) -> None:
+    """Authorize every leaf command of ``group`` (recursively) before it runs."""
+    for cmd in group.commands.values():
+        if isinstance(cmd, click.Group):
+            install(cmd)
+        else:
+            _wrap(cmd)
