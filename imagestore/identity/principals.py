@@ -165,7 +165,10 @@ def create(store, name: str, *, years: int = SECRET_YEARS,  # noqa: ANN001
             raise
     finally:
         con.close()
-    if old is None and role is not None:
+    if old is None and role is not None and os.path.exists(
+            os.path.join(keyfile.store_root(store), "imagestore.json")):
+        # (a bare identity directory, without a store and so without a gallery database,
+        # has no scope to assign on)
         from ..gallery import ids
         from . import assignments, directory
 
