@@ -9,6 +9,10 @@ segment + ``/action``::
     POST …/disks/{d}/beginGetAccess               Microsoft.Compute/disks/beginGetAccess/action
     PUT  /subscriptions/{s}/resourceGroups/{rg}   Microsoft.Resources/subscriptions/resourceGroups/write
 
+A PUT whose body references other resources (a version's source, a disk's image, a VM's
+disks) also needs the linked action on each (:func:`linked`; 403
+``LinkedAuthorizationFailed``).
+
 The scope is the request's resource path (a collection's path for a list; a POST action's
 resource without the action segment). Not authorized beyond the token (decisions): the
 subscription and tenant lists (``/subscriptions``, ``/tenants``: every signed-in principal
@@ -19,6 +23,10 @@ started it poll it whatever its scope).
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
+from ..errors import AuthorizationFailed
 from ..gallery.directory_repository import DirectoryRepository
 from ..identity import authorize
 from ..identity.tokens import Claims
@@ -52,18 +60,103 @@ def action_and_scope(method: str, template: str, path: str) -> tuple[str, str] |
     return action, "/" + "/".join(scope_segs)
 
 
+#: the spec's permission table for an image version's source (what the caller needs on the
+#: source resource): VM = Write, disk/snapshot = Write, VHD = listKeys on the storage
+#: account, managed image = Read, gallery image (version) = Read
+VERSION_SOURCE_VERBS = {
+    "Microsoft.Compute/virtualMachines": "write",
+    "Microsoft.Compute/disks": "write",
+    "Microsoft.Compute/snapshots": "write",
+    "Microsoft.Compute/images": "read",
+    "Microsoft.Compute/galleries/images/versions": "read",
+    "Microsoft.Compute/galleries/images": "read",
+}
+_LIST_KEYS = "Microsoft.Storage/storageAccounts/listKeys/action"
+_ID_KEYS = {"id", "virtualmachineid", "sourceresourceid", "storageaccountid"}
+_ARM_ID = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/(?P<ns>[^/]+)"
+                     r"/(?P<rest>[^?#]+)$", re.IGNORECASE)
+
+
+def resource_type(arm_id: str) -> str | None:
+    """``Microsoft.Compute/galleries/images/versions`` for a version's id (None: no id)."""
+    m = _ARM_ID.match(arm_id.strip().rstrip("/"))
+    if m is None:
+        return None
+    segs = m["rest"].split("/")
+    if len(segs) % 2:
+        return None
+    return "/".join([m["ns"], *segs[0::2]])
+
+
+def _ids(node: Any, out: list[str], top: bool = True) -> None:  # noqa: ANN401 - JSON
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if isinstance(v, str) and k.lower() in _ID_KEYS and not top:
+                out.append(v)
+            elif isinstance(v, (dict, list)):
+                _ids(v, out, top=False)
+    elif isinstance(node, list):
+        for v in node:
+            _ids(v, out, top=False)
+
+
+def linked(template: str, body: Any) -> list[tuple[str, str]]:  # noqa: ANN401 - JSON
+    """(action, scope) on every resource a PUT's body references: for an image version the
+    source table above; for anything else (a disk, VM or managed image made from another
+    resource) ``read`` of it, which is what deploying needs; a storage account
+    ``listKeys``."""
+    if not isinstance(body, dict):
+        return []
+    found: list[str] = []
+    _ids(body.get("properties"), found, top=False)
+    is_version = template.rstrip("/").endswith("/versions/{galleryImageVersionName}")
+    out: list[tuple[str, str]] = []
+    for ref in found:
+        rtype = resource_type(ref)
+        if rtype is None:
+            continue  # not an ARM id: the handler refuses it
+        scope = ref.strip().rstrip("/")
+        if rtype.lower() == "microsoft.storage/storageaccounts":
+            out.append((_LIST_KEYS, scope))
+            continue
+        verb = "read"
+        if is_version:
+            verb = next((v for t, v in VERSION_SOURCE_VERBS.items() if t.lower() == rtype.lower()),
+                        "read")
+        out.append((f"{rtype}/{verb}", scope))
+    return out
+
+
+def linked_message(client: str, oid: str, action: str, scope: str, linked_action: str,
+                   linked_scope: str) -> str:
+    """ARM's LinkedAuthorizationFailed text."""
+    return (f"The client '{client}' with object id '{oid}' has permission to perform action "
+            f"'{action}' on scope '{scope}'; however, it does not have permission to perform "
+            f"action '{linked_action}' on the linked scope(s) '{linked_scope}' or the linked "
+            f"scope(s) are invalid.")
+
+
 def client_name(claims: Claims) -> str:
     """How ARM names the caller first: a user's UPN, a service principal's app id."""
     return str(claims.raw.get("appid") or claims.raw.get("upn") or claims.oid)
 
 
 def check(dr: DirectoryRepository, claims: Claims, method: str, template: str,
-          path: str) -> None:
-    """Authorize a request (nothing to do for the store owner's tokens)."""
+          path: str, body: Any = None) -> None:  # noqa: ANN401 - JSON
+    """Authorize a request (nothing to do for the store owner's tokens): its own action,
+    then — for a PUT — every resource its body links to (403 LinkedAuthorizationFailed)."""
     if authorize.is_owner(claims):
         return
     found = action_and_scope(method, template, path)
     if found is None:
         return
     action, scope = found
-    authorize.check(dr, claims.oid, action, scope, client=client_name(claims))
+    client = client_name(claims)
+    authorize.check(dr, claims.oid, action, scope, client=client)
+    if method != "PUT":
+        return
+    for laction, lscope in linked(template, body):
+        if not authorize.allowed(dr, claims.oid, laction, lscope):
+            raise AuthorizationFailed(
+                linked_message(client, claims.oid, action, scope, laction, lscope),
+                action=laction, scope=lscope, code="LinkedAuthorizationFailed")

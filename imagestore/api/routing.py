@@ -175,7 +175,7 @@ def arm_route(ctx: ApiContext, path: str, methods: list[str], handler: Handler,
 def _authorized(handler: Handler, req: ArmRequest, template: str) -> Reply:
     """RBAC before the handler (issue 15; :mod:`.authz`), then the handler."""
     authz.check(DirectoryRepository(req.svc.repo.con), req.claims, req.method, template,
-                req.url_path)
+                req.url_path, req.body)
     return handler(req)
 
 

@@ -232,3 +232,61 @@ def test_assignment_commands_refuse_bad_input(world):
     assert r.exit_code == 5 and "already exists" in r.stderr
     r = w["cli"]("ad", "group", "member", "add", "-g", "grp", "--member-id", "outer")
     assert r.exit_code == 5 and "contain itself" in r.stderr
+
+
+def test_linked_authorization_of_a_version_source(world):
+    """The spec's source table: a snapshot source needs Write on the snapshot (Reader is not
+    enough), a VHD with its storage account needs listKeys; both 403
+    LinkedAuthorizationFailed naming the linked action and scope."""
+    w, o = world, world["oids"]
+    cli = w["cli"]
+    if not cli.json("role", "assignment", "list", "--assignee", upn("alice")):
+        pytest.skip("needs the gallery of the reference-case test")
+    owner = ComputeManagementClient(**sdk_kwargs(
+        w["server"].url, cli.json("token", "create")["accessToken"], polling_interval=0))
+    owner.snapshots.begin_create_or_update("rbacsrc", "snap", m.Snapshot(
+        location="local", creation_data=m.CreationData(create_option="Import",
+                                                       source_uri="file://" + w["src"]))).result()
+    snap_id = f"{SUB}/resourceGroups/rbacsrc/providers/{C}/snapshots/snap"
+    cli.json("ad", "user", "create", "--user-principal-name", upn("hank"), "--display-name", "H",
+             "--tenant", w["tenant"])
+    w["oids"]["hank"] = cli.json("ad", "user", "show", "--id", upn("hank"))["id"]
+    assign(w, upn("hank"), "Compute Gallery Artifacts Publisher", G_ID)
+    assign(w, upn("hank"), "Reader", snap_id)
+    hank = client(w, "hank")
+    body = m.GalleryImageVersion(location="local", storage_profile=m.GalleryImageVersionStorageProfile(
+        os_disk_image=m.GalleryOSDiskImage(source=m.GalleryDiskImageSource(id=snap_id))))
+    target = f"{D_ID}/versions/2.0.0"
+    with pytest.raises(HttpResponseError) as e:
+        hank.gallery_image_versions.begin_create_or_update(RG, "G", "D", "2.0.0", body).result()
+    assert e.value.status_code == 403 and e.value.error.code == "LinkedAuthorizationFailed"
+    assert e.value.error.message == (
+        f"The client '{upn('hank')}' with object id '{o['hank']}' has permission to perform "
+        f"action '{C}/galleries/images/versions/write' on scope '{target}'; however, it does "
+        f"not have permission to perform action '{C}/snapshots/write' on the linked scope(s) "
+        f"'{snap_id}' or the linked scope(s) are invalid.")
+    # a VHD in a storage account: listKeys on the account
+    acct = f"{SUB}/resourceGroups/rbacsrc/providers/Microsoft.Storage/storageAccounts/acct"
+    vhd = m.GalleryImageVersion(location="local", storage_profile=m.GalleryImageVersionStorageProfile(
+        os_disk_image=m.GalleryOSDiskImage(source=m.GalleryDiskImageSource(
+            uri="https://acct.blob.core.windows.net/c/os.vhd", storage_account_id=acct))))
+    with pytest.raises(HttpResponseError) as e:
+        hank.gallery_image_versions.begin_create_or_update(RG, "G", "D", "2.0.1", vhd).result()
+    assert e.value.status_code == 403 and e.value.error.code == "LinkedAuthorizationFailed"
+    assert "'Microsoft.Storage/storageAccounts/listKeys/action' on the linked scope(s) " \
+           f"'{acct}'" in e.value.error.message
+    # another gallery's version as the source: Read on it is needed, and enough
+    owner.galleries.begin_create_or_update("rbacsrc", "G2", m.Gallery(location="local")).result()
+    owner.gallery_images.begin_create_or_update("rbacsrc", "G2", "D", definition("D", "x")).result()
+    owner.gallery_image_versions.begin_create_or_update("rbacsrc", "G2", "D", "1.0.0",
+                                                        version_body(w)).result()
+    src = f"{SUB}/resourceGroups/rbacsrc/providers/{C}/galleries/G2/images/D/versions/1.0.0"
+    copy = m.GalleryImageVersion(location="local", storage_profile=m.GalleryImageVersionStorageProfile(
+        source=m.GalleryArtifactVersionFullSource(id=src)))
+    with pytest.raises(HttpResponseError) as e:
+        hank.gallery_image_versions.begin_create_or_update(RG, "G", "D", "2.0.0", copy).result()
+    assert e.value.status_code == 403 and e.value.error.code == "LinkedAuthorizationFailed"
+    assert f"'{C}/galleries/images/versions/read' on the linked scope(s) '{src}'" in e.value.error.message
+    assign(w, upn("hank"), "Reader", src)
+    v = hank.gallery_image_versions.begin_create_or_update(RG, "G", "D", "2.0.0", copy).result()
+    assert v.provisioning_state == "Succeeded" and v.storage_profile.source.id == src

@@ -120,3 +120,25 @@ def test_route_actions_and_scopes():
     ]
     for method, template, path, want in cases:
         assert action_and_scope(method, template, path) == want, (method, template)
+
+
+def test_linked_actions_follow_the_source_table():
+    from imagestore.api.authz import linked
+
+    ver = "/subscriptions/{s}/resourceGroups/{r}/providers/Microsoft.Compute/galleries/{g}/images/{i}/versions/{galleryImageVersionName}"
+    rg = f"{SUB}/resourceGroups/src/providers"
+    vm, disk, snap = f"{rg}/{C}/virtualMachines/vm", f"{rg}/{C}/disks/d", f"{rg}/{C}/snapshots/s"
+    img, acct = f"{rg}/{C}/images/mi", f"{rg}/Microsoft.Storage/storageAccounts/a"
+    sp = {"source": {"virtualMachineId": vm}, "osDiskImage": {"source": {"id": snap}},
+          "dataDiskImages": [{"lun": 0, "source": {"id": disk}},
+                             {"lun": 1, "source": {"uri": "https://a/c/x.vhd", "storageAccountId": acct}}]}
+    assert linked(ver, {"properties": {"storageProfile": sp}}) == [
+        (f"{C}/virtualMachines/write", vm), (f"{C}/snapshots/write", snap),
+        (f"{C}/disks/write", disk), ("Microsoft.Storage/storageAccounts/listKeys/action", acct)]
+    assert linked(ver, {"properties": {"storageProfile": {"source": {"id": img}}}}) == [
+        (f"{C}/images/read", img)]
+    # a disk from a gallery version needs read of it; the body's own top-level id is ignored
+    disk_t = "/subscriptions/{s}/resourceGroups/{r}/providers/Microsoft.Compute/disks/{diskName}"
+    assert linked(disk_t, {"id": disk, "properties": {"creationData": {
+        "galleryImageReference": {"id": V}}}}) == [(f"{C}/galleries/images/versions/read", V)]
+    assert linked(disk_t, {"properties": {"creationData": {"sourceUri": "file:///x"}}}) == []
