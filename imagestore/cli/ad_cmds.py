@@ -12,7 +12,7 @@ from .output import emit
 
 @click.group("ad")
 def ad_group() -> None:
-    """The directory: service principals (az ad)."""
+    """The directory: tenants, users, groups, service principals (az ad)."""
 
 
 @ad_group.group("sp")
@@ -29,8 +29,9 @@ def sp_group() -> None:
 @click.pass_context
 def sp_create_for_rbac(ctx: click.Context, display_name: str, years: int) -> None:
     """Create a service principal and print its credentials as az does: {appId, displayName,
-    password, tenant}. The password is shown only now (it is stored hashed). Until role
-    assignments exist, a principal's token grants what the local user has.
+    password, tenant}. The password is shown only now (it is stored hashed). A new principal
+    gets Contributor on the local subscription (as az before 2.37); its tokens can do what its
+    role assignments allow (`imagestore role assignment …`).
 
     \b
     Example:

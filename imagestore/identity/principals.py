@@ -1,11 +1,13 @@
 """The directory's service principals: applications that sign in with a client id and a
 secret (OAuth2 client credentials), as ``az ad sp create-for-rbac`` makes them.
 
-Kept in ``<store>/identity/directory.sqlite`` (its own small database in the access layer:
-the gallery's metadata knows nothing of principals; the RBAC issue grows this into tenants,
-users and groups). A secret is shown once, when it is made, and stored only as a salted
+Kept in ``<store>/identity/directory.sqlite`` (its own small database in the 0700 identity
+directory: secret hashes are credentials and stay out of the gallery database, which holds
+the rest of the directory — tenants, users, groups, role assignments, :mod:`.directory`).
+A secret is shown once, when it is made, and stored only as a salted
 scrypt hash; checking one compares in constant time. Every principal belongs to the local
-tenant (:data:`imagestore.identity.account.TENANT`) until tenants exist.
+tenant (:data:`imagestore.identity.account.TENANT`); service principals in other tenants
+(multi-tenant apps, issue 15's cross-tenant case) are still to come.
 
 ``create(store, name)`` makes a principal (or, like az, gives the existing principal of that
 display name a new secret, the old one stops working) and returns what az prints:
