@@ -25,20 +25,30 @@ def sp_group() -> None:
               help="Display name; an existing principal of that name gets a new secret.")
 @click.option("--years", type=click.IntRange(1, 100), default=principals.SECRET_YEARS,
               show_default=True, help="Years the secret stays valid.")
+@click.option("--role", default="Contributor", show_default=True, metavar="ROLE",
+              help="Role a new principal gets at --scopes.")
+@click.option("--scopes", "scopes", multiple=True, metavar="SCOPE",
+              help="Scopes of the role (repeat, or space-separated; default the local "
+                   "subscription).")
+@click.option("--skip-assignment", is_flag=True, default=False,
+              help="Create no role assignment.")
 @common_options
 @click.pass_context
-def sp_create_for_rbac(ctx: click.Context, display_name: str, years: int) -> None:
+def sp_create_for_rbac(ctx: click.Context, display_name: str, years: int, role: str,
+                       scopes: tuple[str, ...], skip_assignment: bool) -> None:
     """Create a service principal and print its credentials as az does: {appId, displayName,
     password, tenant}. The password is shown only now (it is stored hashed). A new principal
-    gets Contributor on the local subscription (as az before 2.37); its tokens can do what its
-    role assignments allow (`imagestore role assignment …`).
+    gets --role at --scopes (default Contributor on the local subscription, as az before
+    2.37); its tokens can do what its role assignments allow (`imagestore role assignment`).
 
     \b
     Example:
       imagestore ad sp create-for-rbac --name ci-bot
       az login --service-principal -u APP_ID -p PASSWORD --tenant TENANT
     """
-    emit(ctx, principals.create(open_home(ctx), display_name, years=years))
+    flat = [x for s in scopes for x in s.split()]
+    emit(ctx, principals.create(open_home(ctx), display_name, years=years,
+                                role=None if skip_assignment else role, scopes=flat or None))
 
 
 @sp_group.command("show")

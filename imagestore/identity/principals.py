@@ -131,6 +131,22 @@ def _check_name(name: str) -> str:
     return name.strip()
 
 
+def _grant(store, role: str | None, scopes: list[str] | None) -> list[str]:  # noqa: ANN001
+    """The scopes a new principal gets ``role`` at (checked: role and scopes exist). A bare
+    identity directory, without a store and so without a gallery database, has no scope to
+    assign on: nothing is granted there."""
+    if role is None or not os.path.exists(
+            os.path.join(keyfile.store_root(store), "imagestore.json")):
+        return []
+    from ..gallery import ids
+    from . import assignments, directory, roles
+
+    roles.get(role)
+    wanted = list(scopes or [f"/subscriptions/{ids.SUBSCRIPTION}"])
+    with directory.open_directory(store) as dr:
+        return [assignments.check_scope(dr, s) for s in wanted]
+
+
 def create(store, name: str, *, years: int = SECRET_YEARS,  # noqa: ANN001
            role: str | None = "Contributor", scopes: list[str] | None = None) -> dict:
     """A new service principal named ``name`` with a new secret, or a new secret for the one
@@ -139,6 +155,7 @@ def create(store, name: str, *, years: int = SECRET_YEARS,  # noqa: ANN001
     local subscription, as ``az ad sp create-for-rbac`` did before az 2.37; ``role=None``:
     no assignment)."""
     name = _check_name(name)
+    grant = _grant(store, role, scopes)  # checked before anything is written
     secret = secrets.token_urlsafe(30)
     salt = secrets.token_bytes(16)
     digest = _hash(secret, salt)
@@ -167,15 +184,11 @@ def create(store, name: str, *, years: int = SECRET_YEARS,  # noqa: ANN001
             raise
     finally:
         con.close()
-    if old is None and role is not None and os.path.exists(
-            os.path.join(keyfile.store_root(store), "imagestore.json")):
-        # (a bare identity directory, without a store and so without a gallery database,
-        # has no scope to assign on)
-        from ..gallery import ids
+    if old is None and grant:
         from . import assignments, directory
 
         with directory.open_directory(store) as dr:
-            for scope in scopes or [f"/subscriptions/{ids.SUBSCRIPTION}"]:
+            for scope in grant:
                 assignments.create(dr, store, app_id, role, scope)
     return {"appId": app_id, "displayName": name, "password": secret, "tenant": TENANT}
 

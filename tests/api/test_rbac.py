@@ -290,3 +290,28 @@ def test_linked_authorization_of_a_version_source(world):
     assign(w, upn("hank"), "Reader", src)
     v = hank.gallery_image_versions.begin_create_or_update(RG, "G", "D", "2.0.0", copy).result()
     assert v.provisioning_state == "Succeeded" and v.storage_profile.source.id == src
+
+
+def test_create_for_rbac_role_and_scopes_and_more_commands_under_as(world):
+    w = world
+    cli = w["cli"]
+    r = cli("ad", "sp", "create-for-rbac", "--name", "bad-bot", "--role", "Nope")
+    assert r.exit_code == 4 and "Role 'Nope' doesn't exist." in r.stderr
+    assert cli.json("ad", "sp", "list", "--query", "[?displayName=='bad-bot']") == []
+    scope_a = f"{SUB}/resourceGroups/vm-a"
+    sp = cli.json("ad", "sp", "create-for-rbac", "--name", "vm-reader", "--role", "Reader",
+                  "--scopes", scope_a)
+    got = cli.json("role", "assignment", "list", "--assignee", sp["appId"])
+    assert [(a["roleDefinitionName"], a["scope"]) for a in got] == [("Reader", scope_a)]
+    assert cli.json("--as", sp["appId"], "vm", "list", "-g", "vm-a") == []
+    oid = got[0]["principalId"]
+    for args, action, scope in [
+        (["vm", "list", "-g", "vm-b"], f"{C}/virtualMachines/read", f"{SUB}/resourceGroups/vm-b"),
+        (["vm", "start", "-g", "vm-a", "-n", "x"], f"{C}/virtualMachines/start/action",
+         f"{scope_a}/providers/{C}/virtualMachines/x"),
+        (["snapshot", "delete", "-g", "vm-a", "-n", "s"], f"{C}/snapshots/delete",
+         f"{scope_a}/providers/{C}/snapshots/s"),
+    ]:
+        r = cli("--as", "vm-reader", *args)
+        assert r.exit_code == 14, (args, r.stderr)
+        assert authorize.message(sp["appId"], oid, action, scope) in r.stderr
