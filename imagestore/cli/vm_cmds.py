@@ -264,4 +264,4 @@ def capture_from_vm(ctx: click.Context, vm: str, rg: str, gallery: str, image: s
     src = svc.vms.capture_sources(vm, rg, definition)
     return {"os_vhd_uri": src["os"], "data_vhds_uris": [p for _lun, p in src["data"]],
             "data_vhds_luns": [lun for lun, _p in src["data"]],
-            "allow_parent_dir": src["allowParentDir"]}
+            "allow_parent_dir": src["allowParentDir"], "source_resource_id": src["vmId"]}

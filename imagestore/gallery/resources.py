@@ -98,6 +98,8 @@ def version_json(row: sqlite3.Row, disks: list[sqlite3.Row], regions: list[sqlit
     sp: dict = {}
     if by_ref:
         sp["source"] = {"id": row["source_version_id"]}
+        if "/providers/microsoft.compute/virtualmachines/" in row["source_version_id"].lower():
+            sp["source"]["virtualMachineId"] = row["source_version_id"]  # captured from a VM
     os_disk = [d for d in disks if d["lun"] < 0]
     data = sorted((d for d in disks if d["lun"] >= 0), key=lambda d: d["lun"])
     if os_disk:

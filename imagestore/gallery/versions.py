@@ -171,12 +171,15 @@ class Versions:
         allow_parent_dir: str | None = None, no_wait: bool = False, source_format: str = "auto",
         os_snapshot: str | None = None, data_snapshots: list[str] | tuple[str, ...] = (),
         data_snapshot_luns: list[int] | tuple[int, ...] = (), managed_image: str | None = None,
+        source_resource_id: str | None = None,
     ) -> dict:
         """Create a version from disk files (``os_vhd_uri``, ``data_vhds_uris``; read as
         ``source_format``: "auto" detects and refuses non-disks, "raw" takes the bytes) or from
         another version (``image_version``, by reference: no data written), or from snapshots
         (``os_snapshot``, ``data_snapshots`` at ``data_snapshot_luns``) or a managed image
-        (``managed_image``), sharing their manifests (see :mod:`.version_sources`). ``no_wait``:
+        (``managed_image``), sharing their manifests (see :mod:`.version_sources`).
+        ``source_resource_id``: the ARM id of the resource the disk files belong to (a VM
+        captured by the compute layer), recorded as ``storageProfile.source.id``. ``no_wait``:
         return at once (provisioningState Creating); capture and replication run in the
         background. Otherwise the capture runs here and replication is done before returning
         (a failed region raises Conflict; the version stays, Failed, as in Azure)."""
@@ -210,6 +213,8 @@ class Versions:
             if plan.resources.disks:
                 disks = sorted(disks + plan.resources.disks, key=lambda d: d.lun)
                 source_id = plan.resources.source_id
+            if source_id is None and source_resource_id:
+                source_id = source_resource_id
             payload = {}
             if capture_later:
                 payload["capture"] = {"sources": [s.to_json() for s in plan.sources],

@@ -281,6 +281,8 @@ def test_power_generalize_and_capture_rules_without_boot(gal):
     v = gal.json("sig", "image-version", "create", "-r", "g", "-i", "gen", "-e", "3.0.0",
                  "--virtual-machine", "vm1")
     assert [d["lun"] for d in v["properties"]["storageProfile"]["dataDiskImages"]] == [1, 3]
+    # the version names the VM it came from, as Azure's storageProfile.source does
+    assert v["properties"]["storageProfile"]["source"] == {"id": vmid, "virtualMachineId": vmid}
 
 
 def test_delete_with_and_without_disks(gal):
