@@ -48,23 +48,30 @@ def load(store: Any, name: str, nbytes: int = 32, *, create: bool = True) -> byt
             raise NotFound(f"{path}: no such key (nothing was signed with it yet)") from None
     except OSError as e:
         raise from_oserror(e, path) from None
-    d = os.path.dirname(path)
     try:
-        os.makedirs(d, mode=0o700, exist_ok=True)
-        tmp = os.path.join(d, f".tmp-{secrets.token_hex(8)}-{name}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, secrets.token_bytes(nbytes))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)  # fails if another process published a key first
-        except FileExistsError:
-            pass
-        finally:
-            os.unlink(tmp)
-        fsync_dir(d)
+        create_new(path, nbytes)
         return _read(path, nbytes)
     except OSError as e:
         raise from_oserror(e, path) from None
+
+
+def create_new(path: str, nbytes: int) -> None:
+    """Publish ``nbytes`` random bytes at ``path`` unless a key is there already: temp file
+    (0600, in a 0700 directory), fsync, ``link()`` (which fails if another process published
+    first: the caller then reads the winner's), directory fsync. OSError passes through."""
+    d = os.path.dirname(path)
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    tmp = os.path.join(d, f".tmp-{secrets.token_hex(8)}-{os.path.basename(path)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, secrets.token_bytes(nbytes))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
+    fsync_dir(d)

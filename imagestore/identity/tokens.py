@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from typing import Any
 import jwt
 
 from ..errors import InvalidArgument, Unauthenticated, from_oserror
-from ..fsutil import fsync_dir
+from . import keyfile
 from .account import TENANT
 
 ALGORITHM = "HS256"
@@ -66,16 +65,9 @@ class Claims:
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
-def _root(store: Any) -> str:
-    """A store root from a :class:`~imagestore.home.Home` or a path."""
-    if isinstance(store, (str, os.PathLike)):
-        return os.fspath(store)
-    return os.fspath(store.root)  # a Home
-
-
 def key_path(store: Any) -> str:
     """Where the store's signing key lives."""
-    return os.path.join(_root(store), KEY_DIR, KEY_FILE)
+    return keyfile.key_path(store, KEY_FILE)
 
 
 #: path -> (inode, mtime_ns, key): a server verifies every request; the key file is read again
@@ -109,23 +101,8 @@ def signing_key(store: Any, *, create: bool = True) -> bytes:
                                   code="InvalidAuthenticationToken") from None
     except OSError as e:
         raise from_oserror(e, path) from None
-    d = os.path.dirname(path)
     try:
-        os.makedirs(d, mode=0o700, exist_ok=True)
-        tmp = os.path.join(d, f".tmp-{secrets.token_hex(8)}-{KEY_FILE}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, secrets.token_bytes(KEY_BYTES))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)  # fails if another process published a key first
-        except FileExistsError:
-            pass
-        finally:
-            os.unlink(tmp)
-        fsync_dir(d)
+        keyfile.create_new(path, KEY_BYTES)
         return _read_key(path)
     except OSError as e:
         raise from_oserror(e, path) from None
