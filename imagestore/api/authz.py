@@ -23,12 +23,11 @@ started it poll it whatever its scope).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from ..errors import AuthorizationFailed
 from ..gallery.directory_repository import DirectoryRepository
 from ..identity import authorize
+from ..identity import linked as linked_mod
 from ..identity.tokens import Claims
 
 _VERBS = {"GET": "read", "HEAD": "read", "PUT": "write", "PATCH": "write", "DELETE": "delete"}
@@ -60,32 +59,7 @@ def action_and_scope(method: str, template: str, path: str) -> tuple[str, str] |
     return action, "/" + "/".join(scope_segs)
 
 
-#: the spec's permission table for an image version's source (what the caller needs on the
-#: source resource): VM = Write, disk/snapshot = Write, VHD = listKeys on the storage
-#: account, managed image = Read, gallery image (version) = Read
-VERSION_SOURCE_VERBS = {
-    "Microsoft.Compute/virtualMachines": "write",
-    "Microsoft.Compute/disks": "write",
-    "Microsoft.Compute/snapshots": "write",
-    "Microsoft.Compute/images": "read",
-    "Microsoft.Compute/galleries/images/versions": "read",
-    "Microsoft.Compute/galleries/images": "read",
-}
-_LIST_KEYS = "Microsoft.Storage/storageAccounts/listKeys/action"
 _ID_KEYS = {"id", "virtualmachineid", "sourceresourceid", "storageaccountid"}
-_ARM_ID = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/(?P<ns>[^/]+)"
-                     r"/(?P<rest>[^?#]+)$", re.IGNORECASE)
-
-
-def resource_type(arm_id: str) -> str | None:
-    """``Microsoft.Compute/galleries/images/versions`` for a version's id (None: no id)."""
-    m = _ARM_ID.match(arm_id.strip().rstrip("/"))
-    if m is None:
-        return None
-    segs = m["rest"].split("/")
-    if len(segs) % 2:
-        return None
-    return "/".join([m["ns"], *segs[0::2]])
 
 
 def _ids(node: Any, out: list[str], top: bool = True) -> None:  # noqa: ANN401 - JSON
@@ -101,39 +75,21 @@ def _ids(node: Any, out: list[str], top: bool = True) -> None:  # noqa: ANN401 -
 
 
 def linked(template: str, body: Any) -> list[tuple[str, str]]:  # noqa: ANN401 - JSON
-    """(action, scope) on every resource a PUT's body references: for an image version the
-    source table above; for anything else (a disk, VM or managed image made from another
-    resource) ``read`` of it, which is what deploying needs; a storage account
-    ``listKeys``."""
+    """(action, scope) on every resource a PUT's body references
+    (:func:`imagestore.identity.linked.actions`: the version source table for an image
+    version, ``read`` otherwise, ``listKeys`` on a storage account)."""
     if not isinstance(body, dict):
         return []
     found: list[str] = []
     _ids(body.get("properties"), found, top=False)
     is_version = template.rstrip("/").endswith("/versions/{galleryImageVersionName}")
-    out: list[tuple[str, str]] = []
-    for ref in found:
-        rtype = resource_type(ref)
-        if rtype is None:
-            continue  # not an ARM id: the handler refuses it
-        scope = ref.strip().rstrip("/")
-        if rtype.lower() == "microsoft.storage/storageaccounts":
-            out.append((_LIST_KEYS, scope))
-            continue
-        verb = "read"
-        if is_version:
-            verb = next((v for t, v in VERSION_SOURCE_VERBS.items() if t.lower() == rtype.lower()),
-                        "read")
-        out.append((f"{rtype}/{verb}", scope))
-    return out
+    return linked_mod.actions(found, for_version=is_version)
 
 
-def linked_message(client: str, oid: str, action: str, scope: str, linked_action: str,
-                   linked_scope: str) -> str:
-    """ARM's LinkedAuthorizationFailed text."""
-    return (f"The client '{client}' with object id '{oid}' has permission to perform action "
-            f"'{action}' on scope '{scope}'; however, it does not have permission to perform "
-            f"action '{linked_action}' on the linked scope(s) '{linked_scope}' or the linked "
-            f"scope(s) are invalid.")
+def caller(claims: Claims) -> linked_mod.Caller:
+    """The caller of a request: its principal, and those of its auxiliary tokens."""
+    return linked_mod.Caller(claims.oid, client_name(claims), claims.tid,
+                             tuple((a.tid, a.oid) for a in claims.aux))
 
 
 def client_name(claims: Claims) -> str:
@@ -155,8 +111,4 @@ def check(dr: DirectoryRepository, claims: Claims, method: str, template: str,
     authorize.check(dr, claims.oid, action, scope, client=client)
     if method != "PUT":
         return
-    for laction, lscope in linked(template, body):
-        if not authorize.allowed(dr, claims.oid, laction, lscope):
-            raise AuthorizationFailed(
-                linked_message(client, claims.oid, action, scope, laction, lscope),
-                action=laction, scope=lscope, code="LinkedAuthorizationFailed")
+    linked_mod.check(dr, caller(claims), action, scope, linked(template, body))

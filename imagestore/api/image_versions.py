@@ -66,11 +66,23 @@ def _target_regions(b: Body) -> list[dict] | None:
 
 
 def _sources(b: Body) -> dict:
-    """The disk sources of a create request as create()'s arguments."""
-    ref = b.str(f"{_SP}.source.id") or b.str(f"{_SP}.osDiskImage.source.id")
+    """The disk sources of a create request as create()'s arguments: files by URI, snapshots
+    by ``source.id`` of the OS or a data disk image, a managed image or another version by
+    ``storageProfile.source.id``."""
+    ref = b.str(f"{_SP}.source.id")
+    os_id = b.str(f"{_SP}.osDiskImage.source.id")
     os_uri = b.str(f"{_SP}.osDiskImage.source.uri")
+    managed = os_snapshot = None
+    if ref and _is_type(ref, "images"):
+        managed, ref = ref, None
+    if os_id and _is_type(os_id, "snapshots"):
+        os_snapshot = os_id
+    elif os_id and ref is None:
+        ref = os_id
     uris: list[str] = []
     luns: list[int] = []
+    snaps: list[str] = []
+    snap_luns: list[int] = []
     for i, d in enumerate(b.list(f"{_SP}.dataDiskImages") or []):
         f = f"{_SP}.dataDiskImages[{i}]"
         if not isinstance(d, dict):
@@ -80,13 +92,51 @@ def _sources(b: Body) -> dict:
         if lun is None:
             raise InvalidArgument(f"{f}.lun: required", target=f"{f}.lun")
         uri = db.str("source.uri")
+        sid = db.str("source.id")
+        if uri is None and sid is not None:
+            snaps.append(sid)
+            snap_luns.append(lun)
+            continue
         if uri is None:
             raise InvalidArgument(f"{f}.source.uri: required (a file:// URI or a path on the "
-                                  f"server)", target=f"{f}.source.uri")
+                                  f"server, or source.id: a snapshot)", target=f"{f}.source.uri")
         uris.append(uri)
         luns.append(lun)
     return {"os_vhd_uri": os_uri, "data_vhds_uris": uris, "data_vhds_luns": luns,
-            "image_version": ref}
+            "image_version": ref, "managed_image": managed, "os_snapshot": os_snapshot,
+            "data_snapshots": snaps, "data_snapshot_luns": snap_luns}
+
+
+def _is_type(arm_id: str, kind: str) -> bool:
+    """Whether ``arm_id`` is a top-level Microsoft.Compute ``kind`` resource's id."""
+    segs = arm_id.strip("/").split("/")
+    return len(segs) == 8 and segs[5].lower() == "microsoft.compute" and segs[6].lower() == kind
+
+
+def _vm_source(b: Body) -> str | None:
+    """The VM a version is captured from: ``storageProfile.source.virtualMachineId``, or a
+    VM's id as ``source.id``."""
+    vm = b.str(f"{_SP}.source.virtualMachineId")
+    ref = b.str(f"{_SP}.source.id")
+    if vm is None and ref and "/providers/microsoft.compute/virtualmachines/" in ref.lower():
+        vm = ref
+    return vm
+
+
+def _capture(svc, b: Body, vm: str, rg: str, definition: dict) -> dict:  # noqa: ANN001
+    """The VM's disks as the version's sources (the compute layer's checks: stopped, OS
+    state, generation); no other disk source beside it."""
+    from ..compute.service import ComputeService
+
+    if (b.str(f"{_SP}.osDiskImage.source.uri") or b.str(f"{_SP}.osDiskImage.source.id")
+            or b.list(f"{_SP}.dataDiskImages")):
+        raise InvalidArgument(f"{_SP}.source.virtualMachineId: the VM brings its OS and data "
+                              f"disks; it cannot be combined with osDiskImage or "
+                              f"dataDiskImages sources", target=f"{_SP}.source.virtualMachineId")
+    src = ComputeService(svc).vms.capture_sources(vm, rg, definition)
+    return {"os_vhd_uri": src["os"], "data_vhds_uris": [p for _lun, p in src["data"]],
+            "data_vhds_luns": [lun for lun, _p in src["data"]], "image_version": None,
+            "allow_parent_dir": src["allowParentDir"], "source_resource_id": src["vmId"]}
 
 
 def create_kwargs(b: Body) -> dict:
@@ -140,9 +190,14 @@ def put(req: ArmRequest) -> Reply:
         except NotFound as e:
             if e.target != "galleryImageVersionName" and e.target is not None:
                 raise
-            svc.definitions.show(rg, g, d)  # a missing parent says so
-            out = svc.versions.create(rg, g, d, v, **create_kwargs(b), no_wait=True,
-                                      allow_parent_dir=req.ctx.settings.allow_parent_dir)
+            definition = svc.definitions.show(rg, g, d)  # a missing parent says so
+            kw = create_kwargs(b)
+            allow = req.ctx.settings.allow_parent_dir
+            vm = _vm_source(b)
+            if vm is not None:  # capture a stopped VM's disks (api >= 2023-07-03)
+                kw.update(_capture(svc, b, vm, rg, definition["properties"]))
+                allow = kw.pop("allow_parent_dir")
+            out = svc.versions.create(rg, g, d, v, **kw, no_wait=True, allow_parent_dir=allow)
             return _after_write(req, svc, out, "create", 201)
         _same_source(b, cur)
         out = _update(svc, req, b)

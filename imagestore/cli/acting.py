@@ -4,8 +4,13 @@ Without ``--as`` the CLI is the store owner (whoever can open the store's files 
 anything with them: the filesystem is the boundary) and nothing is checked. With it, the
 command's ARM action and scope — the same the REST API checks for the same operation — must
 be granted by the principal's role assignments, else exit 14 with ARM's AuthorizationFailed
-message. A command that has no RBAC mapping yet is refused under ``--as`` (exit 3) rather than
-run unchecked.
+message. A command that creates a resource from others (``disk|snapshot|image|vm|vmss
+create``, ``sig image-version create``) also needs the linked action on each source, checked
+by the same function as a REST PUT's body (:func:`imagestore.identity.linked.check`; exit 14,
+LinkedAuthorizationFailed). Sources named by a bare name resolve as the command resolves
+them (a snapshot first, then a disk); a name that resolves to nothing is checked as the
+first candidate, so a refusal says nothing about what exists. A command that has no RBAC
+mapping is refused under ``--as`` (exit 3) rather than run unchecked.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import click
 from ..errors import InvalidArgument
 from ..gallery import ids
 from ..identity import authorize, directory, principals
+from ..identity import linked as linked_mod
 from .common import acting_as, open_home
 
 _C = "Microsoft.Compute"
@@ -92,10 +98,11 @@ ACTIONS: dict[str, tuple[str, Callable[[dict], str]]] = {
     "role assignment list": ("Microsoft.Authorization/roleAssignments/read", _given_scope),
     "account show": ("Microsoft.Resources/subscriptions/read", _sub),
 }
-# reads, deletes and power actions of snapshots, managed images, VMs and scale sets (their
-# creates take sources by name and are not mapped yet: linked checks under --as are to come)
+ACTIONS["disk create"] = (f"{_C}/disks/write", _disk)
+# creates, reads, deletes and power actions of snapshots, managed images, VMs and scale sets
 for _cmd, _kind in (("snapshot", "snapshots"), ("image", "images"), ("vm", "virtualMachines"),
                     ("vmss", "virtualMachineScaleSets")):
+    ACTIONS[f"{_cmd} create"] = (f"{_C}/{_kind}/write", _res(_kind))
     ACTIONS[f"{_cmd} show"] = (f"{_C}/{_kind}/read", _res(_kind))
     ACTIONS[f"{_cmd} delete"] = (f"{_C}/{_kind}/delete", _res(_kind))
     ACTIONS[f"{_cmd} list"] = (f"{_C}/{_kind}/read", _rg_or_sub)
@@ -112,6 +119,89 @@ ACTIONS["vm get-instance-view"] = (f"{_C}/virtualMachines/instanceView/read",
 ACTIONS["vmss list-instances"] = (f"{_C}/virtualMachineScaleSets/virtualMachines/read",
                                   _res("virtualMachineScaleSets"))
 ACTIONS["vmss scale"] = (f"{_C}/virtualMachineScaleSets/write", _res("virtualMachineScaleSets"))
+
+
+# -- linked resources: what a create names as its sources, as ARM ids --------------------------
+
+
+def _rg_name(p: dict) -> str:
+    return p.get("rg") or ids.DEFAULT_RG
+
+
+def _image_ref(text: str | None, rg: str) -> list[str]:
+    """A version or definition (= latest) id from a full id or GALLERY/DEFINITION[/VERSION]."""
+    if not text:
+        return []
+    r = ids.parse_image_ref(text, rg, field="image")
+    return [ids.image_id(r.rg, r.gallery, r.image) if r.is_latest
+            else ids.version_id(r.rg, r.gallery, r.image, r.version)]
+
+
+def _disk_source(repo: Any, text: str | None, rg: str,  # noqa: ANN401 - a Repository
+                 kinds: tuple[str, ...] = ("snapshots", "disks")) -> list[str]:
+    """A snapshot or disk source's id (az's order for a bare name: a snapshot, then a disk;
+    neither found: the snapshot's id). A file URI links to nothing."""
+    from ..gallery import sources
+
+    if not text or sources.is_uri(text):
+        return []
+    ref = ids.parse_resource_ref(text, rg, field="source", kinds=kinds)
+    make = {"snapshots": ids.snapshot_id, "disks": ids.disk_id, "images": ids.managed_image_id}
+    if ref.kind is not None:
+        return [make[ref.kind](ref.rg, ref.name)]
+    find = {"snapshots": repo.find_snapshot, "disks": repo.find_disk,
+            "images": repo.find_managed_image}
+    kind = next((k for k in kinds if find[k](ref.rg, ref.name) is not None), kinds[0])
+    return [make[kind](ref.rg, ref.name)]
+
+
+def _vm_source(text: str | None, rg: str) -> list[str]:
+    if not text:
+        return []
+    from ..compute import arm_vm
+    from ..compute.vms import parse_vm_ref
+
+    return [arm_vm.vm_id(*parse_vm_ref(text, rg))]
+
+
+def _storage_account(text: str | None) -> list[str]:
+    if not text:
+        return []
+    if not text.strip().lower().startswith("/subscriptions/"):
+        raise InvalidArgument("as: --os-vhd-storage-account: give the storage account's "
+                              "resource id under --as (listKeys is checked on it), not a name "
+                              "or endpoint", target="as")
+    return [text.strip()]
+
+
+def _many(values: Any) -> list[str]:  # noqa: ANN401 - a Variadic option's value
+    return [str(v) for v in values or ()]
+
+
+def _links(path: str, p: dict, repo: Any) -> list[str]:  # noqa: ANN401
+    """The ARM ids the command ``path`` with parameters ``p`` references."""
+    rg = _rg_name(p)
+    if path == "disk create":
+        return _image_ref(p.get("reference"), rg) + _disk_source(repo, p.get("source"), rg)
+    if path == "snapshot create":
+        return _disk_source(repo, p.get("source"), rg)
+    if path == "image create":
+        return [i for t in [p.get("source"), *_many(p.get("data_disk_sources"))]
+                for i in _disk_source(repo, t, rg)]
+    if path in ("vm create", "vmss create"):
+        return _image_ref(p.get("image"), rg)
+    if path == "sig image-version create":
+        return [*_vm_source(p.get("source_vm"), rg),
+                *_image_ref(p.get("source_version"), rg),
+                *[i for t in [p.get("os_snapshot"), *_many(p.get("data_snapshots"))]
+                  for i in _disk_source(repo, t, rg, ("snapshots",))],
+                *_disk_source(repo, p.get("managed_image"), rg, ("images",)),
+                *_storage_account(p.get("os_vhd_storage_account"))]
+    return []
+
+
+LINKED = frozenset({"disk create", "snapshot create", "image create", "vm create",
+                    "vmss create", "sig image-version create"})
 
 
 def _check(ctx: click.Context, params: dict[str, Any]) -> None:
@@ -133,7 +223,19 @@ def _check(ctx: click.Context, params: dict[str, Any]) -> None:
         client = p.name  # ARM names a user by UPN, a service principal by app id
         if p.type == directory.SERVICE_PRINCIPAL:
             client = principals.show(home, p.object_id).app_id
-        authorize.check(dr, p.object_id, action, scope_of(params), client=client)
+        scope = scope_of(params)
+        authorize.check(dr, p.object_id, action, scope, client=client)
+        if path in LINKED:
+            from ..gallery.repository import Repository
+
+            repo = Repository(home.gallery_database)
+            try:
+                refs = _links(path, params, repo)
+            finally:
+                repo.close()
+            caller = linked_mod.Caller(p.object_id, client, p.tenant_id)
+            linked_mod.check(dr, caller, action, scope,
+                             linked_mod.actions(refs, for_version=path.startswith("sig ")))
 
 
 def _wrap(cmd: click.Command) -> None:

@@ -63,6 +63,9 @@ class Claims:
     iat: int
     exp: int
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: the verified auxiliary tokens of the request (``x-ms-authorization-auxiliary``,
+    #: :mod:`.auxiliary`), empty unless the server found some
+    aux: tuple[Claims, ...] = field(default=(), repr=False, compare=False)
 
 
 def key_path(store: Any) -> str:
