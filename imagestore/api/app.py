@@ -25,6 +25,7 @@ from . import (
     managed_images,
     oauth,
     operations,
+    shared_galleries,
     snapshots,
     virtual_machines,
 )
@@ -44,6 +45,7 @@ FAMILIES = [
     snapshots,  # Microsoft.Compute/snapshots (issue 13)
     managed_images,  # Microsoft.Compute/images: managed images (issue 13)
     virtual_machines,  # virtualMachines, virtualMachineScaleSets (issue 14)
+    shared_galleries,  # sharedGalleries and communityGalleries: consumer views (issue 15)
     cloud,  # cloud metadata, subscriptions, tenants, resource groups (every ARM client)
     oauth,  # the directory's token and OpenID endpoints (az login, MSAL, Terraform)
 ]
@@ -51,7 +53,8 @@ FAMILIES = [
 #: ARM matches the fixed segments of a path case-insensitively
 _KEYWORDS = ("subscriptions", "resourceGroups", "providers", "Microsoft.Compute", "galleries",
              "images", "versions", "disks", "snapshots", "locations", "operations",
-             "operationResults", "virtualMachines", "virtualMachineScaleSets")
+             "operationResults", "virtualMachines", "virtualMachineScaleSets",
+             "sharedGalleries", "communityGalleries", "share")
 _CANON = {k.lower(): k for k in _KEYWORDS}
 
 

@@ -18,7 +18,8 @@ resource without the action segment). Not authorized beyond the token (decisions
 subscription and tenant lists (``/subscriptions``, ``/tenants``: every signed-in principal
 may list them in Azure), and polling a long-running operation (``…/locations/{l}/operations``,
 ``operationResults``, ``DiskOperations``: its id is unguessable and Azure lets the caller who
-started it poll it whatever its scope).
+started it poll it whatever its scope), and community galleries (``…/locations/{l}/
+communityGalleries/…``: open to every signed-in principal of any tenant, issue 15).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from ..identity import linked as linked_mod
 from ..identity.tokens import Claims
 
 _VERBS = {"GET": "read", "HEAD": "read", "PUT": "write", "PATCH": "write", "DELETE": "delete"}
-_UNCHECKED_TYPES = {"operations", "operationresults", "diskoperations"}
+_UNCHECKED_TYPES = {"operations", "operationresults", "diskoperations", "communitygalleries"}
 
 
 def action_and_scope(method: str, template: str, path: str) -> tuple[str, str] | None:

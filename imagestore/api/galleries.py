@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from ..errors import NotFound
+from ..errors import InvalidArgument, NotFound
 from ..gallery import ids
 from .context import ApiContext
 from .fields import Body, update_ops
@@ -17,7 +17,9 @@ COLLECTION = RG + PROVIDER + "/galleries"
 ITEM = COLLECTION + "/{galleryName}"
 #: fields of a gallery body the server sets (ignored in a PUT or PATCH)
 READ_ONLY = ("properties.provisioningState", "properties.identifier",
-             "properties.sharingStatus")
+             "properties.sharingStatus", "properties.sharingProfile.groups",
+             "properties.sharingProfile.communityGalleryInfo.publicNames",
+             "properties.sharingProfile.communityGalleryInfo.communityGalleryEnabled")
 
 
 def _exists(req: ArmRequest) -> bool:
@@ -35,7 +37,8 @@ def put(req: ArmRequest) -> Reply:
         if not _exists(req):
             out = svc.galleries.create(req.rg, name, location=b.str("location"),
                                        description=b.str("properties.description"),
-                                       tags=b.tags())
+                                       tags=b.tags(),
+                                       sharing_profile=b.raw("properties.sharingProfile"))
             return Reply(201, out)
         return Reply(200, _update(svc, req, b))
 
@@ -51,8 +54,30 @@ def patch_(req: ArmRequest) -> Reply:
         return Reply(200, _update(svc, req, b))
 
 
+def _sharing_groups(req: ArmRequest) -> bool:
+    """``$select=Permissions`` or ``$expand=sharingProfile/Groups``: show the groups."""
+    select = (req.query.get("$select") or "").lower()
+    expand = (req.query.get("$expand") or "").lower()
+    if select and select != "permissions":
+        raise InvalidArgument(f"$select: '{req.query['$select']}' is not supported "
+                              f"(Permissions)", target="$select")
+    if expand and expand != "sharingprofile/groups":
+        raise InvalidArgument(f"$expand: '{req.query['$expand']}' is not supported "
+                              f"(SharingProfile/Groups)", target="$expand")
+    return bool(select or expand)
+
+
 def get(req: ArmRequest) -> Reply:
-    return Reply(200, req.svc.galleries.show(req.rg, req.path["galleryName"]))
+    return Reply(200, req.svc.galleries.show(req.rg, req.path["galleryName"],
+                                             sharing_groups=_sharing_groups(req)))
+
+
+def share(req: ArmRequest) -> Reply:
+    """``POST …/share`` (action ``Microsoft.Compute/galleries/share/action``): applied at
+    once; 200 with the SharingUpdate, a finished long-running operation for the SDK's
+    ``gallery_sharing_profile.begin_update``."""
+    with req.ctx.writing() as svc:
+        return Reply(200, svc.galleries.share(req.rg, req.path["galleryName"], req.body))
 
 
 def delete(req: ArmRequest) -> Reply:
@@ -79,6 +104,7 @@ def routes(ctx: ApiContext) -> list[Route]:
         arm_route(ctx, ITEM, ["PATCH"], patch_, v),
         arm_route(ctx, ITEM, ["GET"], get, v),
         arm_route(ctx, ITEM, ["DELETE"], delete, v),
+        arm_route(ctx, ITEM + "/share", ["POST"], share, v),
         arm_route(ctx, COLLECTION, ["GET"], list_rg, v),
         arm_route(ctx, SUB + PROVIDER + "/galleries", ["GET"], list_sub, v),
     ]

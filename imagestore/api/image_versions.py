@@ -31,7 +31,7 @@ READ_ONLY = ("properties.provisioningState", f"{_PP}.publishedDate",
              "properties.replicationStatus", "properties.localStorage",
              "properties.safetyProfile.reportedForPolicyViolation",
              "properties.safetyProfile.policyViolations", _SP)
-_TR_KEYS = {"name", "regionalReplicaCount", "storageAccountType"}
+_TR_KEYS = {"name", "regionalReplicaCount", "storageAccountType", "encryption"}
 
 
 def _names(req: ArmRequest) -> tuple[str, str, str, str]:
@@ -61,6 +61,8 @@ def _target_regions(b: Body) -> list[dict] | None:
             tr["regionalReplicaCount"] = tb.int("regionalReplicaCount")
         if tb.str("storageAccountType") is not None:
             tr["storageAccountType"] = tb.str("storageAccountType")
+        if t.get("encryption"):  # refused by the gallery (gallery_types.check_version)
+            tr["encryption"] = t["encryption"]
         out.append(tr)
     return out
 

@@ -69,8 +69,9 @@ def _given_scope(p: dict) -> str:
     return (p.get("scope") or _sub(p)).rstrip("/")
 
 
-#: command path -> (action, scope of the command's parameters)
-ACTIONS: dict[str, tuple[str, Callable[[dict], str]]] = {
+#: command path -> (action, scope of the command's parameters); action None: no RBAC action
+#: (open to every principal; the sharing commands of :mod:`.sig_share_cmds` add theirs)
+ACTIONS: dict[str, tuple[str | None, Callable[[dict], str]]] = {
     "sig create": (f"{_C}/galleries/write", _g),
     "sig update": (f"{_C}/galleries/write", _g),
     "sig show": (f"{_C}/galleries/read", _g),
@@ -215,6 +216,10 @@ def _check(ctx: click.Context, params: dict[str, Any]) -> None:
                               f"no RBAC action yet); run it as the store owner", target="as")
     action, scope_of = found
     home = open_home(ctx, create=False)
+    if action is None:  # open to every principal (community galleries): it must exist
+        with directory.open_directory(home) as dr:
+            directory.resolve(dr, home, who)
+        return
     with directory.open_directory(home) as dr:
         p = directory.resolve(dr, home, who)
         if p.type == directory.GROUP:

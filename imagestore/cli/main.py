@@ -28,6 +28,7 @@ from .rbac_cmds import register_account, register_ad, role_group
 from .region_cmds import region_group
 from .serve_cmd import serve_cmd
 from .sig_cmds import sig_group
+from .sig_share_cmds import share_group  # noqa: F401 - registers sig share/list-shared/... (issue 15)
 from .snapshot_cmds import snapshot_group
 from .store_cmds import init_cmd, store_group
 from .targets import cli_message, command_of

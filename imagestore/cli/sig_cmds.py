@@ -124,35 +124,52 @@ def sig_group() -> None:
 @gallery_option
 @click.option("-l", "--location", default=None, metavar="REGION", help="Region (default local).")
 @click.option("--description", default=None)
+@click.option("--permissions", default=None, metavar="Private|Groups|Community",
+              help="Sharing type, set only here (default Private).")
+@click.option("--publisher-uri", default=None, help="Community: the publisher's URI.")
+@click.option("--publisher-email", default=None, help="Community: the publisher's e-mail.")
+@click.option("--eula", default=None, help="Community: the end-user license agreement.")
+@click.option("--public-name-prefix", default=None,
+              help="Community: the prefix of the gallery's public name.")
 @tags_option
 @common_options
 @click.pass_context
-def sig_create(ctx, rg, gallery, location, description, tags) -> None:
-    """Create a gallery.
+def sig_create(ctx, rg, gallery, location, description, permissions, publisher_uri,
+               publisher_email, eula, public_name_prefix, tags) -> None:
+    """Create a gallery (--permissions Groups: direct shared; Community: with all four
+    community flags).
 
     \b
     Example:
       imagestore sig create -r myGallery --description "Team images"
+      imagestore sig create -r shared --permissions Groups
     """
+    from .sig_share_cmds import sharing_profile
+
     svc = gallery_service(ctx)
     emit(ctx, svc.create_gallery(rg, gallery, location=location, description=description,
-                                 tags=tags_opt(tags)))
+                                 tags=tags_opt(tags), sharing_profile=sharing_profile(
+                                     permissions, publisher_uri, publisher_email, eula,
+                                     public_name_prefix)))
 
 
 @sig_group.command("show")
 @ids_option("gallery")
 @rg_option
 @gallery_option
+@three_state("--sharing-groups", "Also show sharingProfile.groups ($select=Permissions).")
 @common_options
 @click.pass_context
-def sig_show(ctx, rg, gallery) -> None:
+def sig_show(ctx, rg, gallery, sharing_groups) -> None:
     """Show a gallery.
 
     \b
     Example:
       imagestore sig show -r myGallery
+      imagestore sig show -r shared --sharing-groups
     """
-    emit(ctx, gallery_service(ctx, create=False).show_gallery(rg, gallery))
+    emit(ctx, gallery_service(ctx, create=False).show_gallery(
+        rg, gallery, sharing_groups=flag_value("--sharing-groups", sharing_groups)))
 
 
 @sig_group.command("list")

@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterable
 
 from ..errors import Conflict, InvalidArgument, PropertyChangeNotAllowed
-from . import arm_shape, patch, resources, validate
+from . import arm_shape, gallery_types, patch, resources, validate
 from .changes import check_changes
 from .placement import Placement
 from .repository import Repository
@@ -57,6 +57,7 @@ class Definitions:
             maximum_cpu_core=maximum_cpu_core, minimum_memory=minimum_memory,
             maximum_memory=maximum_memory, disallowed_disk_types=disallowed_disk_types,
             plan_publisher=plan_publisher, plan_name=plan_name, plan_product=plan_product)
+        gallery_types.check_definition(gallery, grow.properties, props.get("features"))
         ident = props["identifier"]
         location = self.placement.require_region(location or grow.location)
         with self.repo.transaction():

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterable
 
 from ..errors import Conflict
-from . import arm_shape, patch, resources, validate
+from . import arm_shape, patch, resources, sharing, validate
 from .changes import check_changes
 from .placement import Placement
 from .repository import Repository
@@ -24,14 +25,20 @@ class Galleries:
         self.placement = placement
 
     def create(self, rg: str, name: str, *, location: str | None = None,
-               description: str | None = None, tags: dict | None = None) -> dict:
-        """Create gallery ``name`` in resource group ``rg``; returns its JSON."""
+               description: str | None = None, tags: dict | None = None,
+               sharing_profile: dict | None = None) -> dict:
+        """Create gallery ``name`` in resource group ``rg``; returns its JSON.
+        ``sharing_profile``: the request's ``sharingProfile`` (permissions Private, Groups or
+        Community with its ``communityGalleryInfo``; set only here, :mod:`.sharing`)."""
         validate.resource_group(rg)
         validate.gallery_name(name)
         location = self.placement.require_region(location or DEFAULT_LOCATION)
         props = {}
         if description is not None:
             props["description"] = validate.text("properties.description", description)
+        profile = sharing.create_profile(sharing_profile)
+        if profile is not None:
+            props["sharingProfile"] = profile
         with self.repo.transaction():
             if self.repo.find_gallery(rg, name):
                 raise Conflict(f"gallery '{name}' already exists in resource group '{rg}'",
@@ -39,9 +46,10 @@ class Galleries:
             self.repo.insert_gallery(rg, name, location, tags or {}, props)
         return self.show(rg, name)
 
-    def show(self, rg: str, name: str) -> dict:
-        """The gallery's JSON (NotFound when there is none)."""
-        return resources.gallery_json(self.repo.gallery(rg, name))
+    def show(self, rg: str, name: str, *, sharing_groups: bool = False) -> dict:
+        """The gallery's JSON (NotFound when there is none); ``sharing_groups``: with
+        ``sharingProfile.groups`` (``$select=Permissions``)."""
+        return resources.gallery_json(self.repo.gallery(rg, name), sharing_groups=sharing_groups)
 
     def list(self, rg: str | None = None) -> list[dict]:
         """Galleries of ``rg`` (all resource groups when None)."""
@@ -59,13 +67,13 @@ class Galleries:
             new["tags"] = tags
         patch.apply(new, sets, arm_shape.GALLERY)
         check_changes(cur, new, GALLERY_MUTABLE)
-        props = {}
         d = validate.text("properties.description", new["properties"].get("description"))
-        if d is not None:
-            props["description"] = d
         new_tags = validate.tags_value("tags", new.get("tags"))
         with self.repo.transaction():
             row = self.repo.gallery(rg, name)
+            props = {k: v for k, v in row.properties.items() if k != "description"}
+            if d is not None:
+                props["description"] = d
             self.repo.update_gallery(row.id, props, new_tags)
         return self.show(rg, name)
 
@@ -79,4 +87,15 @@ class Galleries:
                     f"gallery '{name}' still contains {len(imgs)} image definition(s): "
                     f"{', '.join(imgs)}; delete them first"
                 )
+            sharing.check_deletable(row.properties, name)
             self.repo.delete_gallery(row.id)
+
+    def share(self, rg: str, name: str, update: dict) -> dict:
+        """``POST …/share``: apply a ``SharingUpdate`` (Add, Remove, Reset,
+        EnableCommunity; :mod:`.sharing`) at once; returns the update as Azure echoes it."""
+        op, groups = sharing.parse_update(update)
+        with self.repo.transaction():
+            row = self.repo.gallery(rg, name)
+            props = sharing.apply(row.properties, name, op, groups)
+            self.repo.update_gallery(row.id, props, json.loads(row.tags))
+        return sharing.update_json(op, groups)

@@ -12,7 +12,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from . import arm_disk, ids
+from . import arm_disk, ids, sharing
 from .repository import ReplicationState
 
 GIB = 1 << 30
@@ -32,7 +32,7 @@ def _base(rid: str, name: str, rtype: str, row: sqlite3.Row) -> dict:
     }
 
 
-def gallery_json(row: sqlite3.Row) -> dict:
+def gallery_json(row: sqlite3.Row, *, sharing_groups: bool = False) -> dict:
     props = json.loads(row["props"])
     out = _base(ids.gallery_id(row["rg"], row["name"]), row["name"], ids.GALLERY_TYPE, row)
     p: dict = {}
@@ -40,6 +40,12 @@ def gallery_json(row: sqlite3.Row) -> dict:
         p["description"] = props["description"]
     p["identifier"] = {"uniqueName": f"{ids.SUBSCRIPTION}-{row['name'].upper()}"}
     p["provisioningState"] = "Succeeded"
+    profile = sharing.profile_json(props, with_groups=sharing_groups)  # issue 15
+    if profile is not None:
+        p["sharingProfile"] = profile
+        status = sharing.sharing_status(props, row["location"])
+        if status is not None:
+            p["sharingStatus"] = status
     out["properties"] = p
     return out
 

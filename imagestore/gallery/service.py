@@ -97,9 +97,9 @@ class GalleryService:
         """See :meth:`.galleries.Galleries.create`."""
         return self.galleries.create(rg, name, **kw)
 
-    def show_gallery(self, rg: str, name: str) -> dict:
+    def show_gallery(self, rg: str, name: str, **kw) -> dict:
         """See :meth:`.galleries.Galleries.show`."""
-        return self.galleries.show(rg, name)
+        return self.galleries.show(rg, name, **kw)
 
     def list_galleries(self, rg: str | None = None) -> list[dict]:
         """See :meth:`.galleries.Galleries.list`."""

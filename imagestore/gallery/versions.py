@@ -35,7 +35,7 @@ from ..errors import (
 )
 from ..home import DEFAULT_REGION
 from ..store.cas import BlobStore
-from . import arm_shape, capture, ids, patch, resources, validate, version_sources
+from . import arm_shape, capture, gallery_types, ids, patch, resources, validate, version_sources
 from .capture import Source
 from .changes import check_changes
 from .latest import latest_version
@@ -247,6 +247,9 @@ class Versions:
             raise Conflict(f"image version '{gallery}/{image}/{version}' already exists",
                            target="galleryImageVersionName")
         location = self.placement.require_region(location or DEFAULT_LOCATION)
+        grow = self.repo.gallery(rg, gallery)
+        gallery_types.check_version(gallery, grow.properties, grow.location, location,
+                                    target_regions)
         rc = validate.replica_count("properties.publishingProfile.replicaCount", replica_count) or 1
         sat = validate.enum("properties.publishingProfile.storageAccountType", storage_account_type or "Standard_LRS",
                             validate.STORAGE_ACCOUNT_TYPES)

@@ -1,0 +1,291 @@
+"""Sharing on the CLI (issue 15), with az's names: ``sig share add|remove|reset|enable-community``
+(the publisher), ``sig list-shared``/``show-shared`` and ``sig image-definition|image-version
+list-shared|show-shared`` (consumers of a direct share), ``sig show-community`` and
+``sig image-definition|image-version list-community|show-community`` (anyone).
+
+Under ``--as P`` a consumer command sees what P would see through the REST API: the local
+subscription as the request's subscription, P's home tenant as its tenant; sharing needs
+``Microsoft.Compute/galleries/share/action`` on the gallery, the shared views
+``…/locations/sharedGalleries…/read`` on the subscription, community views nothing.
+"""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import InvalidArgument
+from ..gallery import ids, sharing
+from ..gallery.shared_views import COMMUNITY, SHARED, ConsumerViews, Viewer
+from ..identity import TENANT, directory
+from . import acting
+from .common import GroupedOption as Variadic
+from .common import acting_as, common_options, open_home
+from .output import emit
+from .sig_cmds import (
+    gallery_option,
+    gallery_service,
+    image_definition_group,
+    image_option,
+    image_version_group,
+    rg_option,
+    sig_group,
+    version_option,
+)
+
+_C = "Microsoft.Compute"
+
+
+def sharing_profile(permissions: str | None, publisher_uri: str | None,
+                    publisher_email: str | None, eula: str | None,
+                    prefix: str | None) -> dict | None:
+    """``sig create``'s sharing flags -> the request's ``sharingProfile`` (az's checks)."""
+    community = (publisher_uri, publisher_email, eula, prefix)
+    if permissions is None:
+        if any(community):
+            raise InvalidArgument("--permissions: the community flags need --permissions "
+                                  "Community", target="--permissions")
+        return None
+    if (permissions.lower() == "community") and not all(community):
+        raise InvalidArgument(sharing.COMMUNITY_MISSING)
+    out: dict = {"permissions": permissions}
+    if permissions.lower() == "community":
+        out["communityGalleryInfo"] = {"publisherUri": publisher_uri,
+                                       "publisherContact": publisher_email, "eula": eula,
+                                       "publicNamePrefix": prefix}
+    elif any(community):
+        raise InvalidArgument("--permissions: --publisher-uri, --publisher-email, --eula and "
+                              "--public-name-prefix are for --permissions Community",
+                              target="--permissions")
+    return out
+
+
+def _ids(values: tuple | None) -> list[str]:
+    return [t for v in values or () for t in str(v).replace(",", " ").split()]
+
+
+# -- the publisher: sig share ---------------------------------------------------------------
+
+
+@sig_group.group("share")
+def share_group() -> None:
+    """Share a gallery created with --permissions Groups or Community (az sig share).
+
+    \b
+    Example:
+      imagestore sig share add -r shared --subscription-ids SUB1 SUB2 --tenant-ids T1
+      imagestore sig share enable-community -r community
+      imagestore sig share reset -r shared
+    """
+
+
+def _share(ctx: click.Context, rg: str, gallery: str, op: str, subs: tuple | None = None,
+           tenants: tuple | None = None) -> None:
+    groups = []
+    if _ids(subs):
+        groups.append({"type": sharing.SUBSCRIPTIONS, "ids": _ids(subs)})
+    if _ids(tenants):
+        groups.append({"type": sharing.TENANTS, "ids": _ids(tenants)})
+    if op in ("Add", "Remove") and not groups:
+        raise InvalidArgument("At least one of subscription ids or tenant ids must be provided.")
+    body: dict = {"operationType": op}
+    if groups:
+        body["groups"] = groups
+    emit(ctx, gallery_service(ctx).galleries.share(rg, gallery, body))
+
+
+def _ids_options(f):
+    f = click.option("--tenant-ids", cls=Variadic, metavar="TENANT...",
+                     help="Tenant ids (space-separated).")(f)
+    return click.option("--subscription-ids", cls=Variadic, metavar="SUBSCRIPTION...",
+                        help="Subscription ids (space-separated).")(f)
+
+
+@share_group.command("add")
+@rg_option
+@gallery_option
+@_ids_options
+@common_options
+@click.pass_context
+def share_add(ctx, rg, gallery, subscription_ids, tenant_ids) -> None:
+    """Share with subscriptions and tenants (at most 30 and 5)."""
+    _share(ctx, rg, gallery, "Add", subscription_ids, tenant_ids)
+
+
+@share_group.command("remove")
+@rg_option
+@gallery_option
+@_ids_options
+@common_options
+@click.pass_context
+def share_remove(ctx, rg, gallery, subscription_ids, tenant_ids) -> None:
+    """Stop sharing with subscriptions and tenants (at once)."""
+    _share(ctx, rg, gallery, "Remove", subscription_ids, tenant_ids)
+
+
+@share_group.command("reset")
+@rg_option
+@gallery_option
+@common_options
+@click.pass_context
+def share_reset(ctx, rg, gallery) -> None:
+    """Clear the sharing profile: the gallery is Private from now on."""
+    _share(ctx, rg, gallery, "Reset")
+
+
+@share_group.command("enable-community")
+@rg_option
+@gallery_option
+@common_options
+@click.pass_context
+def share_enable_community(ctx, rg, gallery) -> None:
+    """Make a Community gallery public (its public name is PREFIX-GUID)."""
+    _share(ctx, rg, gallery, "EnableCommunity")
+
+
+# -- consumers ------------------------------------------------------------------------------
+
+
+def _viewer(ctx: click.Context) -> Viewer:
+    who = acting_as(ctx)
+    if who is None:
+        return Viewer(ids.SUBSCRIPTION, TENANT)
+    home = open_home(ctx, create=False)
+    with directory.open_directory(home) as dr:
+        return Viewer(ids.SUBSCRIPTION, directory.resolve(dr, home, who).tenant_id)
+
+
+def _views(ctx: click.Context) -> ConsumerViews:
+    return ConsumerViews(gallery_service(ctx, create=False).repo)
+
+
+def _location(f):
+    return click.option("-l", "--location", required=True, metavar="REGION",
+                        help="The region the gallery is seen in.")(f)
+
+
+def _unique(f):
+    return click.option("--gallery-unique-name", "name", required=True, metavar="NAME",
+                        help="The shared gallery's unique name (SUBSCRIPTION-GALLERY).")(f)
+
+
+def _public(f):
+    return click.option("--public-gallery-name", "name", required=True, metavar="NAME",
+                        help="The community gallery's public name (PREFIX-GUID).")(f)
+
+
+def _shared_to(f):
+    return click.option("--shared-to", default=None, metavar="tenant",
+                        help="List what is shared with your tenant instead of your "
+                             "subscription.")(f)
+
+
+def _tenant_flag(value: str | None) -> bool:
+    if value is not None and value.lower() != "tenant":
+        raise InvalidArgument(f"--shared-to: '{value}' is not a valid value (tenant)",
+                              target="--shared-to")
+    return value is not None
+
+
+@sig_group.command("list-shared")
+@_location
+@_shared_to
+@common_options
+@click.pass_context
+def list_shared(ctx, location, shared_to) -> None:
+    """List the galleries shared with your subscription (or tenant) in a region."""
+    emit(ctx, _views(ctx).list_shared(_viewer(ctx), location,
+                                      shared_to_tenant=_tenant_flag(shared_to)))
+
+
+@sig_group.command("show-shared")
+@_unique
+@_location
+@common_options
+@click.pass_context
+def show_shared(ctx, name, location) -> None:
+    """Show a gallery shared with you."""
+    emit(ctx, _views(ctx).gallery(SHARED, location, name, _viewer(ctx)))
+
+
+@sig_group.command("show-community")
+@_public
+@_location
+@common_options
+@click.pass_context
+def show_community(ctx, name, location) -> None:
+    """Show a community gallery."""
+    emit(ctx, _views(ctx).gallery(COMMUNITY, location, name))
+
+
+def _consumer_commands(group: click.Group, level: str) -> None:
+    for kind, suffix, name_opt in ((SHARED, "shared", _unique), (COMMUNITY, "community", _public)):
+        def make(kind=kind):  # noqa: ANN202 - binds the loop's values
+            def who(ctx):  # noqa: ANN001, ANN202
+                return _viewer(ctx) if kind == SHARED else None
+
+            if level == "image":
+                def _list(ctx, name, location, **_):  # noqa: ANN001, ANN202
+                    emit(ctx, _views(ctx).images(kind, location, name, who(ctx)))
+
+                def _show(ctx, name, location, image):  # noqa: ANN001, ANN202
+                    emit(ctx, _views(ctx).image(kind, location, name, image, who(ctx)))
+            else:
+                def _list(ctx, name, location, image, **_):  # noqa: ANN001, ANN202
+                    emit(ctx, _views(ctx).versions(kind, location, name, image, who(ctx)))
+
+                def _show(ctx, name, location, image, version):  # noqa: ANN001, ANN202
+                    emit(ctx, _views(ctx).version(kind, location, name, image, version,
+                                                  who(ctx)))
+            return _list, _show
+
+        lister, shower = make()
+        what = "image definitions" if level == "image" else "image versions"
+        lst = click.pass_context(lister)
+        shw = click.pass_context(shower)
+        if level == "version":
+            lst = image_option(lst)
+            shw = version_option(image_option(shw))
+        else:
+            shw = image_option(shw)
+        lst = common_options(_location(name_opt(lst)))
+        shw = common_options(_location(name_opt(shw)))
+        group.command(f"list-{suffix}", help=f"List the {what} of a {suffix} gallery.")(lst)
+        group.command(f"show-{suffix}", help=f"Show one of the {what} of a {suffix} "
+                                              f"gallery.")(shw)
+
+
+_consumer_commands(image_definition_group, "image")
+_consumer_commands(image_version_group, "version")
+
+
+# -- what --as checks -----------------------------------------------------------------------
+
+
+def _g(p: dict) -> str:
+    return (f"/subscriptions/{ids.SUBSCRIPTION}/resourceGroups/{p.get('rg') or ids.DEFAULT_RG}"
+            f"/providers/{_C}/galleries/{p['gallery']}")
+
+
+def _sub(_p: dict) -> str:
+    return f"/subscriptions/{ids.SUBSCRIPTION}"
+
+
+_SHARE = f"{_C}/galleries/share/action"
+_READ = f"{_C}/locations/sharedGalleries"
+acting.ACTIONS.update({
+    "sig share add": (_SHARE, _g),
+    "sig share remove": (_SHARE, _g),
+    "sig share reset": (_SHARE, _g),
+    "sig share enable-community": (_SHARE, _g),
+    "sig list-shared": (f"{_READ}/read", _sub),
+    "sig show-shared": (f"{_READ}/read", _sub),
+    "sig image-definition list-shared": (f"{_READ}/images/read", _sub),
+    "sig image-definition show-shared": (f"{_READ}/images/read", _sub),
+    "sig image-version list-shared": (f"{_READ}/images/versions/read", _sub),
+    "sig image-version show-shared": (f"{_READ}/images/versions/read", _sub),
+})
+# community views: every signed-in principal (no RBAC action)
+for _cmd in ("sig show-community", "sig image-definition list-community",
+             "sig image-definition show-community", "sig image-version list-community",
+             "sig image-version show-community"):
+    acting.ACTIONS[_cmd] = (None, _sub)
