@@ -107,7 +107,12 @@ def _ids_options(f):
 @common_options
 @click.pass_context
 def share_add(ctx, rg, gallery, subscription_ids, tenant_ids) -> None:
-    """Share with subscriptions and tenants (at most 30 and 5)."""
+    """Share with subscriptions and tenants (at most 30 and 5).
+
+    \b
+    Example:
+      imagestore sig share add -r shared --subscription-ids SUB1 --tenant-ids T1
+    """
     _share(ctx, rg, gallery, "Add", subscription_ids, tenant_ids)
 
 
@@ -118,7 +123,12 @@ def share_add(ctx, rg, gallery, subscription_ids, tenant_ids) -> None:
 @common_options
 @click.pass_context
 def share_remove(ctx, rg, gallery, subscription_ids, tenant_ids) -> None:
-    """Stop sharing with subscriptions and tenants (at once)."""
+    """Stop sharing with subscriptions and tenants (at once).
+
+    \b
+    Example:
+      imagestore sig share remove -r shared --subscription-ids SUB1
+    """
     _share(ctx, rg, gallery, "Remove", subscription_ids, tenant_ids)
 
 
@@ -128,7 +138,12 @@ def share_remove(ctx, rg, gallery, subscription_ids, tenant_ids) -> None:
 @common_options
 @click.pass_context
 def share_reset(ctx, rg, gallery) -> None:
-    """Clear the sharing profile: the gallery is Private from now on."""
+    """Clear the sharing profile: the gallery is Private from now on.
+
+    \b
+    Example:
+      imagestore sig share reset -r shared
+    """
     _share(ctx, rg, gallery, "Reset")
 
 
@@ -138,7 +153,12 @@ def share_reset(ctx, rg, gallery) -> None:
 @common_options
 @click.pass_context
 def share_enable_community(ctx, rg, gallery) -> None:
-    """Make a Community gallery public (its public name is PREFIX-GUID)."""
+    """Make a Community gallery public (its public name is PREFIX-GUID).
+
+    \b
+    Example:
+      imagestore sig share enable-community -r community
+    """
     _share(ctx, rg, gallery, "EnableCommunity")
 
 
@@ -192,7 +212,12 @@ def _tenant_flag(value: str | None) -> bool:
 @common_options
 @click.pass_context
 def list_shared(ctx, location, shared_to) -> None:
-    """List the galleries shared with your subscription (or tenant) in a region."""
+    """List the galleries shared with your subscription (or tenant) in a region.
+
+    \b
+    Example:
+      imagestore sig list-shared -l local --shared-to tenant
+    """
     emit(ctx, _views(ctx).list_shared(_viewer(ctx), location,
                                       shared_to_tenant=_tenant_flag(shared_to)))
 
@@ -203,7 +228,12 @@ def list_shared(ctx, location, shared_to) -> None:
 @common_options
 @click.pass_context
 def show_shared(ctx, name, location) -> None:
-    """Show a gallery shared with you."""
+    """Show a gallery shared with you.
+
+    \b
+    Example:
+      imagestore sig show-shared -l local --gallery-unique-name SUB-GALLERY
+    """
     emit(ctx, _views(ctx).gallery(SHARED, location, name, _viewer(ctx)))
 
 
@@ -213,7 +243,12 @@ def show_shared(ctx, name, location) -> None:
 @common_options
 @click.pass_context
 def show_community(ctx, name, location) -> None:
-    """Show a community gallery."""
+    """Show a community gallery.
+
+    \b
+    Example:
+      imagestore sig show-community -l local --public-gallery-name PREFIX-GUID
+    """
     emit(ctx, _views(ctx).gallery(COMMUNITY, location, name))
 
 
@@ -249,9 +284,17 @@ def _consumer_commands(group: click.Group, level: str) -> None:
             shw = image_option(shw)
         lst = common_options(_location(name_opt(lst)))
         shw = common_options(_location(name_opt(shw)))
-        group.command(f"list-{suffix}", help=f"List the {what} of a {suffix} gallery.")(lst)
-        group.command(f"show-{suffix}", help=f"Show one of the {what} of a {suffix} "
-                                              f"gallery.")(shw)
+        flag = "--gallery-unique-name SUB-GALLERY" if kind == SHARED else \
+            "--public-gallery-name PREFIX-GUID"
+        base = f"imagestore sig {'image-definition' if level == 'image' else 'image-version'}"
+        more = " -i IMAGE" if level == "version" else ""
+        group.command(f"list-{suffix}", help=(
+            f"List the {what} of a {suffix} gallery.\n\n\b\nExample:\n  {base} "
+            f"list-{suffix} -l local {flag}{more}"))(lst)
+        more = " -i IMAGE" + (" -e 1.0.0" if level == "version" else "")
+        group.command(f"show-{suffix}", help=(
+            f"Show one of the {what} of a {suffix} gallery.\n\n\b\nExample:\n  {base} "
+            f"show-{suffix} -l local {flag}{more}"))(shw)
 
 
 _consumer_commands(image_definition_group, "image")

@@ -81,13 +81,13 @@ class Galleries:
         """Delete an empty gallery (Conflict while it has image definitions)."""
         with self.repo.transaction():
             row = self.repo.gallery(rg, name)
+            sharing.check_deletable(row.properties, name)  # reset first (issue 15)
             imgs = self.repo.definition_names(row.id)
             if imgs:
                 raise Conflict(
                     f"gallery '{name}' still contains {len(imgs)} image definition(s): "
                     f"{', '.join(imgs)}; delete them first"
                 )
-            sharing.check_deletable(row.properties, name)
             self.repo.delete_gallery(row.id)
 
     def share(self, rg: str, name: str, update: dict) -> dict:
