@@ -205,12 +205,38 @@ LINKED = frozenset({"disk create", "snapshot create", "image create", "vm create
                     "vmss create", "sig image-version create"})
 
 
+def _role_scopes(path: str, p: dict, dr: Any) -> list[str]:  # noqa: ANN401
+    """Where a custom role is written or deleted: every assignable scope it has and, for an
+    update, will have (Azure: the action is needed on all of them)."""
+    from ..identity import custom_roles
+
+    if path == "role definition delete":
+        return list(custom_roles.existing(dr, p["name"]).assignable_scopes)
+    doc = custom_roles.load(p["role_definition"])
+    out: list[str] = []
+    if path == "role definition update":
+        ident = doc.get("id") or doc.get("name") or doc.get("roleName")
+        if isinstance(ident, str) and ident.strip():
+            out += custom_roles.existing(dr, ident).assignable_scopes
+    if "assignableScopes" in doc:
+        out += custom_roles.scopes_of(dr, p["role_definition"])
+    return out
+
+
+#: commands whose scopes are the role definition's assignable scopes
+ROLE_WRITES = {"role definition create": "Microsoft.Authorization/roleDefinitions/write",
+               "role definition update": "Microsoft.Authorization/roleDefinitions/write",
+               "role definition delete": "Microsoft.Authorization/roleDefinitions/delete"}
+
+
 def _check(ctx: click.Context, params: dict[str, Any]) -> None:
     who = acting_as(ctx)
     if who is None:
         return  # the store owner
     path = ctx.command_path.split(" ", 1)[1] if " " in ctx.command_path else ctx.command_path
     found = ACTIONS.get(path)
+    if path in ROLE_WRITES:
+        found = (ROLE_WRITES[path], _sub)
     if found is None:
         raise InvalidArgument(f"as: 'imagestore {path}' cannot run --as a principal (it has "
                               f"no RBAC action yet); run it as the store owner", target="as")
@@ -228,6 +254,10 @@ def _check(ctx: click.Context, params: dict[str, Any]) -> None:
         client = p.name  # ARM names a user by UPN, a service principal by app id
         if p.type == directory.SERVICE_PRINCIPAL:
             client = principals.show(home, p.object_id).app_id
+        if path in ROLE_WRITES:
+            for scope in dict.fromkeys(_role_scopes(path, params, dr)):
+                authorize.check(dr, p.object_id, action, scope, client=client)
+            return
         scope = scope_of(params)
         authorize.check(dr, p.object_id, action, scope, client=client)
         if path in LINKED:

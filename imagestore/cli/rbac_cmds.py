@@ -1,13 +1,13 @@
 """The directory and RBAC commands (issue 15), named after az: ``ad tenant create|list``,
 ``ad user create|list|show``, ``ad group create|list|show``, ``ad group member
-add|remove|list|check``, ``account create|list``, ``role definition list``, ``role
-assignment create|list|delete``."""
+add|remove|list|check``, ``account create|list``, ``role definition
+create|update|delete|list``, ``role assignment create|list|delete``."""
 
 from __future__ import annotations
 
 import click
 
-from ..identity import assignments, directory, local_user, roles
+from ..identity import assignments, custom_roles, directory, local_user, roles
 from ..identity.account import TENANT
 from .common import common_options, open_home
 from .output import emit
@@ -262,14 +262,59 @@ def role_group() -> None:
 
 @role_group.group("definition")
 def definition_group() -> None:
-    """Role definitions (the built-in roles that concern galleries)."""
+    """Role definitions: the built-in roles that concern galleries, and custom roles."""
+
+
+_ROLE_JSON = click.option(
+    "--role-definition", "role_definition", required=True, metavar="JSON|@FILE",
+    help="The role as az takes it: {Name, Description, Actions, NotActions, DataActions, "
+         "NotDataActions, AssignableScopes}; inline JSON, @FILE or a file path.")
+
+
+@definition_group.command("create")
+@_ROLE_JSON
+@common_options
+@click.pass_context
+def definition_create(ctx: click.Context, role_definition: str) -> None:
+    """Create a custom role, assignable at or under its AssignableScopes.
+
+    \b
+    Example:
+      imagestore role definition create --role-definition '{"Name": "Version Reader",
+        "Actions": ["Microsoft.Compute/galleries/images/versions/read"],
+        "AssignableScopes": ["/subscriptions/00000000-0000-0000-0000-000000000000"]}'
+    """
+    with _dir(ctx) as dr:
+        emit(ctx, custom_roles.create(dr, role_definition))
+
+
+@definition_group.command("update")
+@_ROLE_JSON
+@common_options
+@click.pass_context
+def definition_update(ctx: click.Context, role_definition: str) -> None:
+    """Replace a custom role (found by its Id, or by Name: its name or GUID). Access its
+    assignments give changes with the next request."""
+    with _dir(ctx) as dr:
+        emit(ctx, custom_roles.update(dr, role_definition))
+
+
+@definition_group.command("delete")
+@click.option("-n", "--name", required=True, metavar="ROLE", help="Role name or id.")
+@common_options
+@click.pass_context
+def definition_delete(ctx: click.Context, name: str) -> None:
+    """Delete a custom role (refused while an assignment uses it)."""
+    with _dir(ctx) as dr:
+        custom_roles.delete(dr, name)
 
 
 @definition_group.command("list")
 @click.option("-n", "--name", default=None, metavar="ROLE", help="Only this role (name or id).")
+@click.option("--custom-role-only", is_flag=True, default=False, help="Only custom roles.")
 @common_options
 @click.pass_context
-def definition_list(ctx: click.Context, name: str | None) -> None:
+def definition_list(ctx: click.Context, name: str | None, custom_role_only: bool) -> None:
     """List role definitions, as az prints them.
 
     \b
@@ -278,7 +323,10 @@ def definition_list(ctx: click.Context, name: str | None) -> None:
     """
     from ..gallery import ids
 
-    emit(ctx, [r.to_json(ids.SUBSCRIPTION) for r in roles.list_all(name)])
+    with _dir(ctx) as dr:
+        emit(ctx, [r.to_json(r.assignable_scopes[0].split("/")[2] if r.custom
+                             else ids.SUBSCRIPTION)
+                   for r in roles.list_all(name, dr, custom_only=custom_role_only)])
 
 
 @role_group.group("assignment")

@@ -369,6 +369,29 @@ def _m0007_directory(con: Database) -> None:
                 (subscription, "imagestore local", tenant, now))
 
 
+def _m0011_custom_roles(con: Database) -> None:
+    """Custom role definitions (issue 15): a GUID, a name unique in the store (any case),
+    the permissions (actions, notActions, dataActions, notDataActions) and assignable scopes
+    as JSON text; the built-in roles stay in code (:mod:`imagestore.identity.roles`)."""
+    _script(
+        con,
+        """
+        CREATE TABLE role_definitions (
+            id                TEXT PRIMARY KEY,
+            name              TEXT NOT NULL,
+            name_key          TEXT NOT NULL UNIQUE,
+            description       TEXT NOT NULL,
+            permissions       TEXT NOT NULL,
+            assignable_scopes TEXT NOT NULL,
+            created           TEXT NOT NULL,
+            created_by        TEXT NOT NULL,
+            updated           TEXT NOT NULL,
+            updated_by        TEXT NOT NULL
+        )
+        """,
+    )
+
+
 #: ordered, named schema steps; append only, never edit a released step
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("0001_initial", _m0001_initial),
@@ -378,6 +401,7 @@ MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("0005_linked_parents", _m0005_linked_parents),
     ("0006_compute", _m0006_compute),
     ("0007_directory", _m0007_directory),  # tenants, principals, role assignments (issue 15)
+    ("0011_custom_roles", _m0011_custom_roles),  # custom role definitions (issue 15)
 ]
 
 

@@ -1,5 +1,6 @@
 """Every SQL statement of the directory and RBAC tables (migration ``0007_directory``):
-tenants, subscriptions, users, groups, group members, role assignments.
+tenants, subscriptions, users, groups, group members, role assignments; and the custom role
+definitions of ``0011_custom_roles``.
 
 Portable SQL in SQLite's style (``?`` placeholders), run on either backend through the
 :class:`~.backends.Database` seam like :mod:`.repository`. The rules (who may be a member,
@@ -150,3 +151,43 @@ class DirectoryRepository:
     def delete_assignment(self, ident: str) -> int:
         return self.con.execute("DELETE FROM role_assignments WHERE id = ?",
                                 (ident,)).rowcount
+
+    # -- custom role definitions (0011_custom_roles) -----------------------------------------
+
+    _R = ("SELECT id, name, description, permissions, assignable_scopes, created, created_by, "
+          "updated, updated_by FROM role_definitions ")
+
+    def add_role(self, ident: str, name: str, description: str, permissions: str,
+                 assignable_scopes: str, by: str) -> None:
+        now = self._now()
+        self.con.execute(
+            "INSERT INTO role_definitions(id, name, name_key, description, permissions, "
+            "assignable_scopes, created, created_by, updated, updated_by) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (ident, name, name.lower(), description, permissions, assignable_scopes, now, by,
+             now, by))
+
+    def update_role(self, ident: str, name: str, description: str, permissions: str,
+                    assignable_scopes: str, by: str) -> int:
+        return self.con.execute(
+            "UPDATE role_definitions SET name = ?, name_key = ?, description = ?, "
+            "permissions = ?, assignable_scopes = ?, updated = ?, updated_by = ? WHERE id = ?",
+            (name, name.lower(), description, permissions, assignable_scopes, self._now(), by,
+             ident)).rowcount
+
+    def role(self, ident: str) -> tuple | None:
+        """(id, name, description, permissions, assignable_scopes, created, created_by,
+        updated, updated_by) by GUID or name (any case)."""
+        return self._one(self._R + "WHERE lower(id) = lower(?) OR name_key = lower(?)",
+                         (ident, ident))
+
+    def roles(self) -> list[tuple]:
+        return self._all(self._R + "ORDER BY name_key")
+
+    def delete_role(self, ident: str) -> int:
+        return self.con.execute("DELETE FROM role_definitions WHERE id = ?", (ident,)).rowcount
+
+    def role_in_use(self, role_id: str) -> int:
+        """How many assignments use the role."""
+        return self._one("SELECT count(*) FROM role_assignments WHERE role_id = ?",
+                         (role_id,))[0]

@@ -51,7 +51,7 @@ def covers(assigned_scope: str, scope: str) -> bool:
 def to_json(row: tuple, dr: DirectoryRepository, store: Any) -> dict:  # noqa: ANN401
     """An assignment as ``az role assignment list`` prints it."""
     ident, pid, ptype, role_id, scope, created, created_by = row
-    role = roles.find(role_id)
+    role = roles.find(role_id, dr)
     sub = scope.split("/")[2]
     p = directory.find(dr, store, pid)
     return {
@@ -74,10 +74,16 @@ def create(dr: DirectoryRepository, store: Any, assignee: str, role: str,  # noq
            scope: str, *, created_by: str = OWNER_ID) -> dict:
     """Assign ``role`` to ``assignee`` at ``scope`` (az: the same triple again is a
     Conflict ``RoleAssignmentExists``)."""
-    r = roles.get(role)
+    r = roles.get(role, dr)
     p = directory.resolve(dr, store, assignee)
     with dr.transaction():
         s = check_scope(dr, scope)
+        if not r.assignable_at(s):
+            # ARM looks the definition up at the assignment's scope, where it does not exist
+            raise InvalidArgument(
+                f"The specified role definition with ID '{r.guid}' does not exist. (role "
+                f"'{r.name}' is assignable only at or under: {', '.join(r.assignable_scopes)})",
+                target="role", code="RoleDefinitionDoesNotExist")
         if dr.assignment(p.object_id, r.guid, s):
             raise Conflict("The role assignment already exists.", target="roleAssignment",
                            code="RoleAssignmentExists")
@@ -96,7 +102,7 @@ def list_(dr: DirectoryRepository, store: Any, *, assignee: str | None = None,  
         pid = directory.resolve(dr, store, assignee).object_id
         rows = [a for a in rows if a[1] == pid]
     if role is not None:
-        rid = roles.get(role).guid
+        rid = roles.get(role, dr).guid
         rows = [a for a in rows if a[3] == rid]
     if scope is not None:
         s = scope.rstrip("/").lower()

@@ -36,9 +36,16 @@ def message(client: str, object_id: str, action: str, scope: str) -> str:
 def allowed(dr: DirectoryRepository, object_id: str, action: str, scope: str) -> bool:
     """Whether any assignment of the principal or its groups grants ``action`` at ``scope``."""
     ids = [object_id, *sorted(directory.transitive_groups(dr, object_id))]
+    custom: dict[str, roles.RoleDefinition | None] = {}
     for row in dr.assignments_of(ids):
+        if not covers(row[4], scope):
+            continue
         role = roles.find(row[3])
-        if role is not None and covers(row[4], scope) and role.allows(action):
+        if role is None:  # a custom role: read once per check
+            if row[3] not in custom:
+                custom[row[3]] = roles.find(row[3], dr)
+            role = custom[row[3]]
+        if role is not None and role.allows(action):
             return True
     return False
 

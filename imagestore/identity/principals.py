@@ -141,10 +141,15 @@ def _grant(store, role: str | None, scopes: list[str] | None) -> list[str]:  # n
     from ..gallery import ids
     from . import assignments, directory, roles
 
-    roles.get(role)
     wanted = list(scopes or [f"/subscriptions/{ids.SUBSCRIPTION}"])
     with directory.open_directory(store) as dr:
-        return [assignments.check_scope(dr, s) for s in wanted]
+        r = roles.get(role, dr)
+        out = [assignments.check_scope(dr, s) for s in wanted]
+        bad = next((s for s in out if not r.assignable_at(s)), None)
+        if bad is not None:
+            raise InvalidArgument(f"--scopes: role '{r.name}' is not assignable at '{bad}'",
+                                  target="scopes")
+        return out
 
 
 def create(store, name: str, *, years: int = SECRET_YEARS,  # noqa: ANN001

@@ -6,20 +6,26 @@ compute}.md``), and the matching of an action against a role.
 ARM compares actions case-insensitively and ``*`` matches any run of characters (also
 ``/``): ``*/read`` covers ``Microsoft.Compute/galleries/images/read``. A role allows an
 action when one of its ``actions`` matches and none of its ``notActions`` does.
+
+Custom roles (:mod:`.custom_roles`, rows of ``0011_custom_roles``) are the same
+:class:`RoleDefinition` with ``custom`` set and their own ``assignableScopes``; every lookup
+that takes a directory (``dr``) finds them after the built-ins.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 from ..errors import NotFound
 
 
 @dataclass(frozen=True)
 class RoleDefinition:
-    """One role definition (a built-in)."""
+    """One role definition (a built-in, or a custom role of the store)."""
 
     guid: str
     name: str
@@ -28,6 +34,10 @@ class RoleDefinition:
     not_actions: tuple[str, ...] = ()
     data_actions: tuple[str, ...] = ()
     not_data_actions: tuple[str, ...] = ()
+    assignable_scopes: tuple[str, ...] = ("/",)
+    custom: bool = False
+    #: created, createdBy, updated, updatedBy of a custom role
+    audit: tuple[str, ...] = field(default=(), compare=False)
 
     def allows(self, action: str) -> bool:
         """Whether this role grants ``action`` (actions minus notActions)."""
@@ -41,8 +51,8 @@ class RoleDefinition:
 
     def to_json(self, subscription: str | None = None) -> dict:
         """As ``az role definition list`` prints it."""
-        return {
-            "assignableScopes": ["/"],
+        out: dict[str, Any] = {
+            "assignableScopes": list(self.assignable_scopes),
             "description": self.description,
             "id": self.definition_id(subscription),
             "name": self.guid,
@@ -52,9 +62,29 @@ class RoleDefinition:
                 "notDataActions": list(self.not_data_actions),
             }],
             "roleName": self.name,
-            "roleType": "BuiltInRole",
+            "roleType": "CustomRole" if self.custom else "BuiltInRole",
             "type": "Microsoft.Authorization/roleDefinitions",
         }
+        if self.custom and self.audit:
+            out.update(zip(("createdOn", "createdBy", "updatedOn", "updatedBy"), self.audit,
+                           strict=True))
+        return out
+
+    def assignable_at(self, scope: str) -> bool:
+        """Whether the role may be assigned at ``scope`` (at or under an assignable scope)."""
+        s = scope.lower().rstrip("/")
+        return any(a == "/" or s == a.lower().rstrip("/") or s.startswith(a.lower().rstrip("/") + "/")
+                   for a in self.assignable_scopes)
+
+
+def from_row(row: tuple) -> RoleDefinition:
+    """A custom role from its row (:meth:`DirectoryRepository.role`)."""
+    ident, name, desc, perms, scopes, created, created_by, updated, updated_by = row
+    p = json.loads(perms)
+    return RoleDefinition(ident, name, desc, tuple(p.get("actions", ())),
+                          tuple(p.get("notActions", ())), tuple(p.get("dataActions", ())),
+                          tuple(p.get("notDataActions", ())), tuple(json.loads(scopes)),
+                          custom=True, audit=(created, created_by, updated, updated_by))
 
 
 @lru_cache(maxsize=1024)
@@ -120,23 +150,40 @@ BUILT_IN: tuple[RoleDefinition, ...] = (OWNER, CONTRIBUTOR, READER, SHARING_ADMI
 _BY_KEY = {k: r for r in BUILT_IN for k in (r.guid, r.name.lower())}
 
 
-def find(role: str) -> RoleDefinition | None:
-    """A role by name (any case), GUID or definition id."""
-    key = role.strip().rstrip("/").rsplit("/", 1)[-1].lower() if "/" in role else role.strip().lower()
-    return _BY_KEY.get(key)
+def _key(role: str) -> str:
+    r = role.strip()
+    return r.rstrip("/").rsplit("/", 1)[-1].lower() if "/" in r else r.lower()
 
 
-def get(role: str) -> RoleDefinition:
+def find(role: str, dr: Any = None) -> RoleDefinition | None:  # noqa: ANN401 - a DirectoryRepository
+    """A role by name (any case), GUID or definition id: a built-in, else (given the
+    directory ``dr``) a custom role."""
+    if not isinstance(role, str) or not role.strip():
+        return None
+    key = _key(role)
+    hit = _BY_KEY.get(key)
+    if hit is None and dr is not None:
+        row = dr.role(key)
+        hit = from_row(row) if row else None
+    return hit
+
+
+def get(role: str, dr: Any = None) -> RoleDefinition:  # noqa: ANN401
     """Like :func:`find`; NotFound with az's wording when there is no such role."""
-    r = find(role)
+    r = find(role, dr)
     if r is None:
         raise NotFound(f"Role '{role}' doesn't exist.", target="role", code="RoleDefinitionNotFound")
     return r
 
 
-def list_all(name: str | None = None) -> list[RoleDefinition]:
-    """The role definitions (``--name`` filters by name or id)."""
+def list_all(name: str | None = None, dr: Any = None, *,  # noqa: ANN401
+             custom_only: bool = False) -> list[RoleDefinition]:
+    """The role definitions, built-ins first (``name`` filters by name or id;
+    ``custom_only``: only the custom roles)."""
+    every = [] if custom_only else list(BUILT_IN)
+    if dr is not None:
+        every += [from_row(r) for r in dr.roles()]
     if name is None:
-        return list(BUILT_IN)
-    r = find(name)
-    return [r] if r else []
+        return every
+    key = _key(name)
+    return [r for r in every if key in (r.guid.lower(), r.name.lower())]
