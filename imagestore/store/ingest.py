@@ -20,7 +20,7 @@ import xxhash
 
 from ..accel import is_zero
 from ..formats.base import DiskReader
-from . import index, manifest
+from . import domains, index, manifest
 from .cas import BlobStore
 from .packs import FLAG_HOT, PACK_MAX, PackWriter, discard_unpublished, encode_chunk
 
@@ -85,11 +85,16 @@ def ingest(
     *,
     threads: int = 2,
     progress: Progress | None = None,
+    domain: domains.Domain = domains.HOME_DOMAIN,
 ) -> IngestResult:
+    """Store ``reader``'s disk in ``store``; chunks dedupe only against chunks of the same
+    dedup ``domain`` (``store/domains.py``): the work done and everything reported are the
+    same whatever other domains hold."""
     cs = store.cfg.chunk_size
     level = store.cfg.codec
     hot = FLAG_HOT if store.cfg.cold_compression is not None else 0
     size = reader.virtual_size
+    chunk_id = domain.chunk_id
     extents = list(reader.extents())
     allocated = sum(n for _, n in extents)
     plan_bytes = sum(min(cs, size - ci * cs) for ci in chunk_plan(extents, cs, size))
@@ -105,7 +110,7 @@ def ingest(
             if is_zero(data):
                 got.append((ci, n, None, None))
             else:
-                got.append((ci, n, xxhash.xxh3_128_digest(data), data))
+                got.append((ci, n, chunk_id(xxhash.xxh3_128_digest(data)), data))
         known = index.lookup_many(store.con, [g[2] for g in got if g[2] is not None])
         out = []
         for ci, n, cid, data in got:
@@ -195,7 +200,7 @@ def ingest(
             entries["index"] = idx_list
             entries["length"] = len_list
             entries["id"] = id_list
-        m = manifest.Manifest(cs, size, entries)
+        m = manifest.Manifest(cs, size, entries, domain.tag)
         # a source that changed while it was read gives torn content: publish nothing
         reader.check_unchanged("captured")
         digest = store.publish_manifest(m)

@@ -7,6 +7,10 @@ Binary layout (little-endian), version 1::
     entries 28 bytes each, sorted by chunk index, unique:
                       u64 chunk index, u32 length, 16-byte chunk id (xxh3-128 digest)
 
+Version 2 (a manifest of a non-home dedup domain, ``store/domains.py``) is version 1 with a
+u32 domain number after the header (32 bytes before the entries); every entry's id must name
+that domain. Home-domain manifests stay version 1, so their digests do not change.
+
 A chunk covers ``[index * chunk_size, index * chunk_size + length)``; ``length`` is less than
 the chunk size only for the last chunk of a disk whose size is not a multiple of it.
 Everything not covered by an entry (holes, zero runs) is zero, so the manifest grows with the
@@ -24,11 +28,15 @@ import xxhash
 import zstandard
 
 from ..errors import IntegrityError
+from . import domains
 
 MAGIC = b"ISMF"
 VERSION = 1
+#: a manifest of a non-home dedup domain
+VERSION_DOMAIN = 2
 HASH_XXH3_128 = 1
 HEADER = struct.Struct("<4sHBBIQQ")
+DOMAIN = struct.Struct("<I")
 ENTRY_DTYPE = np.dtype([("index", "<u8"), ("length", "<u4"), ("id", "S16")])
 assert ENTRY_DTYPE.itemsize == 28 and HEADER.size == 28
 
@@ -38,6 +46,7 @@ class Manifest:
     chunk_size: int
     virtual_size: int
     entries: np.ndarray  # ENTRY_DTYPE, sorted by index
+    domain: int = domains.HOME  # the dedup domain its chunk ids are in
 
     @property
     def data_bytes(self) -> int:
@@ -46,9 +55,13 @@ class Manifest:
 
     def encode(self) -> bytes:
         ent = np.ascontiguousarray(self.entries, dtype=ENTRY_DTYPE)
-        return HEADER.pack(
-            MAGIC, VERSION, HASH_XXH3_128, 0, self.chunk_size, self.virtual_size, len(ent)
-        ) + ent.tobytes()
+        version = VERSION if self.domain == domains.HOME else VERSION_DOMAIN
+        head = HEADER.pack(
+            MAGIC, version, HASH_XXH3_128, 0, self.chunk_size, self.virtual_size, len(ent)
+        )
+        if version == VERSION_DOMAIN:
+            head += DOMAIN.pack(domains.check_domain(self.domain))
+        return head + ent.tobytes()
 
     def digest(self) -> str:
         return xxhash.xxh3_128_hexdigest(self.encode())
@@ -72,11 +85,19 @@ def decode(blob: bytes, name: str = "manifest") -> Manifest:
     if len(blob) < HEADER.size:
         raise IntegrityError(f"{name}: manifest truncated")
     magic, version, algo, _r, cs, vsize, count = HEADER.unpack_from(blob)
-    if magic != MAGIC or version != VERSION or algo != HASH_XXH3_128:
-        raise IntegrityError(f"{name}: not a version-{VERSION} manifest")
-    if len(blob) != HEADER.size + count * ENTRY_DTYPE.itemsize:
+    if magic != MAGIC or version not in (VERSION, VERSION_DOMAIN) or algo != HASH_XXH3_128:
+        raise IntegrityError(f"{name}: not a version-{VERSION} or -{VERSION_DOMAIN} manifest")
+    start, domain = HEADER.size, domains.HOME
+    if version == VERSION_DOMAIN:
+        if len(blob) < HEADER.size + DOMAIN.size:
+            raise IntegrityError(f"{name}: manifest truncated")
+        (domain,) = DOMAIN.unpack_from(blob, HEADER.size)
+        start += DOMAIN.size
+        if domain == domains.HOME:
+            raise IntegrityError(f"{name}: version-{VERSION_DOMAIN} manifest names the home domain")
+    if len(blob) != start + count * ENTRY_DTYPE.itemsize:
         raise IntegrityError(f"{name}: manifest length does not match its entry count")
-    entries = np.frombuffer(blob, dtype=ENTRY_DTYPE, count=count, offset=HEADER.size)
+    entries = np.frombuffer(blob, dtype=ENTRY_DTYPE, count=count, offset=start)
     if count:
         idx = entries["index"]
         if np.any(idx[1:] <= idx[:-1]):
@@ -84,7 +105,11 @@ def decode(blob: bytes, name: str = "manifest") -> Manifest:
         last_end = int(idx[-1]) * cs + int(entries["length"][-1])
         if last_end > vsize or np.any(entries["length"] == 0) or np.any(entries["length"] > cs):
             raise IntegrityError(f"{name}: manifest entry outside the disk")
-    return Manifest(cs, vsize, entries)
+        if domain != domains.HOME:
+            ids = np.frombuffer(np.ascontiguousarray(entries["id"]).tobytes(), dtype=">u4")
+            if np.any(ids[::4] != domain):  # the first 4 bytes of each 16-byte id
+                raise IntegrityError(f"{name}: manifest names a chunk of another dedup domain")
+    return Manifest(cs, vsize, entries, domain)
 
 
 def compress(blob: bytes) -> bytes:

@@ -28,6 +28,7 @@ import zstandard
 
 from ..errors import IntegrityError, from_oserror
 from ..fsutil import start_writeback
+from .domains import id_matches
 
 REC = struct.Struct("<4sB3xII16s")
 REC_MAGIC = b"ISC1"
@@ -200,7 +201,7 @@ def decode_record(buf: bytes, cid: bytes, where: str) -> bytes:
             raise IntegrityError(f"chunk {cid.hex()} in {where}: compressed data damaged") from None
     else:
         data = bytes(payload)
-    if len(data) != raw_len or xxhash.xxh3_128_digest(data) != cid:
+    if len(data) != raw_len or not id_matches(cid, xxhash.xxh3_128_digest(data)):
         raise IntegrityError(f"chunk {cid.hex()} in {where}: content does not match its hash")
     return data
 

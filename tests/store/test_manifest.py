@@ -87,9 +87,9 @@ def test_digest_changes_with_any_field():
 @pytest.mark.parametrize("case, why", [
     (lambda c: blob(CS, CS, [])[:27], "manifest truncated"),
     (lambda c: b"", "manifest truncated"),
-    (lambda c: blob(CS, 4 * CS, [(0, CS, c)], magic=b"ISMX"), "not a version-1 manifest"),
-    (lambda c: blob(CS, 4 * CS, [(0, CS, c)], version=2), "not a version-1 manifest"),
-    (lambda c: blob(CS, 4 * CS, [(0, CS, c)], algo=2), "not a version-1 manifest"),
+    (lambda c: blob(CS, 4 * CS, [(0, CS, c)], magic=b"ISMX"), "not a version-1 or -2 manifest"),
+    (lambda c: blob(CS, 4 * CS, [(0, CS, c)], version=3), "not a version-1 or -2 manifest"),
+    (lambda c: blob(CS, 4 * CS, [(0, CS, c)], algo=2), "not a version-1 or -2 manifest"),
     (lambda c: blob(CS, 4 * CS, [(0, CS, c)], count=2), "length does not match its entry count"),
     (lambda c: blob(CS, 4 * CS, [(0, CS, c)]) + b"\0", "length does not match its entry count"),
     (lambda c: blob(CS, 4 * CS, [(0, CS, c)], count=0), "length does not match its entry count"),
