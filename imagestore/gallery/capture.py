@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlparse
 
 from ..formats import open_disk
 from ..store.cas import BlobStore
+from ..store.domains import HOME_DOMAIN, Domain
 from ..store.ingest import IngestResult, ingest
 from . import resources, shallow
 from .progress import Observer, TaskKind, TaskProgress
@@ -102,9 +103,11 @@ def shallow_disks(sources: list[Source], allow_parent_dir: str | None,
 
 def capture(store: BlobStore, sources: list[Source], *, threads: int,
             observer: Observer | None, allow_parent_dir: str | None,
-            published: list[str], source_format: str = "auto") -> list[VersionDisk]:
-    """Ingest every source into ``store``; digests new to the store are appended to
-    ``published``. Every source is opened (and checked) before the first byte is stored."""
+            published: list[str], source_format: str = "auto",
+            domain: Domain = HOME_DOMAIN) -> list[VersionDisk]:
+    """Ingest every source into ``store`` in the dedup ``domain`` of the target's tenant
+    (:mod:`.dedup`); digests new to the store are appended to ``published``. Every source is
+    opened (and checked) before the first byte is stored."""
     before = set(store.list_manifests())
     out: list[VersionDisk] = []
     with ExitStack() as stack:
@@ -116,7 +119,8 @@ def capture(store: BlobStore, sources: list[Source], *, threads: int,
         for s, r in readers:
             task = TaskProgress(observer, TaskKind.CAPTURE, s.label)
             try:
-                res: IngestResult = ingest(store, r, threads=threads, progress=task)
+                res: IngestResult = ingest(store, r, threads=threads, progress=task,
+                                           domain=domain)
             finally:
                 task.close()
             if res.digest not in before and res.digest not in published:
@@ -131,16 +135,17 @@ def capture(store: BlobStore, sources: list[Source], *, threads: int,
 
 def capture_file(store: BlobStore, path: str, *, source_format: str, label: str,
                  threads: int, observer: Observer | None, published: list[str],
-                 allow_parent_dir: str | None = None) -> IngestResult:
-    """Ingest one disk file as it is now (a snapshot or managed image of a disk); its digest
-    is appended to ``published`` when it is new to the store. A file that changes while it is
+                 allow_parent_dir: str | None = None,
+                 domain: Domain = HOME_DOMAIN) -> IngestResult:
+    """Ingest one disk file as it is now (a snapshot or managed image of a disk), in the
+    dedup ``domain`` of the target's tenant (:mod:`.dedup`); its digest is appended to ``published`` when it is new to the store. A file that changes while it is
     read publishes nothing (``SourceChanged``)."""
     before = set(store.list_manifests())
     r = open_disk(path, allow_parent_dir=allow_parent_dir, source_format=source_format)
     try:
         task = TaskProgress(observer, TaskKind.CAPTURE, label)
         try:
-            res = ingest(store, r, threads=threads, progress=task)
+            res = ingest(store, r, threads=threads, progress=task, domain=domain)
         finally:
             task.close()
     finally:

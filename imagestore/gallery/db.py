@@ -392,6 +392,22 @@ def _m0011_custom_roles(con: Database) -> None:
     )
 
 
+def _m0012_dedup_domains(con: Database) -> None:
+    """Dedup domains (issue 15): the domain number each tenant other than the local one
+    captures in (``store/domains.py``); a row is added on the tenant's first capture and
+    never changes or goes (its number is in the ids of the tenant's chunks)."""
+    _script(
+        con,
+        """
+        CREATE TABLE dedup_domains (
+            tenant_id  TEXT PRIMARY KEY,
+            tag        INTEGER NOT NULL UNIQUE,
+            created    TEXT NOT NULL
+        )
+        """,
+    )
+
+
 #: ordered, named schema steps; append only, never edit a released step
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("0001_initial", _m0001_initial),
@@ -402,6 +418,7 @@ MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("0006_compute", _m0006_compute),
     ("0007_directory", _m0007_directory),  # tenants, principals, role assignments (issue 15)
     ("0011_custom_roles", _m0011_custom_roles),  # custom role definitions (issue 15)
+    ("0012_dedup_domains", _m0012_dedup_domains),  # a dedup domain per tenant (issue 15)
 ]
 
 

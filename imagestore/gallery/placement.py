@@ -3,7 +3,8 @@ copy slots a disk is read from, target-region rules, and unpublishing surplus co
 
 Copy placement itself (zones, slots, storage account types) is :mod:`imagestore.regions.replicas`;
 this module applies it to gallery versions. It never builds store paths: it asks the blob
-stores (``has_manifest``) and the region registry.
+stores (``has_manifest``) and the region registry. Which dedup domain a capture runs in
+is :mod:`.dedup`'s.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from ..home import DEFAULT_REGION, Home
 from ..regions import replicas
 from ..regions.registry import Region, RegionRegistry
 from ..store.cas import BlobStore
-from . import validate
+from ..store.domains import Domain
+from . import dedup, validate
 from .repository import Repository
 
 #: region name -> its canonical name, or None when there is no such region
@@ -63,6 +65,11 @@ class Placement:
         return self.registry.get(name, field)
 
     # -- stores ------------------------------------------------------------------------------
+
+    def dedup_domain(self, resource_id: str) -> Domain:
+        """The dedup domain a capture into ``resource_id`` runs in: that of its
+        subscription's tenant (:mod:`.dedup`). Call before anything is stored."""
+        return dedup.domain_of(self.repo.con, self.home.root, resource_id)
 
     def open_source_store(self, location: str) -> tuple[BlobStore, bool]:
         """Copy 0 of region ``location``, where captures go; the flag says whether the

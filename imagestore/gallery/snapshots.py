@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 
 from ..errors import Conflict, IntegrityError, InvalidArgument
-from . import arm_disk, arm_snapshot, capture, resources, sources, validate
+from . import arm_disk, arm_snapshot, capture, ids, resources, sources, validate
 from .placement import Placement
 from .progress import Observer
 from .repository import Repository
@@ -79,10 +79,11 @@ class Snapshots:
                 source_path = s.properties.get("localStorage", {}).get("sourcePath")
             else:
                 source_path, sfmt = src.disk_file(_SOURCE)
-                res = capture.capture_file(store, source_path, source_format=sfmt,
-                                           allow_parent_dir=src.parent_dir,
-                                           label=f"snapshot {name}", threads=threads,
-                                           observer=observer, published=published)
+                res = capture.capture_file(
+                    store, source_path, source_format=sfmt, allow_parent_dir=src.parent_dir,
+                    label=f"snapshot {name}", threads=threads, observer=observer,
+                    published=published,
+                    domain=self.placement.dedup_domain(ids.snapshot_id(rg, name)))
                 digest, vsize, alloc, data, stored, fmt = (
                     res.digest, res.virtual_size, res.allocated_bytes, res.data_bytes,
                     res.stored_bytes, res.source_format)

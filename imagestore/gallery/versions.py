@@ -207,9 +207,11 @@ class Versions:
                 capture.check_sources(plan.sources, allow_parent_dir, source_format)  # headers
                 capture_later = True
             else:
-                disks = capture.capture(store, plan.sources, threads=threads, observer=observer,
-                                        allow_parent_dir=allow_parent_dir, published=published,
-                                        source_format=source_format)
+                disks = capture.capture(
+                    store, plan.sources, threads=threads, observer=observer,
+                    allow_parent_dir=allow_parent_dir, published=published,
+                    source_format=source_format,
+                    domain=self.placement.dedup_domain(ids.version_id(rg, gallery, image, version)))
             if plan.resources.disks:
                 disks = sorted(disks + plan.resources.disks, key=lambda d: d.lun)
                 source_id = plan.resources.source_id
