@@ -19,7 +19,7 @@ from .context import ApiContext
 from .fields import Body, update_ops
 from .images import ITEM as DEFINITION
 from .operations import accepted
-from .routing import ArmRequest, Reply, arm_route, page
+from .routing import ArmRequest, Reply, arm_route, page_of
 from .versions import GALLERY_API_VERSIONS
 
 COLLECTION = DEFINITION + "/versions"
@@ -235,7 +235,7 @@ def delete(req: ArmRequest) -> Reply:
 
 def list_definition(req: ArmRequest) -> Reply:
     rg, g, d = req.rg, req.path["galleryName"], req.path["galleryImageName"]
-    return page(req, req.svc.versions.list(rg, g, d))
+    return page_of(req, lambda start, n: req.svc.versions.list(rg, g, d, offset=start, limit=n))
 
 
 def routes(ctx: ApiContext) -> list[Route]:

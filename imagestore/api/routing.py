@@ -184,6 +184,13 @@ def _authorized(handler: Handler, req: ArmRequest, template: str) -> Reply:
 
 def page(req: ArmRequest, items: list[Any]) -> Reply:
     """One page of a list (``value``), with ``nextLink`` when there are more."""
+    return page_of(req, lambda start, n: items[start:start + n])
+
+
+def page_of(req: ArmRequest, fetch: Callable[[int, int], list[Any]]) -> Reply:
+    """One page of a list that ``fetch(start, n)`` renders a slice of (at most ``n`` items
+    from ``start``), so a page costs its own items, not the whole list (issue 17: a page of
+    versions at 1,000 versions costs what it costs at 100)."""
     size = req.ctx.settings.page_size
     start = 0
     token = req.query.get("$skipToken")
@@ -195,8 +202,9 @@ def page(req: ArmRequest, items: list[Any]) -> Reply:
         except (ValueError, UnicodeDecodeError):
             raise InvalidArgument(f"$skipToken: '{token}' is not a token this server issued",
                                   target="$skipToken") from None
-    out: dict[str, Any] = {"value": items[start:start + size]}
-    if start + size < len(items):
+    items = fetch(start, size + 1)  # one more than the page: is there a next one?
+    out: dict[str, Any] = {"value": items[:size]}
+    if len(items) > size:
         nxt = base64.urlsafe_b64encode(str(start + size).encode()).decode().rstrip("=")
         out["nextLink"] = req.url(req.url_path, **{"$skipToken": nxt})
     return Reply(200, out)

@@ -454,10 +454,12 @@ class Versions:
             exp = True
         return self.json(self.row(rg, gallery, image, version), exp)
 
-    def list(self, rg: str, gallery: str, image: str) -> list[dict]:
-        """The definition's versions by Major.Minor.Patch."""
+    def list(self, rg: str, gallery: str, image: str, *, offset: int = 0,
+             limit: int | None = None) -> list[dict]:
+        """The definition's versions by Major.Minor.Patch; ``offset``/``limit`` render one
+        page of them only (the REST list's pages: cost per page, not per history)."""
         d = self.repo.definition(rg, gallery, image)
-        return [self.json(r) for r in self.repo.list_versions(d)]
+        return [self.json(r) for r in self.repo.list_versions(d, limit=limit, offset=offset)]
 
     # -- update ------------------------------------------------------------------------------
 

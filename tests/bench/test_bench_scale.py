@@ -31,7 +31,9 @@ def test_bench_scale_tiny_rows(tmp_path):
     ops = {r["op"] for r in rows if r["history"] == "6 version(s)"}
     assert ops == {"capture a version (sig image-version create)", "disk create from latest",
                    "latest resolution", "sig image-version list",
-                   "store gc (nothing to collect)", "store verify (every stored chunk)"}
+                   "store gc (nothing to collect)", "store verify (every stored chunk)",
+                   "version list, first page of 100 (REST)",
+                   "version list, last page of 100 (REST)"}
     for r in rows:
         assert r["seconds"] >= 0 and r["user"] >= 0 and r["sys"] >= 0
         assert r["rssMiB"] > 0 and r["peakRssMiB"] >= r["rssMiB"] * 0.5
