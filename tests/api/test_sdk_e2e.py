@@ -132,6 +132,13 @@ def test_sdk_end_to_end(mod_server, sources, tmp_path):
     assert got.storage_profile.os_disk_image.size_in_gb == 1
     assert [v.name for v in client.gallery_image_versions.list_by_gallery_image(
         RG, "myGallery", "myImage1")] == ["1.0.0", "1.1.0", "2.0.0"]
+    # versions are paged by rendering only the page (issue 17): 2, then 1 with no nextLink
+    vurl = (f"{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute/galleries/myGallery/"
+            f"images/myImage1/versions?api-version={GV}")
+    vfirst = raw.get(vurl).json()
+    assert [v["name"] for v in vfirst["value"]] == ["1.0.0", "1.1.0"] and vfirst["nextLink"]
+    vsecond = raw.get(vfirst["nextLink"]).json()
+    assert [v["name"] for v in vsecond["value"]] == ["2.0.0"] and "nextLink" not in vsecond
 
     # a version whose source is another version (storageProfile.source.id), by reference
     ref = client.gallery_image_versions.begin_create_or_update(
