@@ -56,7 +56,9 @@ def www_authenticate(tenant: str, error: str | None, description: str) -> str:
              'resource_id="https://management.azure.com/"']
     if error:
         parts.append(f'error="{error}"')
-    desc = description.replace('"', "'")
+    # a header is latin-1 printable: anything else (an ellipsis, a control character) is '?'
+    desc = "".join(c if 32 <= ord(c) < 127 and c != '"' else ("'" if c == '"' else "?")
+                   for c in description)
     parts.append(f'error_description="{desc}"')
     return ", ".join(parts)
 

@@ -13,9 +13,11 @@ tokens (az, MSAL, azure-identity, Terraform's azurerm, Pulumi):
 
 Refusals are Entra ID's: ``{"error", "error_description": "AADSTS…: …", "error_codes",
 "timestamp", "trace_id", "correlation_id", "error_uri"}`` with 400 (bad request, unknown
-client or tenant, unsupported grant or scope) or 401 (wrong or expired secret). Only the
-local tenant exists (:data:`imagestore.identity.account.TENANT`; ``common`` and
-``organizations`` name it too). Interactive sign-in (authorization code, device code) is
+client or tenant, unsupported grant or scope) or 401 (wrong or expired secret). Every tenant
+of the directory has its endpoints (by id or domain; ``common`` and ``organizations`` name
+the local tenant, :data:`imagestore.identity.account.TENANT`): an app signing in to a tenant
+gets its service principal object there (``oid``) and that ``tid``, or AADSTS700016 when it
+was not consented into it (``ad sp create --id APP --tenant T``). Interactive sign-in (authorization code, device code) is
 not offered: principals sign in with secrets.
 """
 
@@ -62,13 +64,19 @@ def _error(base: str, e: OAuthError) -> Response:
                         status_code=e.status, headers=_NO_STORE)
 
 
-def _tenant(name: str) -> str:
+def _tenant(ctx: ApiContext, name: str) -> str:
+    """The tenant id a sign-in URL names (an alias, an id or a domain of the directory)."""
     if name.lower() in _ALIASES or name.lower() == TENANT:
         return TENANT
+    from ..identity import directory
+
+    with directory.open_directory(ctx.home) as dr:
+        row = dr.tenant(name)
+    if row is not None:
+        return row[0]
     raise OAuthError(400, "invalid_request", 90002,
                      f"Tenant '{name}' not found. Check to make sure you have the correct "
-                     f"tenant ID and are signing into the correct cloud. This imagestore "
-                     f"directory has one tenant, {TENANT}.")
+                     f"tenant ID and are signing into the correct cloud.")
 
 
 def _base(request: Request) -> str:
@@ -176,7 +184,7 @@ def _token_endpoint(ctx: ApiContext, v2: bool):  # noqa: ANN202 - a Starlette en
     async def endpoint(request: Request) -> Response:
         base = _base(request)
         try:
-            tenant = _tenant(request.path_params["tenant"])
+            tenant = await run_in_threadpool(_tenant, ctx, request.path_params["tenant"])
             form = await _form(request)
             grant = form.get("grant_type")
             if not grant:
@@ -227,14 +235,14 @@ def _token_endpoint(ctx: ApiContext, v2: bool):  # noqa: ANN202 - a Starlette en
     return endpoint
 
 
-def _openid(v2: bool):  # noqa: ANN202
+def _openid(ctx: ApiContext, v2: bool):  # noqa: ANN202
     async def endpoint(request: Request) -> Response:
         base = _base(request)
         try:
-            _tenant(request.path_params["tenant"])
+            tenant = await run_in_threadpool(_tenant, ctx, request.path_params["tenant"])
         except OAuthError as e:
             return _error(base, e)
-        return JSONResponse(openid_configuration(base, TENANT, v2))
+        return JSONResponse(openid_configuration(base, tenant, v2))
     return endpoint
 
 
@@ -263,9 +271,9 @@ def routes(ctx: ApiContext) -> list[Route]:
     return [
         Route("/{tenant}/oauth2/v2.0/token", _token_endpoint(ctx, True), methods=["POST"]),
         Route("/{tenant}/oauth2/token", _token_endpoint(ctx, False), methods=["POST"]),
-        Route("/{tenant}/v2.0/.well-known/openid-configuration", _openid(True),
+        Route("/{tenant}/v2.0/.well-known/openid-configuration", _openid(ctx, True),
               methods=["GET"]),
-        Route("/{tenant}/.well-known/openid-configuration", _openid(False), methods=["GET"]),
+        Route("/{tenant}/.well-known/openid-configuration", _openid(ctx, False), methods=["GET"]),
         Route("/common/discovery/instance", _instance_discovery, methods=["GET"]),
         Route("/{tenant}/discovery/v2.0/keys", _keys, methods=["GET"]),
         Route("/{tenant}/discovery/keys", _keys, methods=["GET"]),

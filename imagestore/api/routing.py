@@ -14,6 +14,7 @@ and a handler takes an :class:`ArmRequest` and returns a :class:`Reply`.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from starlette.routing import Route
 from ..errors import ImagestoreError, InvalidArgument, Unauthenticated
 from ..gallery import GalleryService, ids
 from ..gallery.directory_repository import DirectoryRepository
-from ..identity import TENANT, Claims, tokens
+from ..identity import TENANT, Claims, auxiliary, tokens
 from . import authz, versions
 from .context import ApiContext
 from .errors import ApiError, from_domain, internal, invalid_content, response
@@ -99,8 +100,12 @@ def bearer(request: Request) -> str:
 
 
 def authenticate(ctx: ApiContext, request: Request) -> Claims:
-    """Verify the request's token against the store's key."""
-    return tokens.verify(ctx.root, bearer(request), audiences=ctx.settings.audiences)
+    """Verify the request's token against the store's key, and its auxiliary tokens
+    (``x-ms-authorization-auxiliary``, :mod:`imagestore.identity.auxiliary`)."""
+    claims = tokens.verify(ctx.root, bearer(request), audiences=ctx.settings.audiences)
+    aux = auxiliary.verify(ctx.root, request.headers.get(auxiliary.HEADER), claims,
+                           audiences=ctx.settings.audiences)
+    return dataclasses.replace(claims, aux=aux) if aux else claims
 
 
 async def read_body(ctx: ApiContext, request: Request) -> Any:

@@ -51,6 +51,31 @@ def sp_create_for_rbac(ctx: click.Context, display_name: str, years: int, role: 
                                 role=None if skip_assignment else role, scopes=flat or None))
 
 
+@sp_group.command("create")
+@click.option("--id", "ident", required=True, metavar="APP_ID",
+              help="The application (app id or display name) to create a principal of.")
+@click.option("--tenant", required=True, metavar="TENANT",
+              help="The tenant (id or domain) the app is consented into.")
+@common_options
+@click.pass_context
+def sp_create(ctx: click.Context, ident: str, tenant: str) -> None:
+    """Create the service principal object of an existing application in another tenant (a
+    multi-tenant app consented there). It has its own object id there, signs in to that
+    tenant with the app's secret (token endpoint /TENANT/oauth2/v2.0/token) and gets what
+    that tenant's role assignments of the object allow.
+
+    \b
+    Example:
+      imagestore ad sp create --id ci-bot --tenant fabrikam.imagestore.local --query id -o tsv
+    """
+    from ..identity import directory
+
+    home = open_home(ctx)
+    with directory.open_directory(home) as dr:
+        tid = directory.tenant(dr, tenant)[0]
+    emit(ctx, principals.consent(home, ident, tid).to_json())
+
+
 @sp_group.command("show")
 @click.option("--id", "ident", required=True, metavar="APP_ID",
               help="App id, object id or display name.")

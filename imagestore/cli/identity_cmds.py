@@ -44,9 +44,13 @@ def token_group() -> None:
               help="Who the token is for (default: the local user).")
 @click.option("--expires-in", "expires_in", type=int, default=tokens.DEFAULT_EXPIRES_IN,
               show_default=True, metavar="SECONDS", help="Lifetime in seconds.")
+@click.option("--tenant", default=None, metavar="TENANT",
+              help="For a service principal: the tenant to sign in to (its object there; "
+                   "default its home tenant).")
 @common_options
 @click.pass_context
-def token_create(ctx: click.Context, assignee: str | None, expires_in: int) -> None:
+def token_create(ctx: click.Context, assignee: str | None, expires_in: int,
+                 tenant: str | None) -> None:
     """Issue a signed access token (a JWT), printed as `az account get-access-token` does.
 
     For a user or service principal of the directory the token carries its object id and
@@ -64,6 +68,11 @@ def token_create(ctx: click.Context, assignee: str | None, expires_in: int) -> N
     if assignee is not None:
         with directory.open_directory(home) as dr:
             p = directory.find(dr, home, assignee)
+            if tenant is not None:
+                p = directory.in_tenant(dr, home, p, directory.tenant(dr, tenant)[0], assignee)
+    elif tenant is not None:
+        raise InvalidArgument("tenant: only with --assignee (a service principal)",
+                              target="tenant")
     if p is None:  # the store owner's token (named as asked): full access
         tok = tokens.issue(home, assignee or local_user(), expires_in=expires_in)
     elif p.type == directory.GROUP:

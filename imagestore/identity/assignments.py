@@ -70,6 +70,24 @@ def to_json(row: tuple, dr: DirectoryRepository, store: Any) -> dict:  # noqa: A
     }
 
 
+def _in_scope_tenant(dr: DirectoryRepository, store: Any,  # noqa: ANN401
+                     p: directory.Principal, scope: str) -> directory.Principal:
+    """A service principal named by app id is its object in the scope's tenant when the app
+    has one there (as az resolves an app id in the tenant it is signed in to)."""
+    if p.type != directory.SERVICE_PRINCIPAL:
+        return p
+    sub = dr.subscription(scope.split("/")[2])
+    if sub is None or sub[2].lower() == p.tenant_id.lower():
+        return p
+    from . import principals
+
+    sp = principals.in_tenant(store, p.object_id, sub[2])
+    if sp is None:
+        return p
+    return directory.Principal(sp.object_id, directory.SERVICE_PRINCIPAL, sp.tenant,
+                               sp.display_name)
+
+
 def create(dr: DirectoryRepository, store: Any, assignee: str, role: str,  # noqa: ANN401
            scope: str, *, created_by: str = OWNER_ID) -> dict:
     """Assign ``role`` to ``assignee`` at ``scope`` (az: the same triple again is a
@@ -78,6 +96,8 @@ def create(dr: DirectoryRepository, store: Any, assignee: str, role: str,  # noq
     p = directory.resolve(dr, store, assignee)
     with dr.transaction():
         s = check_scope(dr, scope)
+        if assignee.strip().lower() != p.object_id.lower():  # named by app id or name
+            p = _in_scope_tenant(dr, store, p, s)
         if not r.assignable_at(s):
             # ARM looks the definition up at the assignment's scope, where it does not exist
             raise InvalidArgument(

@@ -219,6 +219,24 @@ def find(dr: DirectoryRepository, store: Any, ident: str) -> Principal | None:  
     return None
 
 
+def in_tenant(dr: DirectoryRepository, store: Any, p: Principal | None,  # noqa: ANN401
+              tenant_id: str, ident: str) -> Principal:
+    """``p``'s object in ``tenant_id``: a service principal's object there (consented with
+    ``ad sp create --tenant``), AADSTS700016's wording when it has none; users and groups
+    live in their home tenant only."""
+    if p is None or p.type != SERVICE_PRINCIPAL:
+        if p is not None and p.tenant_id.lower() == tenant_id.lower():
+            return p
+        raise InvalidArgument(f"tenant: '{ident}' is not a service principal with an object "
+                              f"in tenant '{tenant_id}'", target="tenant")
+    sp = principals.in_tenant(store, p.object_id, tenant_id)
+    if sp is None:
+        raise NotFound(f"AADSTS700016: Application with identifier '{ident}' was not found "
+                       f"in the directory '{tenant_id}'.", target="tenant",
+                       code="PrincipalNotFound")
+    return Principal(sp.object_id, SERVICE_PRINCIPAL, sp.tenant, sp.display_name)
+
+
 def add_member(dr: DirectoryRepository, store: Any, group_ident: str,  # noqa: ANN401
                member_ident: str) -> None:
     """Make ``member_ident`` (user, SP or group) a direct member of the group. A group that

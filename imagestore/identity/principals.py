@@ -5,9 +5,12 @@ Kept in ``<store>/identity/directory.sqlite`` (its own small database in the 070
 directory: secret hashes are credentials and stay out of the gallery database, which holds
 the rest of the directory — tenants, users, groups, role assignments, :mod:`.directory`).
 A secret is shown once, when it is made, and stored only as a salted
-scrypt hash; checking one compares in constant time. Every principal belongs to the local
-tenant (:data:`imagestore.identity.account.TENANT`); service principals in other tenants
-(multi-tenant apps, issue 15's cross-tenant case) are still to come.
+scrypt hash; checking one compares in constant time. Every application is registered in the
+local tenant (:data:`imagestore.identity.account.TENANT`), where it has its home service
+principal object; :func:`consent` gives it a service principal object in another tenant of the
+directory (a multi-tenant app consented there: ``ad sp create --id APP --tenant T2``), with
+its own object id. The app signs in to either tenant with the same secret and gets a token
+with that tenant's ``tid`` and object id (``sp_tenant_objects``).
 
 ``create(store, name)`` makes a principal (or, like az, gives the existing principal of that
 display name a new secret, the old one stops working) and returns what az prints:
@@ -48,6 +51,13 @@ CREATE TABLE IF NOT EXISTS service_principals (
     secret_id     TEXT NOT NULL,
     secret_end    TEXT NOT NULL,
     created       TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sp_tenant_objects (
+    app_id        TEXT NOT NULL REFERENCES service_principals(app_id) ON DELETE CASCADE,
+    tenant        TEXT NOT NULL,
+    object_id     TEXT NOT NULL UNIQUE,
+    created       TEXT NOT NULL,
+    PRIMARY KEY (app_id, tenant)
 )
 """
 
@@ -80,7 +90,7 @@ class Principal:
             "id": self.object_id,
             "appId": self.app_id,
             "displayName": self.display_name,
-            "appOwnerOrganizationId": self.tenant,
+            "appOwnerOrganizationId": TENANT,  # every app is registered in the local tenant
             "accountEnabled": True,
             "servicePrincipalType": "Application",
             "servicePrincipalNames": [self.app_id],
@@ -104,7 +114,7 @@ def _open(store, *, write: bool) -> sqlite3.Connection | None:  # noqa: ANN001
     if write:
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=FULL")
-        con.execute(_SCHEMA)
+        con.executescript(_SCHEMA)
         os.chmod(path, 0o600)
     return con
 
@@ -199,16 +209,89 @@ def create(store, name: str, *, years: int = SECRET_YEARS,  # noqa: ANN001
 
 
 def find(store, app_or_name: str) -> Principal | None:  # noqa: ANN001
-    """The principal with this app id, object id or display name, or None."""
+    """The principal with this app id, object id or display name, or None. The object id of
+    the app's service principal in another tenant gives that object (its id and tenant)."""
     con = _open(store, write=False)
     if con is None:
         return None
     try:
         r = con.execute("SELECT * FROM service_principals WHERE app_id = ? OR object_id = ? "
                         "OR display_name = ?", (app_or_name,) * 3).fetchone()
-        return _row(r) if r else None
+        if r is not None:
+            return _row(r)
+        t = _tenant_object(con, "object_id = ?", (app_or_name,))
+        return t
     finally:
         con.close()
+
+
+def _tenant_object(con: sqlite3.Connection, where: str, args: tuple) -> Principal | None:
+    if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'sp_tenant_objects'").fetchone():
+        return None  # a directory written before tenant objects existed (read-only open)
+    r = con.execute("SELECT s.*, t.object_id AS t_oid, t.tenant AS t_tenant FROM "
+                    "sp_tenant_objects t JOIN service_principals s ON s.app_id = t.app_id "
+                    f"WHERE t.{where}", args).fetchone()
+    if r is None:
+        return None
+    p = _row(r)
+    return Principal(p.app_id, r["t_oid"], p.display_name, r["t_tenant"], p.secret_id,
+                     p.secret_end, p.created)
+
+
+def in_tenant(store, app_or_name: str, tenant: str) -> Principal | None:  # noqa: ANN001
+    """The app's service principal object in ``tenant`` (its home one, or one made by
+    :func:`consent`), or None."""
+    found = find(store, app_or_name)
+    if found is None:
+        return None
+    home = show(store, found.app_id)  # by app id: the home object
+    if home.tenant.lower() == tenant.lower():
+        return home
+    con = _open(store, write=False)
+    try:
+        return _tenant_object(con, "app_id = ? AND lower(t.tenant) = lower(?)",
+                              (home.app_id, tenant))
+    finally:
+        con.close()
+
+
+def objects(store, app_or_name: str) -> list[Principal]:  # noqa: ANN001
+    """Every service principal object of the app: the home one first."""
+    home = show(store, show(store, app_or_name).app_id)
+    con = _open(store, write=False)
+    try:
+        if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'sp_tenant_objects'"
+                           ).fetchone():
+            return [home]
+        rows = con.execute("SELECT tenant, object_id FROM sp_tenant_objects WHERE app_id = ? "
+                           "ORDER BY created, tenant", (home.app_id,)).fetchall()
+    finally:
+        con.close()
+    return [home] + [Principal(home.app_id, r["object_id"], home.display_name, r["tenant"],
+                               home.secret_id, home.secret_end, home.created) for r in rows]
+
+
+def consent(store, app_or_name: str, tenant: str) -> Principal:  # noqa: ANN001
+    """Create the app's service principal object in ``tenant`` (a tenant id the caller has
+    checked exists): what consenting a multi-tenant app into a tenant does. Conflict when
+    the app already has one there (its home tenant included)."""
+    from ..errors import Conflict
+
+    home = show(store, show(store, app_or_name).app_id)
+    if in_tenant(store, home.app_id, tenant) is not None:
+        raise Conflict(f"The service principal of application '{home.app_id}' already "
+                       f"exists in tenant '{tenant}'.", target="tenant")
+    oid = str(uuid.uuid4())
+    con = _open(store, write=True)
+    try:
+        con.execute("INSERT INTO sp_tenant_objects VALUES (?,?,?,?)",
+                    (home.app_id, tenant, oid, _iso(datetime.now(UTC))))
+        con.commit()
+    finally:
+        con.close()
+    p = in_tenant(store, home.app_id, tenant)
+    assert p is not None
+    return p
 
 
 def show(store, app_or_name: str) -> Principal:  # noqa: ANN001
@@ -237,6 +320,7 @@ def delete(store, app_or_name: str) -> None:  # noqa: ANN001
     p = show(store, app_or_name)
     con = _open(store, write=True)
     try:
+        con.execute("DELETE FROM sp_tenant_objects WHERE app_id = ?", (p.app_id,))
         con.execute("DELETE FROM service_principals WHERE app_id = ?", (p.app_id,))
     finally:
         con.close()
@@ -253,7 +337,12 @@ def authenticate(store, app_id: str, secret: str, tenant: str = TENANT,  # noqa:
                             (app_id,)).fetchone()
         finally:
             con.close()
-    if r is None or r["tenant"] != tenant:
+    obj = None
+    if r is not None and r["tenant"] != tenant:
+        obj = in_tenant(store, app_id, tenant)  # the app consented into another tenant
+        if obj is None:
+            r = None
+    if r is None:
         _hash(secret or "-", b"\0" * 16)  # the same work as a real check: no timing oracle
         raise BadCredentials(
             f"AADSTS700016: Application with identifier '{app_id}' was not found in the "
@@ -272,4 +361,4 @@ def authenticate(store, app_id: str, secret: str, tenant: str = TENANT,  # noqa:
             f"AADSTS7000222: The provided client secret keys for app '{app_id}' are expired. "
             f"Create a new one ('imagestore ad sp create-for-rbac --name "
             f"{r['display_name']}').", aadsts=7000222, error="invalid_client", status=401)
-    return _row(r)
+    return obj or _row(r)
