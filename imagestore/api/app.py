@@ -27,6 +27,7 @@ from . import (
     operations,
     shared_galleries,
     snapshots,
+    soft_deleted,
     virtual_machines,
 )
 from .context import ApiContext, Settings
@@ -39,6 +40,7 @@ FAMILIES = [
     galleries,
     images,
     image_versions,
+    soft_deleted,  # soft-deleted image versions: list, purge (issue 15)
     disks,
     operations,
     export,  # disk export: beginGetAccess/endGetAccess and the SAS blob (issue 12)
@@ -54,7 +56,8 @@ FAMILIES = [
 _KEYWORDS = ("subscriptions", "resourceGroups", "providers", "Microsoft.Compute", "galleries",
              "images", "versions", "disks", "snapshots", "locations", "operations",
              "operationResults", "virtualMachines", "virtualMachineScaleSets",
-             "sharedGalleries", "communityGalleries", "share")
+             "sharedGalleries", "communityGalleries", "share",
+             "softDeletedArtifactTypes", "artifacts")
 _CANON = {k.lower(): k for k in _KEYWORDS}
 
 

@@ -24,6 +24,7 @@ communityGalleries/…``: open to every signed-in principal of any tenant, issue
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..gallery.directory_repository import DirectoryRepository
@@ -96,6 +97,16 @@ def caller(claims: Claims) -> linked_mod.Caller:
 def client_name(claims: Claims) -> str:
     """How ARM names the caller first: a user's UPN, a service principal's app id."""
     return str(claims.raw.get("appid") or claims.raw.get("upn") or claims.oid)
+
+
+def guard(dr: DirectoryRepository, claims: Claims, action: str,
+          scope: str) -> Callable[[], None] | None:
+    """A further check of ``action`` over ``scope`` for a service to run when an operation
+    turns out to need it (enabling soft delete needs ``galleries/share/action``); None for
+    the store owner."""
+    if authorize.is_owner(claims):
+        return None
+    return lambda: authorize.check(dr, claims.oid, action, scope, client=client_name(claims))
 
 
 def check(dr: DirectoryRepository, claims: Claims, method: str, template: str,

@@ -6,7 +6,9 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from ..errors import InvalidArgument, NotFound
-from ..gallery import ids
+from ..gallery import ids, soft_delete
+from ..gallery.directory_repository import DirectoryRepository
+from . import authz
 from .context import ApiContext
 from .fields import Body, update_ops
 from .operations import accepted
@@ -38,14 +40,24 @@ def put(req: ArmRequest) -> Reply:
             out = svc.galleries.create(req.rg, name, location=b.str("location"),
                                        description=b.str("properties.description"),
                                        tags=b.tags(),
-                                       sharing_profile=b.raw("properties.sharingProfile"))
+                                       sharing_profile=b.raw("properties.sharingProfile"),
+                                       soft_delete_enabled=soft_delete.requested_policy(b.data),
+                                       policy_guard=_policy_guard(svc, req))
             return Reply(201, out)
         return Reply(200, _update(svc, req, b))
 
 
+def _policy_guard(svc, req: ArmRequest):
+    """Changing ``softDeletePolicy.isSoftDeleteEnabled`` also needs
+    ``galleries/share/action`` on the gallery (Owner or Compute Gallery Sharing Admin)."""
+    return authz.guard(DirectoryRepository(svc.repo.con), req.claims, soft_delete.POLICY_ACTION,
+                       ids.gallery_id(req.rg, req.path["galleryName"]))
+
+
 def _update(svc, req: ArmRequest, b: Body) -> dict:
     return svc.galleries.update(req.rg, req.path["galleryName"], tags=b.tags(),
-                                sets=update_ops(b.data, ignore=READ_ONLY))
+                                sets=update_ops(b.data, ignore=READ_ONLY),
+                                policy_guard=_policy_guard(svc, req))
 
 
 def patch_(req: ArmRequest) -> Reply:

@@ -20,6 +20,7 @@ from .fields import Body, update_ops
 from .images import ITEM as DEFINITION
 from .operations import accepted
 from .routing import ArmRequest, Reply, arm_route, page_of
+from .soft_deleted import restore_requested
 from .versions import GALLERY_API_VERSIONS
 
 COLLECTION = DEFINITION + "/versions"
@@ -27,7 +28,7 @@ ITEM = COLLECTION + "/{galleryImageVersionName}"
 PARENTS = ("galleryName", "galleryImageName")
 _PP = "properties.publishingProfile"
 _SP = "properties.storageProfile"
-READ_ONLY = ("properties.provisioningState", f"{_PP}.publishedDate",
+READ_ONLY = ("properties.provisioningState", f"{_PP}.publishedDate", "properties.restore",
              "properties.replicationStatus", "properties.localStorage",
              "properties.safetyProfile.reportedForPolicyViolation",
              "properties.safetyProfile.policyViolations", _SP)
@@ -187,6 +188,9 @@ def put(req: ArmRequest) -> Reply:
     b = Body(req.require_body())
     rg, g, d, v = _names(req)
     with req.ctx.writing() as svc:
+        if restore_requested(b, svc, (rg, g, d, v)):  # soft delete (issue 15)
+            svc.soft_delete.restore(rg, g, d, v, location=b.str("location"))
+            return Reply(200, svc.versions.show(rg, g, d, v))
         try:
             cur = svc.versions.show(rg, g, d, v)
         except NotFound as e:

@@ -65,6 +65,16 @@ def _rg_or_sub(p: dict) -> str:
     return _rg(p) if p.get("rg") else _sub(p)
 
 
+def _sd(p: dict) -> str:
+    """A definition's soft-deleted versions (REST: ``…/galleries/{g}/softDeletedArtifactTypes/
+    Images/artifacts/{image}/versions``)."""
+    return f"{_g(p)}/softDeletedArtifactTypes/Images/artifacts/{p['image']}/versions"
+
+
+def _sd_v(p: dict) -> str:
+    return f"{_sd(p)}/{p['version']}"
+
+
 def _given_scope(p: dict) -> str:
     return (p.get("scope") or _sub(p)).rstrip("/")
 
@@ -88,6 +98,13 @@ ACTIONS: dict[str, tuple[str | None, Callable[[dict], str]]] = {
     "sig image-version wait": (f"{_C}/galleries/images/versions/read", _v),
     "sig image-version delete": (f"{_C}/galleries/images/versions/delete", _v),
     "sig image-version list": (f"{_C}/galleries/images/versions/read", _i),
+    # soft delete (issue 15): undelete is a PUT of the version; list and purge are the REST
+    # softDeletedArtifactTypes routes, whose action is derived from their path
+    "sig image-version undelete": (f"{_C}/galleries/images/versions/write", _v),
+    "sig image-version list-soft-deleted": (
+        f"{_C}/galleries/softDeletedArtifactTypes/artifacts/versions/read", _sd),
+    "sig image-version purge": (
+        f"{_C}/galleries/softDeletedArtifactTypes/artifacts/versions/delete", _sd_v),
     "disk show": (f"{_C}/disks/read", _disk),
     "disk delete": (f"{_C}/disks/delete", _disk),
     "disk list": (f"{_C}/disks/read", _rg_or_sub),
@@ -241,6 +258,11 @@ def _check(ctx: click.Context, params: dict[str, Any]) -> None:
         raise InvalidArgument(f"as: 'imagestore {path}' cannot run --as a principal (it has "
                               f"no RBAC action yet); run it as the store owner", target="as")
     action, scope_of = found
+    _authorize(ctx, who, action, scope_of(params), path, params)
+
+
+def _authorize(ctx: click.Context, who: str, action: str | None, scope: str,
+               path: str = "", params: dict[str, Any] | None = None) -> None:
     home = open_home(ctx, create=False)
     if action is None:  # open to every principal (community galleries): it must exist
         with directory.open_directory(home) as dr:
@@ -254,13 +276,12 @@ def _check(ctx: click.Context, params: dict[str, Any]) -> None:
         client = p.name  # ARM names a user by UPN, a service principal by app id
         if p.type == directory.SERVICE_PRINCIPAL:
             client = principals.show(home, p.object_id).app_id
-        if path in ROLE_WRITES:
-            for scope in dict.fromkeys(_role_scopes(path, params, dr)):
-                authorize.check(dr, p.object_id, action, scope, client=client)
+        if path in ROLE_WRITES and params is not None:
+            for role_scope in dict.fromkeys(_role_scopes(path, params, dr)):
+                authorize.check(dr, p.object_id, action, role_scope, client=client)
             return
-        scope = scope_of(params)
         authorize.check(dr, p.object_id, action, scope, client=client)
-        if path in LINKED:
+        if path in LINKED and params is not None:
             from ..gallery.repository import Repository
 
             repo = Repository(home.gallery_database)
@@ -271,6 +292,16 @@ def _check(ctx: click.Context, params: dict[str, Any]) -> None:
             caller = linked_mod.Caller(p.object_id, client, p.tenant_id)
             linked_mod.check(dr, caller, action, scope,
                              linked_mod.actions(refs, for_version=path.startswith("sig ")))
+
+
+def guard(ctx: click.Context, action: str, params: dict) -> Callable[[], None] | None:
+    """A check of a further ``action`` on the gallery of ``params`` for the principal of
+    ``--as``, for a service to run when the operation needs it (enabling soft delete needs
+    ``galleries/share/action``); None for the store owner."""
+    who = acting_as(ctx)
+    if who is None:
+        return None
+    return lambda: _authorize(ctx, who, action, _g(params))
 
 
 def _wrap(cmd: click.Command) -> None:

@@ -9,9 +9,10 @@ import click
 
 from ..errors import InvalidArgument
 from ..formats import SOURCE_FORMATS
-from ..gallery import GalleryService, validate
+from ..gallery import GalleryService, soft_delete, validate
 from ..gallery.ids import DEFAULT_RG
 from ..worker import open_gallery
+from . import acting
 from .common import GroupedOption as Variadic  # az's one-or-more values: --tags a=b c=d
 from .common import common_options, generic_update_options, ids_option, open_home
 from .output import emit
@@ -132,10 +133,13 @@ def sig_group() -> None:
 @click.option("--public-name-prefix", default=None,
               help="Community: the prefix of the gallery's public name.")
 @tags_option
+@three_state("--soft-delete", "Soft delete of image versions (properties.softDeletePolicy): "
+             "a deleted version is kept 7 days, restorable. Enabling needs Owner or Compute "
+             "Gallery Sharing Admin (galleries/share/action) under --as.")
 @common_options
 @click.pass_context
 def sig_create(ctx, rg, gallery, location, description, permissions, publisher_uri,
-               publisher_email, eula, public_name_prefix, tags) -> None:
+               publisher_email, eula, public_name_prefix, tags, soft_delete) -> None:
     """Create a gallery (--permissions Groups: direct shared; Community: with all four
     community flags).
 
@@ -143,6 +147,7 @@ def sig_create(ctx, rg, gallery, location, description, permissions, publisher_u
     Example:
       imagestore sig create -r myGallery --description "Team images"
       imagestore sig create -r shared --permissions Groups
+      imagestore sig create -r myGallery --soft-delete true
     """
     from .sig_share_cmds import sharing_profile
 
@@ -150,7 +155,14 @@ def sig_create(ctx, rg, gallery, location, description, permissions, publisher_u
     emit(ctx, svc.create_gallery(rg, gallery, location=location, description=description,
                                  tags=tags_opt(tags), sharing_profile=sharing_profile(
                                      permissions, publisher_uri, publisher_email, eula,
-                                     public_name_prefix)))
+                                     public_name_prefix),
+                                 soft_delete_enabled=soft_delete,
+                                 policy_guard=_policy_guard(ctx, rg, gallery)))
+
+
+def _policy_guard(ctx: click.Context, rg: str, gallery: str):
+    """Under --as: the RBAC check enabling or disabling soft delete needs."""
+    return acting.guard(ctx, soft_delete.POLICY_ACTION, {"rg": rg, "gallery": gallery})
 
 
 @sig_group.command("show")
@@ -192,18 +204,23 @@ def sig_list(ctx, rg) -> None:
 @gallery_option
 @click.option("--description", default=None)
 @tags_option
+@three_state("--soft-delete", "Turn soft delete of image versions on or off (needs "
+             "galleries/share/action under --as). Turned off, versions already soft-deleted "
+             "stay restorable until their retention ends.")
 @generic_update_options
 @common_options
 @click.pass_context
-def sig_update(ctx, rg, gallery, description, tags, sets) -> None:
-    """Update a gallery. Only the description (and tags) may change.
+def sig_update(ctx, rg, gallery, description, tags, soft_delete, sets) -> None:
+    """Update a gallery. Only the description, tags and soft delete may change.
 
     \b
     Example:
       imagestore sig update -r myGallery --set description="Team images" tags.team=infra
+      imagestore sig update -r myGallery --soft-delete true
     """
     emit(ctx, gallery_service(ctx).update_gallery(
-        rg, gallery, description=description, tags=tags_opt(tags), sets=sets or ()))
+        rg, gallery, description=description, tags=tags_opt(tags), sets=sets or (),
+        soft_delete_enabled=soft_delete, policy_guard=_policy_guard(ctx, rg, gallery)))
 
 
 @sig_group.command("delete")
@@ -625,6 +642,69 @@ def image_version_delete(ctx, rg, gallery, image, version, no_wait) -> None:
       imagestore sig image-version delete -r myGallery -i myImage1 -e 1.0.0
     """
     gallery_service(ctx).delete_version(rg, gallery, image, version)
+
+
+@image_version_group.command("list-soft-deleted")
+@rg_option
+@gallery_option
+@image_option
+@common_options
+@click.pass_context
+def image_version_list_soft_deleted(ctx, rg, gallery, image) -> None:
+    """List the soft-deleted versions of an image definition (REST: softDeletedArtifactTypes/
+    Images/artifacts/{definition}/versions; az has no command for it yet). Each names the
+    version (properties.resourceArmId) and when it was deleted, stops being usable
+    (consumptionEndTime, +7 days) and is purged (hardDeletionTargetTime, +7 more).
+
+    \b
+    Example:
+      imagestore sig image-version list-soft-deleted -r myGallery -i myImage1 -o table
+    """
+    emit(ctx, gallery_service(ctx, create=False).soft_delete.list(rg, gallery, image))
+
+
+@image_version_group.command("undelete")
+@ids_option("version")
+@rg_option
+@gallery_option
+@image_option
+@version_option
+@click.option("-l", "--location", default=None, metavar="REGION",
+              help="The version's home region (default: it); another region is refused.")
+@common_options
+@click.pass_context
+def image_version_undelete(ctx, rg, gallery, image, version, location) -> None:
+    """Restore a soft-deleted image version (REST: PUT with properties.restore true): it is
+    listed and can be latest again. Exit 5 if it is not soft-deleted, 4 if it is unknown
+    or already purged.
+
+    \b
+    Example:
+      imagestore sig image-version undelete -r myGallery -i myImage1 -e 1.0.1
+    """
+    svc = gallery_service(ctx)
+    svc.soft_delete.restore(rg, gallery, image, version, location=location)
+    emit(ctx, svc.show_version(rg, gallery, image, version))
+
+
+@image_version_group.command("purge")
+@ids_option("version")
+@rg_option
+@gallery_option
+@image_option
+@version_option
+@common_options
+@click.pass_context
+def image_version_purge(ctx, rg, gallery, image, version) -> None:
+    """Hard-delete a soft-deleted image version now (REST: DELETE on its
+    softDeletedArtifactTypes path); its data becomes garbage for `store gc`. Exit 5 if it
+    is not soft-deleted.
+
+    \b
+    Example:
+      imagestore sig image-version purge -r myGallery -i myImage1 -e 1.0.1
+    """
+    gallery_service(ctx).soft_delete.purge(rg, gallery, image, version)
 
 
 @image_version_group.command("wait")

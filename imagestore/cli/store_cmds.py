@@ -181,16 +181,34 @@ def rebuild_index_cmd(ctx: click.Context, regions: tuple[str, ...], timeout: flo
 @common_options
 @click.pass_context
 def gc_cmd(ctx: click.Context, dry_run: bool, timeout: float) -> None:
-    """Remove chunks that no manifest references and compact packs.
+    """Remove chunks that no manifest references and compact packs. First purges the
+    soft-deleted image versions past their hard-deletion time (softDeletedVersionsPurged),
+    so their chunks are freed in the same run.
 
     \b
     Example:
       imagestore store gc
     """
     home = open_home(ctx, create=False)  # nothing to collect in a store that is not there
+    purged = _purge_soft_deleted(home, dry_run)
     out = gc(home.blob_store(), timeout=timeout, dry_run=dry_run).to_json()
+    out["softDeletedVersionsPurged"] = purged
     out["linkedParentsFreed"] = _collect_linked_parents(home, dry_run)
     emit(ctx, out)
+
+
+def _purge_soft_deleted(home: Home, dry_run: bool) -> list[str]:
+    """Ids of the soft-deleted versions past their hard-deletion time, purged (gallery/
+    soft_delete.py)."""
+    from ..gallery import GalleryService, backends
+
+    if not backends.exists(home.gallery_database):
+        return []
+    svc = GalleryService(home)
+    try:
+        return svc.soft_delete.purge_expired(dry_run=dry_run)
+    finally:
+        svc.close()
 
 
 def _collect_linked_parents(home: Home, dry_run: bool) -> list[dict]:

@@ -35,6 +35,7 @@ TARGET_FLAGS: list[tuple[str, str]] = [
     ("$expand", "--expand"),
     # galleries and image definitions
     ("properties.description", "--description"),
+    ("properties.softDeletePolicy.isSoftDeleteEnabled", "--soft-delete"),
     ("properties.identifier.publisher", "--publisher"),
     ("properties.identifier.offer", "--offer"),
     ("properties.identifier.sku", "--sku"),

@@ -109,7 +109,7 @@ class VirtualMachines:
                 raise rules.gallery_image_not_found(def_id, location) from None
             requested = def_id
         else:
-            vrow = versions.row(ref.rg, ref.gallery, ref.image, ref.version, field)
+            vrow = versions.row(ref.rg, ref.gallery, ref.image, ref.version, field, for_use=True)
             requested = ids.version_id(vrow.rg, vrow.gallery, vrow.image, vrow.name)
         vid = ids.version_id(vrow.rg, vrow.gallery, vrow.image, vrow.name)
         reg = self.repo.region_of(vrow.id, location)

@@ -408,6 +408,21 @@ def _m0012_dedup_domains(con: Database) -> None:
     )
 
 
+def _m0010_soft_delete(con: Database) -> None:
+    """Soft-deleted image versions (issue 15): the version's rows stay (so its manifests and
+    chunks stay), this row says since when it is deleted."""
+    _script(
+        con,
+        """
+        CREATE TABLE soft_deleted_versions (
+            version_id  INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+            deleted     TEXT NOT NULL,
+            PRIMARY KEY (version_id)
+        )
+        """,
+    )
+
+
 #: ordered, named schema steps; append only, never edit a released step
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("0001_initial", _m0001_initial),
@@ -419,6 +434,7 @@ MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("0007_directory", _m0007_directory),  # tenants, principals, role assignments (issue 15)
     ("0011_custom_roles", _m0011_custom_roles),  # custom role definitions (issue 15)
     ("0012_dedup_domains", _m0012_dedup_domains),  # a dedup domain per tenant (issue 15)
+    ("0010_soft_delete", _m0010_soft_delete),  # soft-deleted image versions (issue 15)
 ]
 
 

@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterable
 
 from ..errors import Conflict, InvalidArgument, PropertyChangeNotAllowed
-from . import arm_shape, gallery_types, patch, resources, validate
+from . import arm_shape, gallery_types, patch, resources, soft_delete, validate, version_data
 from .changes import check_changes
 from .placement import Placement
 from .repository import Repository
@@ -226,13 +226,24 @@ class Definitions:
         return rec
 
     def delete(self, rg: str, gallery: str, name: str) -> None:
-        """Delete a definition without versions (Conflict while it has any)."""
+        """Delete a definition without versions (Conflict while it has any; see
+        :meth:`.soft_delete.SoftDelete.before_definition_delete` for soft-deleted ones)."""
+        row = self.repo.definition(rg, gallery, name)
+        self._refuse_versions(row)  # before any soft-deleted version is purged
+        sd = soft_delete.SoftDelete(self.repo, self.placement, version_data.purge)
+        sd.before_definition_delete(self.repo.gallery(rg, gallery), row)
         with self.repo.transaction():
             row = self.repo.definition(rg, gallery, name)
-            vs = self.repo.version_names(row.id)
-            if vs:
-                raise Conflict(
-                    f"image definition '{gallery}/{name}' still has {len(vs)} image version(s): "
-                    f"{', '.join(vs)}; delete them first"
-                )
+            self._refuse_versions(row)
+            if self.repo.soft_deleted_in(row.id):  # soft-deleted meanwhile
+                raise Conflict(f"image definition '{gallery}/{name}': a version was "
+                               f"soft-deleted meanwhile; try again")
             self.repo.delete_definition(row.id)
+
+    def _refuse_versions(self, row) -> None:
+        vs = self.repo.version_names(row.id, active_only=True)
+        if vs:
+            raise Conflict(
+                f"image definition '{row.gallery}/{row.name}' still has {len(vs)} image "
+                f"version(s): {', '.join(vs)}; delete them first"
+            )

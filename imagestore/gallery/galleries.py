@@ -7,14 +7,15 @@ import json
 from collections.abc import Iterable
 
 from ..errors import Conflict
-from . import arm_shape, patch, resources, sharing, validate
+from . import arm_shape, patch, resources, sharing, soft_delete, validate
 from .changes import check_changes
 from .placement import Placement
 from .repository import Repository
 
 DEFAULT_LOCATION = "local"
 #: what an update may change
-GALLERY_MUTABLE = ("tags", "properties.description")
+GALLERY_MUTABLE = ("tags", "properties.description",
+                   "properties.softDeletePolicy.isSoftDeleteEnabled")
 
 
 class Galleries:
@@ -26,19 +27,27 @@ class Galleries:
 
     def create(self, rg: str, name: str, *, location: str | None = None,
                description: str | None = None, tags: dict | None = None,
-               sharing_profile: dict | None = None) -> dict:
+               sharing_profile: dict | None = None,
+               soft_delete_enabled: bool | str | None = None,
+               policy_guard: soft_delete.PolicyGuard | None = None) -> dict:
         """Create gallery ``name`` in resource group ``rg``; returns its JSON.
         ``sharing_profile``: the request's ``sharingProfile`` (permissions Private, Groups or
-        Community with its ``communityGalleryInfo``; set only here, :mod:`.sharing`)."""
+        Community with its ``communityGalleryInfo``; set only here, :mod:`.sharing`).
+        ``soft_delete_enabled``: ``properties.softDeletePolicy.isSoftDeleteEnabled``;
+        ``policy_guard`` runs before soft delete is enabled (the caller's RBAC check)."""
         validate.resource_group(rg)
         validate.gallery_name(name)
         location = self.placement.require_region(location or DEFAULT_LOCATION)
-        props = {}
+        props: dict = {}
         if description is not None:
             props["description"] = validate.text("properties.description", description)
         profile = sharing.create_profile(sharing_profile)
         if profile is not None:
             props["sharingProfile"] = profile
+        if soft_delete_enabled is not None:
+            on = soft_delete.flag(soft_delete_enabled)
+            soft_delete.guard_change(False, on, policy_guard)
+            props["softDeletePolicy"] = {"isSoftDeleteEnabled": on}
         with self.repo.transaction():
             if self.repo.find_gallery(rg, name):
                 raise Conflict(f"gallery '{name}' already exists in resource group '{rg}'",
@@ -56,17 +65,27 @@ class Galleries:
         return [resources.gallery_json(r) for r in self.repo.list_galleries(rg)]
 
     def update(self, rg: str, name: str, *, description: str | None = None,
-               tags: dict | None = None, sets: Iterable[str | patch.Op] = ()) -> dict:
-        """Change the description or tags (``sets``: az's ``--set PATH=VALUE`` expressions);
-        any other change is refused."""
+               tags: dict | None = None, sets: Iterable[str | patch.Op] = (),
+               soft_delete_enabled: bool | str | None = None,
+               policy_guard: soft_delete.PolicyGuard | None = None) -> dict:
+        """Change the description, tags or the soft-delete flag (``sets``: az's ``--set
+        PATH=VALUE`` expressions); any other change is refused. ``policy_guard`` runs
+        before the soft-delete flag changes."""
         cur = self.show(rg, name)
         new = copy.deepcopy(cur)
         if description is not None:
             new["properties"]["description"] = description
         if tags is not None:
             new["tags"] = tags
+        if soft_delete_enabled is not None:
+            new["properties"].setdefault("softDeletePolicy", {})["isSoftDeleteEnabled"] = \
+                soft_delete.flag(soft_delete_enabled)
         patch.apply(new, sets, arm_shape.GALLERY)
-        check_changes(cur, new, GALLERY_MUTABLE)
+        wanted = soft_delete.requested_policy(new)
+        check_changes(*soft_delete.comparable(cur, new), GALLERY_MUTABLE)
+        if wanted is not None:
+            was = bool((cur["properties"].get("softDeletePolicy") or {}).get("isSoftDeleteEnabled"))
+            soft_delete.guard_change(was, wanted, policy_guard)
         d = validate.text("properties.description", new["properties"].get("description"))
         new_tags = validate.tags_value("tags", new.get("tags"))
         with self.repo.transaction():
@@ -74,6 +93,8 @@ class Galleries:
             props = {k: v for k, v in row.properties.items() if k != "description"}
             if d is not None:
                 props["description"] = d
+            if wanted is not None:
+                props["softDeletePolicy"] = {"isSoftDeleteEnabled": wanted}
             self.repo.update_gallery(row.id, props, new_tags)
         return self.show(rg, name)
 

@@ -1,7 +1,7 @@
 """``latest``: which version of an image definition a reference without a version means.
 
-The highest Major, then Minor, then Patch among the versions whose replication to the region
-has completed and that are not excluded from latest there (a target region's own
+The highest Major, then Minor, then Patch among the active (not soft-deleted) versions whose
+replication to the region has completed and that are not excluded from latest there (a target region's own
 ``excludeFromLatest`` overrides the version's). A version still replicating elsewhere, or
 failed in another region, qualifies where it is complete.
 """
@@ -50,7 +50,8 @@ FIRST_PAGE = 1
 def _newest_first(repo: Repository, definition: DefinitionRow):
     offset, size = 0, FIRST_PAGE
     while True:
-        page = repo.list_versions(definition, newest_first=True, limit=size, offset=offset)
+        page = repo.list_versions(definition, newest_first=True, limit=size, offset=offset,
+                                  active_only=True)  # soft-deleted: never latest
         yield from page
         if len(page) < size:
             return

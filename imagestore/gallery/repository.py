@@ -413,6 +413,11 @@ _V_SQL = (
     "FROM versions v JOIN images i ON i.id = v.image_id JOIN galleries g ON g.id = i.gallery_id "
 )
 _V_ORDER = " ORDER BY g.rg, g.name, i.name, v.major, v.minor, v.patch"
+#: soft-deleted versions with the time they were deleted (``sd_deleted``)
+_SD_SQL = (_V_SQL.replace(" FROM versions v ", ", s.deleted AS sd_deleted FROM versions v ", 1)
+           + "JOIN soft_deleted_versions s ON s.version_id = v.id ")
+#: leaves soft-deleted versions out (a condition on ``versions v``)
+_ACTIVE = " AND NOT EXISTS (SELECT 1 FROM soft_deleted_versions s WHERE s.version_id = v.id)"
 _PENDING = (ReplicationState.QUEUED.value, ReplicationState.REPLICATING.value)
 
 
@@ -563,20 +568,24 @@ class Repository:
         return VersionRow.from_sql(row) if row else None
 
     def list_versions(self, definition: DefinitionRow, *, newest_first: bool = False,
-                      limit: int | None = None, offset: int = 0) -> list[VersionRow]:
+                      limit: int | None = None, offset: int = 0,
+                      active_only: bool = False) -> list[VersionRow]:
         """The definition's versions by Major.Minor.Patch; ``limit``/``offset`` take one page
-        of that order (``latest`` reads the newest few, not the whole history)."""
+        of that order (``latest`` reads the newest few, not the whole history);
+        ``active_only`` leaves soft-deleted versions out."""
         order = "DESC" if newest_first else "ASC"
         page = "" if limit is None else f" LIMIT {int(limit)} OFFSET {int(offset)}"
-        rows = self._all(_V_SQL + f"WHERE v.image_id = ? ORDER BY v.major {order}, "
+        active = _ACTIVE if active_only else ""
+        rows = self._all(_V_SQL + f"WHERE v.image_id = ?{active} ORDER BY v.major {order}, "
                          f"v.minor {order}, v.patch {order}{page}", (definition.id,))
         return [VersionRow.from_sql(r) for r in rows]
 
-    def version_names(self, definition_pk: int) -> list[str]:
-        """Names of the definition's versions."""
+    def version_names(self, definition_pk: int, *, active_only: bool = False) -> list[str]:
+        """Names of the definition's versions (``active_only``: not soft-deleted ones)."""
+        active = _ACTIVE if active_only else ""
         return [r[0] for r in self._all(
-            "SELECT name FROM versions WHERE image_id = ? ORDER BY major, minor, patch",
-            (definition_pk,))]
+            f"SELECT v.name FROM versions v WHERE v.image_id = ?{active} "
+            "ORDER BY v.major, v.minor, v.patch", (definition_pk,))]
 
     def insert_version(self, definition_pk: int, name: str, parts: tuple[int, int, int],
                        location: str, tags: dict, props: dict, state: ProvisioningState,
@@ -620,6 +629,36 @@ class Repository:
             "version_regions r WHERE r.version_id = v.id AND r.region <> ? AND "
             "r.state = ?)" + _V_ORDER, (region, done, region, done))
         return [VersionRow.from_sql(r) for r in rows]
+
+    # -- soft-deleted versions (issue 15; see soft_delete.py) ---------------------------------
+
+    def soft_deleted_time(self, version_pk: int) -> str | None:
+        """When the version was soft-deleted (ISO time), or None when it is not."""
+        row = self._one("SELECT deleted FROM soft_deleted_versions WHERE version_id = ?",
+                        (version_pk,))
+        return row[0] if row else None
+
+    def soft_deleted_in(self, definition_pk: int) -> list[tuple[VersionRow, str]]:
+        """(version, soft-deleted time) of the definition's soft-deleted versions, by
+        Major.Minor.Patch."""
+        rows = self._all(
+            _SD_SQL + "WHERE v.image_id = ? ORDER BY v.major, v.minor, v.patch",
+            (definition_pk,))
+        return [(VersionRow.from_sql(r), r["sd_deleted"]) for r in rows]
+
+    def all_soft_deleted(self) -> list[tuple[VersionRow, str]]:
+        """(version, soft-deleted time) of every soft-deleted version of the store."""
+        rows = self._all(_SD_SQL + _V_ORDER)
+        return [(VersionRow.from_sql(r), r["sd_deleted"]) for r in rows]
+
+    def mark_soft_deleted(self, version_pk: int, when: str) -> None:
+        """(In a transaction.)"""
+        self.con.execute("INSERT INTO soft_deleted_versions(version_id, deleted) VALUES (?,?)",
+                         (version_pk, when))
+
+    def unmark_soft_deleted(self, version_pk: int) -> None:
+        """(In a transaction.) The version is active again."""
+        self.con.execute("DELETE FROM soft_deleted_versions WHERE version_id = ?", (version_pk,))
 
     # -- version disks ---------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from . import arm_disk, ids, sharing
+from . import arm_disk, ids, sharing, soft_delete
 from .repository import ReplicationState
 
 GIB = 1 << 30
@@ -39,6 +39,8 @@ def gallery_json(row: sqlite3.Row, *, sharing_groups: bool = False) -> dict:
     if props.get("description") is not None:
         p["description"] = props["description"]
     p["identifier"] = {"uniqueName": f"{ids.SUBSCRIPTION}-{row['name'].upper()}"}
+    if props.get("softDeletePolicy") is not None:
+        p["softDeletePolicy"] = soft_delete.policy_json(props["softDeletePolicy"])
     p["provisioningState"] = "Succeeded"
     profile = sharing.profile_json(props, with_groups=sharing_groups)  # issue 15
     if profile is not None:

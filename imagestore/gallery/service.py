@@ -43,6 +43,7 @@ class GalleryService:
         self.galleries = Galleries(self.repo, self.placement)
         self.definitions = Definitions(self.repo, self.placement)
         self.versions = Versions(self.repo, self.placement, runner)
+        self.soft_delete = self.versions.soft_delete  # soft-deleted versions (issue 15)
         self.disks = Disks(home, self.repo, self.placement, self.versions)
         self.snapshots = Snapshots(self.repo, self.placement)
         self.managed_images = ManagedImages(self.repo, self.placement)

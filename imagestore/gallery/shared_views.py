@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import NotFound
-from . import ids, latest, resources, sharing
+from . import ids, latest, resources, sharing, soft_delete
 from .repository import DefinitionRow, GalleryRow, ReplicationState, Repository, VersionRow
 
 SHARED, COMMUNITY = "shared", "community"
@@ -115,6 +115,8 @@ class ConsumerViews:
 
     def _visible(self, v: VersionRow, location: str) -> bool:
         if v.state.value != "Succeeded":
+            return False
+        if soft_delete.gone(self.repo, v):  # past its hard-deletion time (issue 15)
             return False
         reg = self.repo.region_of(v.id, location)
         return reg is not None and reg.state == ReplicationState.COMPLETED
@@ -219,7 +221,8 @@ class ConsumerViews:
         g = self._gallery(kind, location, name, viewer)
         location = g.location  # the region's own spelling
         d = self._definition(g, image, name)
-        return [self._version_json(kind, v, name, location) for v in self.repo.list_versions(d)
+        return [self._version_json(kind, v, name, location)
+                for v in self.repo.list_versions(d, active_only=True)  # not soft-deleted ones
                 if self._visible(v, location)]
 
     def version(self, kind: str, location: str, name: str, image: str, version: str,

@@ -9,6 +9,7 @@ import json
 import re
 from datetime import UTC, date, datetime
 
+from .. import clock
 from ..errors import InvalidArgument
 
 INT32_MAX = 2**31 - 1
@@ -145,8 +146,9 @@ def identifier_part(field: str, value: str | None, max_len: int) -> str:
 
 
 def now_utc() -> datetime:
-    """The current time, UTC."""
-    return datetime.now(UTC)
+    """The current time, UTC (the gallery's clock, movable with ``IMAGESTORE_NOW``: see
+    :mod:`imagestore.clock`)."""
+    return clock.now()
 
 
 def iso(dt: datetime) -> str:

@@ -35,7 +35,18 @@ from ..errors import (
 )
 from ..home import DEFAULT_REGION
 from ..store.cas import BlobStore
-from . import arm_shape, capture, gallery_types, ids, patch, resources, validate, version_sources
+from . import (
+    arm_shape,
+    capture,
+    gallery_types,
+    ids,
+    patch,
+    resources,
+    soft_delete,
+    validate,
+    version_data,
+    version_sources,
+)
 from .capture import Source
 from .changes import check_changes
 from .latest import latest_version
@@ -109,24 +120,33 @@ class Versions:
         self.repo = repo
         self.placement = placement
         self.runner = runner
+        self.soft_delete = soft_delete.SoftDelete(repo, placement, version_data.purge)
 
     # -- lookups -----------------------------------------------------------------------------
 
     def row(self, rg: str, gallery: str, image: str, version: str,
-            field: str = "galleryImageVersionName") -> VersionRow:
-        """The version row (NotFound naming the gallery, definition or version)."""
+            field: str = "galleryImageVersionName", *, for_use: bool = False) -> VersionRow:
+        """The version row (NotFound naming the gallery, definition or version). A
+        soft-deleted version is found by its name (past its hard-deletion time it is gone);
+        ``for_use`` (a disk's or VM's source) refuses one past its retention period."""
         d = self.repo.definition(rg, gallery, image)
         parts = validate.version_name(version, field)
         row = self.repo.find_version(d, *parts)
-        if row is None:
+        if row is None or soft_delete.gone(self.repo, row):
             raise NotFound(f"image version '{gallery}/{image}/{version}' not found in resource "
                            f"group '{rg}'", target="galleryImageVersionName")
+        if for_use:
+            soft_delete.check_usable(self.repo, row)
         return row
 
     def json(self, row: VersionRow, expand: bool = False) -> dict:
         """The version's ARM JSON (with ``properties.replicationStatus`` when ``expand``)."""
-        return resources.version_json(row, self.repo.disks_of(row.id),
-                                      self.repo.regions_of(row.id), expand_replication=expand)
+        out = resources.version_json(row, self.repo.disks_of(row.id),
+                                     self.repo.regions_of(row.id), expand_replication=expand)
+        deleted = soft_delete.local_json(self.repo, row)
+        if deleted is not None:
+            out["properties"]["localStorage"]["softDeleted"] = deleted
+        return out
 
     def latest_row(self, rg: str, gallery: str, image: str,
                    region: str = DEFAULT_LOCATION) -> VersionRow:
@@ -144,7 +164,7 @@ class Versions:
         ref = ids.parse_image_ref(ref_text, rg, field=field)
         if ref.is_latest:
             return self.latest_row(ref.rg, ref.gallery, ref.image, region)
-        return self.row(ref.rg, ref.gallery, ref.image, ref.version, field)
+        return self.row(ref.rg, ref.gallery, ref.image, ref.version, field, for_use=True)
 
     def targeting(self, region: str) -> list[str]:
         """Ids of the versions that have ``region`` among their target regions."""
@@ -245,8 +265,12 @@ class Versions:
         validate.resource_group(rg)
         img = self.repo.definition(rg, gallery, image)
         parts = validate.version_name(version)
-        if self.repo.find_version(img, *parts):
-            raise Conflict(f"image version '{gallery}/{image}/{version}' already exists",
+        self.soft_delete.purge_expired(img)
+        found = self.repo.find_version(img, *parts)
+        if found:
+            held = (" (soft-deleted: restore it with 'sig image-version undelete' or purge it)"
+                    if soft_delete.times(self.repo, found) else "")
+            raise Conflict(f"image version '{gallery}/{image}/{version}' already exists{held}",
                            target="galleryImageVersionName")
         location = self.placement.require_region(location or DEFAULT_LOCATION)
         grow = self.repo.gallery(rg, gallery)
@@ -457,9 +481,11 @@ class Versions:
     def list(self, rg: str, gallery: str, image: str, *, offset: int = 0,
              limit: int | None = None) -> list[dict]:
         """The definition's versions by Major.Minor.Patch; ``offset``/``limit`` render one
-        page of them only (the REST list's pages: cost per page, not per history)."""
+        page of them only (the REST list's pages: cost per page, not per history).
+        Soft-deleted ones are left out (:meth:`.soft_delete.SoftDelete.list` lists them)."""
         d = self.repo.definition(rg, gallery, image)
-        return [self.json(r) for r in self.repo.list_versions(d, limit=limit, offset=offset)]
+        return [self.json(r) for r in self.repo.list_versions(d, limit=limit, offset=offset,
+                                                              active_only=True)]
 
     # -- update ------------------------------------------------------------------------------
 
@@ -477,6 +503,10 @@ class Versions:
         replicated (in the background with ``no_wait``, else before returning); removed
         regions and copies are unpublished at once and their space reclaimed by a gc job."""
         row = self.row(rg, gallery, image, version)
+        if soft_delete.times(self.repo, row) is not None:
+            raise OperationNotAllowed(
+                f"image version '{row.label}' is soft-deleted; restore it (sig image-version "
+                f"undelete) before updating it", target="galleryImageVersionName")
         cur = self.json(row)
         for k in _VERSION_COMPUTED:
             cur["properties"].pop(k, None)
@@ -629,9 +659,14 @@ class Versions:
         """Delete the version; its copies are unpublished from every region (keeping what
         other versions still use there). Returns the manifest digests no version references
         any more (their chunks are garbage for ``store gc`` / ``region gc``). Refused
-        (OperationNotAllowed) before the end-of-life date when deletion is blocked."""
+        (OperationNotAllowed) before the end-of-life date when deletion is blocked. In a
+        gallery with soft delete on, the version is only marked SoftDeleted (its data
+        stays; see :mod:`.soft_delete`); deleting a soft-deleted version again changes
+        nothing."""
         with self.repo.transaction():
             row = self.row(rg, gallery, image, version)
+            if soft_delete.times(self.repo, row) is not None:
+                return []
             props = row.properties
             eol = props["publishingProfile"].get("endOfLifeDate")
             if props["safetyProfile"].get("blockDeletionBeforeEndOfLife") and eol:
@@ -641,18 +676,14 @@ class Versions:
                         f"until its end of life date {eol} "
                         f"(safetyProfile.blockDeletionBeforeEndOfLife)",
                         target="properties.safetyProfile.blockDeletionBeforeEndOfLife")
-            digests = sorted({d.digest for d in self.repo.disks_of(row.id) if d.digest})
-            regions = [r.region for r in self.repo.regions_of(row.id)]
-            self.repo.delete_version(row.id)
-        # Unreference the data in a second transaction: holding the write lock, a version
-        # being created concurrently either committed its reference already (the digest is
-        # kept) or will find the manifest gone and fail cleanly (see _commit). A worker
-        # still copying the deleted version finds it gone and removes what it published.
-        with self.repo.transaction():
-            freed = [d for d in digests if not self.repo.digest_referenced(d)]
-            for region in dict.fromkeys([row.location, *regions]):
-                self.placement.drop_copies(region, digests, 0, None)
-        return freed
+            if soft_delete.enabled(self.repo.gallery(rg, gallery).properties):
+                self.repo.mark_soft_deleted(row.id, iso(now_utc()))
+                return []
+            digests, regions = version_data.delete_rows(self.repo, row)
+        # Unreference the data in a second transaction (see version_data.unreference and
+        # _commit). A worker still copying the deleted version finds it gone and removes
+        # what it published.
+        return version_data.unreference(self.repo, self.placement, row, digests, regions)
 
     # -- wait --------------------------------------------------------------------------------
 
