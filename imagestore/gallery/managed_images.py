@@ -13,7 +13,7 @@ create --managed-image`` (Generalized definitions only) — it is no gallery ima
 from __future__ import annotations
 
 from ..errors import Conflict, IntegrityError, InvalidArgument
-from . import arm_image, capture, ids, resources, sources, validate
+from . import arm_image, capture, resources, sources, validate
 from .placement import Placement
 from .progress import Observer
 from .repository import ManagedImageDisk, Repository
@@ -119,7 +119,7 @@ class ManagedImages:
                 res = capture.capture_file(
                     store, path, source_format=sfmt, label=label, allow_parent_dir=s.parent_dir,
                     threads=threads, observer=observer, published=published,
-                    domain=self.placement.dedup_domain(ids.managed_image_id(rg, name)))
+                    domain=self.placement.capture_domain(rg))
                 disks.append(ManagedImageDisk(
                     lun=lun, digest=res.digest, virtual_size=res.virtual_size,
                     allocated_bytes=res.allocated_bytes, data_bytes=res.data_bytes,

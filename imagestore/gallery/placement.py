@@ -17,7 +17,7 @@ from ..regions import replicas
 from ..regions.registry import Region, RegionRegistry
 from ..store.cas import BlobStore
 from ..store.domains import Domain
-from . import dedup, validate
+from . import dedup, ids, validate
 from .repository import Repository
 
 #: region name -> its canonical name, or None when there is no such region
@@ -70,6 +70,16 @@ class Placement:
         """The dedup domain a capture into ``resource_id`` runs in: that of its
         subscription's tenant (:mod:`.dedup`). Call before anything is stored."""
         return dedup.domain_of(self.repo.con, self.home.root, resource_id)
+
+    def capture_domain(self, rg: str) -> Domain:
+        """The dedup domain of a capture into a resource of resource group ``rg`` (a
+        resource's subscription is its group's)."""
+        return self.dedup_domain(f"/subscriptions/{self.subscription_of(rg)}/resourceGroups/{rg}")
+
+    def subscription_of(self, rg: str) -> str:
+        """The subscription of resource group ``rg``: the local one while resources live in
+        it only."""
+        return ids.SUBSCRIPTION
 
     def open_source_store(self, location: str) -> tuple[BlobStore, bool]:
         """Copy 0 of region ``location``, where captures go; the flag says whether the

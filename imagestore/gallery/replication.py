@@ -22,7 +22,7 @@ from ..errors import ImagestoreError, from_oserror
 from ..home import Home
 from ..regions import replicas
 from ..store.cas import BlobStore
-from . import capture, ids
+from . import capture
 from .placement import Placement
 from .progress import Observer, ProgressEvent, TaskKind
 from .repository import ReplicationState, Repository, VersionRow
@@ -95,8 +95,7 @@ class Replication:
                 self.repo.mark_capturing(vpk, row.location, "capturing the source disks")
             sources = [capture.Source.from_json(s) for s in cap["sources"]]
             try:
-                domain = self.placement.dedup_domain(
-                    ids.version_id(row.rg, row.gallery, row.image, row.name))
+                domain = self.placement.capture_domain(row.rg)
                 disks = capture.capture(store, sources, threads=int(cap.get("threads") or 2),
                                         observer=observer,
                                         allow_parent_dir=cap.get("allowParentDir"),

@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 
 from ..errors import Conflict, IntegrityError, InvalidArgument
-from . import arm_disk, arm_snapshot, capture, ids, resources, sources, validate
+from . import arm_disk, arm_snapshot, capture, resources, sources, validate
 from .placement import Placement
 from .progress import Observer
 from .repository import Repository
@@ -83,7 +83,7 @@ class Snapshots:
                     store, source_path, source_format=sfmt, allow_parent_dir=src.parent_dir,
                     label=f"snapshot {name}", threads=threads, observer=observer,
                     published=published,
-                    domain=self.placement.dedup_domain(ids.snapshot_id(rg, name)))
+                    domain=self.placement.capture_domain(rg))
                 digest, vsize, alloc, data, stored, fmt = (
                     res.digest, res.virtual_size, res.allocated_bytes, res.data_bytes,
                     res.stored_bytes, res.source_format)

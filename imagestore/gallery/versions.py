@@ -231,7 +231,7 @@ class Versions:
                     store, plan.sources, threads=threads, observer=observer,
                     allow_parent_dir=allow_parent_dir, published=published,
                     source_format=source_format,
-                    domain=self.placement.dedup_domain(ids.version_id(rg, gallery, image, version)))
+                    domain=self.placement.capture_domain(rg))
             if plan.resources.disks:
                 disks = sorted(disks + plan.resources.disks, key=lambda d: d.lun)
                 source_id = plan.resources.source_id
