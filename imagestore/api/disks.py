@@ -17,7 +17,8 @@ import os
 from starlette.routing import Route
 
 from ..errors import InvalidArgument, NotFound, OperationNotAllowed
-from ..gallery import ids
+from ..gallery import ids, shared_views
+from . import shared_galleries
 from .context import ApiContext
 from .fields import Body
 from .operations import accepted
@@ -33,6 +34,20 @@ def create_kwargs(b: Body) -> dict:
     """A disk PUT body as :meth:`Disks.create`'s arguments."""
     option = b.str(f"{_CD}.createOption")
     ref = b.str(f"{_CD}.galleryImageReference.id")
+    for key in ("sharedGalleryImageId", "communityGalleryImageId"):  # a consumer's (issue 15)
+        other = b.str(f"{_CD}.galleryImageReference.{key}")
+        if other is not None:
+            if ref is not None:
+                raise InvalidArgument(f"{_CD}.galleryImageReference: give one of id, "
+                                      f"sharedGalleryImageId and communityGalleryImageId",
+                                      target=f"{_CD}.galleryImageReference")
+            if not shared_views.is_shared_reference(other):
+                raise InvalidArgument(
+                    f"{_CD}.galleryImageReference.{key}: '{other}' is not /"
+                    f"{'SharedGalleries' if key.startswith('shared') else 'CommunityGalleries'}"
+                    f"/NAME/Images/IMAGE/Versions/VERSION",
+                    target=f"{_CD}.galleryImageReference.{key}")
+            ref = other
     source = b.str(f"{_CD}.sourceResourceId")
     if option is None:
         raise InvalidArgument(f"{_CD}.createOption: required (FromImage or Copy)",
@@ -69,11 +84,15 @@ def put(req: ArmRequest) -> Reply:
             cur = svc.disks.show(req.rg, name)
         except NotFound:
             kw = create_kwargs(b)
+            if shared_views.is_shared_reference(kw["reference"]):
+                kw["viewer"] = shared_galleries.viewer(req)
             # DiskRP answers a create 200 or 202 (never 201): the file is written by now
             return Reply(200, svc.disks.create(req.rg, name, **kw))
     kw = create_kwargs(b)
     cd = cur["properties"].get("creationData", {})
-    same = ((kw["reference"] or "").lower() == (cd.get("galleryImageReference", {}).get("id") or "").lower()
+    gir = cd.get("galleryImageReference", {})
+    had = gir.get("id") or gir.get("sharedGalleryImageId") or gir.get("communityGalleryImageId")
+    same = ((kw["reference"] or "").lower() == (had or "").lower()
             and (kw["source"] or "").lower() == (cd.get("sourceResourceId") or "").lower())
     if not same or (kw["tags"] is not None and kw["tags"] != cur.get("tags")):
         raise OperationNotAllowed(f"disk '{name}' exists; imagestore does not update disks "

@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from ..errors import InvalidArgument
-from ..gallery import ids
+from ..gallery import ids, shared_views
 from ..identity import authorize, directory, principals
 from ..identity import linked as linked_mod
 from .common import acting_as, open_home
@@ -147,8 +147,9 @@ def _rg_name(p: dict) -> str:
 
 
 def _image_ref(text: str | None, rg: str) -> list[str]:
-    """A version or definition (= latest) id from a full id or GALLERY/DEFINITION[/VERSION]."""
-    if not text:
+    """A version or definition (= latest) id from a full id or GALLERY/DEFINITION[/VERSION]
+    (a shared or community image links to nothing: its share is the authorization)."""
+    if not text or shared_views.is_shared_reference(text):
         return []
     r = ids.parse_image_ref(text, rg, field="image")
     return [ids.image_id(r.rg, r.gallery, r.image) if r.is_latest

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..formats import WRITE_FORMATS
+from ..gallery import shared_views
 from .common import common_options, ids_option, only_show_errors
 from .output import emit
 from .sig_cmds import (
@@ -36,7 +37,8 @@ def name_option(f):
 @name_option
 @click.option("--gallery-image-reference", "reference", default=None, metavar="ID",
               help="Image version id, or image definition id (= its latest version); full ARM "
-                   "id or GALLERY/DEFINITION[/VERSION].")
+                   "id or GALLERY/DEFINITION[/VERSION]; or a shared or community version, "
+                   "/SharedGalleries/NAME/Images/I/Versions/V|latest, /CommunityGalleries/….")
 @click.option("--source", default=None, metavar="SNAPSHOT_OR_DISK",
               help="Copy a snapshot or another disk (name in the resource group, a snapshot "
                    "first, or full ARM id), as az disk create --source.")
@@ -69,9 +71,15 @@ def disk_create(ctx, rg, name, reference, source, lun, fmt, path, location, thre
     """
     if (reference is None) == (source is None):
         raise click.UsageError("give --gallery-image-reference or --source (one of them)", ctx)
+    viewer = None
+    if shared_views.is_shared_reference(reference):  # a consumer's (issue 15)
+        from .sig_share_cmds import viewer_of
+
+        viewer = viewer_of(ctx)
     emit(ctx, gallery_service(ctx).disks.create(
         rg, name, reference, source=source, lun=lun, fmt=fmt, path=path, location=location,
         tags=tags_opt(tags), observer=progress_observer(ctx), threads=threads, linked=linked,
+        viewer=viewer,
     ))
 
 

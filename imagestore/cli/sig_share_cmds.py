@@ -165,7 +165,9 @@ def share_enable_community(ctx, rg, gallery) -> None:
 # -- consumers ------------------------------------------------------------------------------
 
 
-def _viewer(ctx: click.Context) -> Viewer:
+def viewer_of(ctx: click.Context) -> Viewer:
+    """Who looks: the local subscription, and the --as principal's home tenant (the
+    store owner's: the local tenant)."""
     who = acting_as(ctx)
     if who is None:
         return Viewer(ids.SUBSCRIPTION, TENANT)
@@ -218,7 +220,7 @@ def list_shared(ctx, location, shared_to) -> None:
     Example:
       imagestore sig list-shared -l local --shared-to tenant
     """
-    emit(ctx, _views(ctx).list_shared(_viewer(ctx), location,
+    emit(ctx, _views(ctx).list_shared(viewer_of(ctx), location,
                                       shared_to_tenant=_tenant_flag(shared_to)))
 
 
@@ -234,7 +236,7 @@ def show_shared(ctx, name, location) -> None:
     Example:
       imagestore sig show-shared -l local --gallery-unique-name SUB-GALLERY
     """
-    emit(ctx, _views(ctx).gallery(SHARED, location, name, _viewer(ctx)))
+    emit(ctx, _views(ctx).gallery(SHARED, location, name, viewer_of(ctx)))
 
 
 @sig_group.command("show-community")
@@ -256,7 +258,7 @@ def _consumer_commands(group: click.Group, level: str) -> None:
     for kind, suffix, name_opt in ((SHARED, "shared", _unique), (COMMUNITY, "community", _public)):
         def make(kind=kind):  # noqa: ANN202 - binds the loop's values
             def who(ctx):  # noqa: ANN001, ANN202
-                return _viewer(ctx) if kind == SHARED else None
+                return viewer_of(ctx) if kind == SHARED else None
 
             if level == "image":
                 def _list(ctx, name, location, **_):  # noqa: ANN001, ANN202

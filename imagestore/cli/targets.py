@@ -25,6 +25,14 @@ TARGET_FLAGS: list[tuple[str, str]] = [
     ("galleryImageName", "--gallery-image-definition"),
     ("galleryImageVersionName", "--gallery-image-version"),
     ("diskName", "--name"),
+    # sharing (issue 15)
+    ("properties.sharingProfile.permissions", "--permissions"),
+    ("properties.sharingProfile.communityGalleryInfo.publisherUri", "--publisher-uri"),
+    ("properties.sharingProfile.communityGalleryInfo.publisherContact", "--publisher-email"),
+    ("properties.sharingProfile.communityGalleryInfo.eula", "--eula"),
+    ("properties.sharingProfile.communityGalleryInfo.publicNamePrefix", "--public-name-prefix"),
+    ("publicGalleryName", "--public-gallery-name"),
+    ("galleryUniqueName", "--gallery-unique-name"),
     # disk export (grant-access)
     ("durationInSeconds", "--duration-in-seconds"),
     ("access", "--access-level"),

@@ -104,8 +104,13 @@ def carried_over(image_props: dict, lun: int | None) -> dict:
 
 def creation_data(version_id: str, lun: int | None) -> dict:
     """``creationData`` of a disk made from a gallery image version: Azure fills in both
-    ``imageReference`` and ``galleryImageReference`` with the version's id."""
-    ref: dict = {"id": version_id}
+    ``imageReference`` and ``galleryImageReference`` with the version's id; from a shared
+    or community version, with ``sharedGalleryImageId`` / ``communityGalleryImageId``."""
+    key = {"/sharedgalleries/": "sharedGalleryImageId",
+           "/communitygalleries/": "communityGalleryImageId"}.get(
+        version_id[:version_id.find("/", 1) + 1].lower())
+    # a consumer's shared or community image (issue 15): its own id, never the private one
+    ref: dict = {key or "id": version_id}
     if lun is not None:
         ref["lun"] = lun
     return {"createOption": "FromImage", "imageReference": dict(ref),

@@ -15,13 +15,16 @@ from ..errors import Conflict, InvalidArgument, NotFound, OperationNotAllowed
 from ..formats import WRITE_FORMATS, new_disk_file, open_disk
 from ..home import Home
 from ..regions.replicas import materialize_from_copies
-from . import arm_disk, disk_access, ids, resources, shallow, sources, validate
+from . import arm_disk, disk_access, ids, resources, shallow, shared_views, sources, validate
 from . import linked as linked_mod
 from .placement import Placement
 from .progress import Observer, TaskKind, TaskProgress
 from .repository import ReplicationState, Repository, VersionDisk, VersionRow
+from .shared_views import Viewer
 from .validate import iso, now_utc
 from .versions import DEFAULT_LOCATION, Versions
+
+_REF = "properties.creationData.galleryImageReference"
 
 _SOURCE = "properties.creationData.sourceResourceId"
 
@@ -44,14 +47,17 @@ class Disks:
         source: str | None = None,
         fmt: str = "raw", path: str | None = None, location: str | None = None,
         tags: dict | None = None, observer: Observer | None = None, threads: int = 2,
-        linked: bool = False,
+        linked: bool = False, viewer: Viewer | None = None,
     ) -> dict:
         """Write a new disk file from an image version (``reference``: a version id, or a
         definition id meaning its latest version in ``location``) and register it. ``lun``
         picks a data disk (default the OS disk). Or copy a snapshot or another disk
         (``source``: name or ARM id; ``creationData.createOption`` Copy). ``linked`` (qcow2,
         vhdx; a version only) writes a small overlay over the version's shared read-only
-        parent instead (:mod:`.linked`). Returns the disk's JSON."""
+        parent instead (:mod:`.linked`). ``reference`` may also be a consumer's
+        ``/SharedGalleries/…/Versions/{v|latest}`` or ``/CommunityGalleries/…`` id, resolved
+        as ``viewer`` sees it (the share is the authorization; :mod:`.shared_views`).
+        Returns the disk's JSON."""
         validate.resource_group(rg)
         validate.disk_name(name)
         fmt = validate.enum("properties.localStorage.format", fmt or "raw", WRITE_FORMATS)
@@ -81,8 +87,15 @@ class Disks:
         if self.repo.find_disk(rg, name):
             raise Conflict(f"disk '{name}' already exists in resource group '{rg}'",
                            target="diskName")
-        vrow = self.versions.resolve(reference, rg, location)
-        vid = ids.version_id(vrow.rg, vrow.gallery, vrow.image, vrow.name)
+        if shared_views.is_shared_reference(reference):
+            if viewer is None:
+                raise InvalidArgument(f"{_REF}: a shared or community image needs the "
+                                      f"consumer's subscription and tenant", target=_REF)
+            vrow, vid = shared_views.ConsumerViews(self.repo).resolve(reference, viewer,
+                                                                      location, field=_REF)
+        else:
+            vrow = self.versions.resolve(reference, rg, location)
+            vid = ids.version_id(vrow.rg, vrow.gallery, vrow.image, vrow.name)
         reg = self.repo.region_of(vrow.id, location)
         if reg is None:
             raise NotFound(f"location: image version '{vid}' is not replicated to region "

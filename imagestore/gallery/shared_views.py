@@ -234,11 +234,12 @@ class ConsumerViews:
                                   location)
 
     def resolve(self, reference: str, viewer: Viewer, location: str,
-                field: str = "properties.creationData.galleryImageReference") -> tuple[str, VersionRow]:
+                field: str = "properties.creationData.galleryImageReference") -> tuple[VersionRow, str]:
         """``/SharedGalleries/{n}/Images/{i}/Versions/{v|latest}`` or
-        ``/CommunityGalleries/…`` -> (kind, the version row behind it) for a consumer in
-        ``location``; NotFound when the viewer does not see it (the share is the
-        authorization: no RBAC on the publisher's gallery)."""
+        ``/CommunityGalleries/…`` -> (the version row behind it, the consumer's id of that
+        version: ``latest`` resolved) for a consumer in ``location``; NotFound when the
+        viewer does not see it (the share is the authorization: no RBAC on the publisher's
+        gallery). Errors name only the consumer's ids, never the private resource."""
         m = _REF.match(reference.strip())
         if m is None:
             raise NotFound(f"{field}: '{reference}' is not /SharedGalleries/NAME/Images/IMAGE/"
@@ -247,7 +248,8 @@ class ConsumerViews:
         g = self._gallery(kind, location, m["gallery"], viewer)
         location = g.location
         d = self._definition(g, m["image"], m["gallery"])
-        return kind, self._version(d, m["version"], location, m["gallery"])
+        v = self._version(d, m["version"], location, m["gallery"])
+        return v, f"{self._prefix(kind, m['gallery'])}/Images/{d.name}/Versions/{v.name}"
 
 
 def _disk(d: dict) -> dict:

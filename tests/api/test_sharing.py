@@ -436,3 +436,74 @@ def test_community_gallery_cases_19_20_22(world):
     alice.gallery_images.begin_delete(RG, "Comm", "D").result()
     alice.galleries.begin_delete(RG, "Comm").result()
     fails(lambda: alice.galleries.get(RG, "Comm"), 404, "ResourceNotFound")
+
+
+def test_consumers_create_disks_from_shared_and_community_images(world):
+    """The share, not RBAC on the publisher's gallery, authorizes the image; the disk needs
+    disks/write where it is made."""
+    w = world
+    alice = client(w, "alice")
+    for who, rg in (("tom", "cons"), ("ned", "ncons")):
+        w["cli"].json("role", "assignment", "create", "--assignee", w["upns"][who], "--role",
+                      "Contributor", "--scope", f"{SUB}/resourceGroups/{rg}")
+    unique = f"{S}-H"
+    sid = f"/SharedGalleries/{unique}/Images/D/Versions/latest"
+
+    def body(**ref) -> m.Disk:
+        return m.Disk(location="local", creation_data=m.CreationData(
+            create_option="FromImage", gallery_image_reference=m.ImageDiskReference(**ref)))
+
+    tom = client(w, "tom")
+    # not shared (any more): 404, whatever tom's roles
+    fails(lambda: tom.disks.begin_create_or_update("cons", "t0", body(
+        shared_gallery_image_id=sid)).result(), 404, "ResourceNotFound")
+    share(alice, "H", "Add", subs=[S])
+    d = tom.disks.begin_create_or_update("cons", "t1", body(shared_gallery_image_id=sid)).result()
+    gir = d.creation_data.gallery_image_reference
+    assert gir.shared_gallery_image_id == f"/SharedGalleries/{unique}/Images/D/Versions/1.0.1"
+    assert gir.id is None
+    got = raw(w, "tom").get(f"{SUB}/resourceGroups/cons/providers/{C}/disks/t1",
+                            params={"api-version": "2026-03-02"}).json()
+    assert "/galleries/" not in str(got)
+    # the CLI as tom
+    dj = w["cli"].json("--as", w["upns"]["tom"], "disk", "create", "-g", "cons", "-n", "t2",
+                       "--gallery-image-reference",
+                       f"/SharedGalleries/{unique}/Images/D/Versions/1.0.0")
+    assert dj["properties"]["creationData"]["galleryImageReference"] == {
+        "sharedGalleryImageId": f"/SharedGalleries/{unique}/Images/D/Versions/1.0.0"}
+    # where tom may not write disks: 403 disks/write, before the share is looked at
+    denied(w, lambda: tom.disks.begin_create_or_update("pub", "t3", body(
+        shared_gallery_image_id=sid)).result(), "tom", f"{C}/disks/write",
+        f"{SUB}/resourceGroups/pub/providers/{C}/disks/t3")
+    # ids that are not a consumer's: 400
+    r = raw(w, "tom").put(f"{SUB}/resourceGroups/cons/providers/{C}/disks/t4",
+                          params={"api-version": "2026-03-02"},
+                          json={"location": "local", "properties": {"creationData": {
+                              "createOption": "FromImage", "galleryImageReference": {
+                                  "sharedGalleryImageId": f"{G_ID}/H/images/D/versions/1.0.0"}}}})
+    assert r.status_code == 400 and "is not /SharedGalleries/" in r.text, r.text
+    share(alice, "H", "Remove", subs=[S])
+    fails(lambda: tom.disks.begin_create_or_update("cons", "t5", body(
+        shared_gallery_image_id=sid)).result(), 404, "ResourceNotFound")
+
+    # community: ned (Tailspin), Contributor of his own resource group only
+    w["cli"].json("sig", "create", "-g", RG, "-r", "Pub", "--permissions", "Community",
+                  "--publisher-uri", "https://contoso.example", "--publisher-email",
+                  "images@contoso.example", "--eula", "https://contoso.example/eula",
+                  "--public-name-prefix", "ContosoPub")
+    alice.gallery_images.begin_create_or_update(RG, "Pub", "D", definition("pub")).result()
+    alice.gallery_image_versions.begin_create_or_update(RG, "Pub", "D", "1.0.0",
+                                                        version_body(w)).result()
+    share(alice, "Pub", "EnableCommunity")
+    [public] = alice.galleries.get(RG, "Pub").sharing_profile.community_gallery_info.public_names
+    cid = f"/CommunityGalleries/{public}/Images/D/Versions/1.0.0"
+    ned = client(w, "ned")
+    d = ned.disks.begin_create_or_update("ncons", "n1", body(community_gallery_image_id=cid)).result()
+    assert d.creation_data.gallery_image_reference.community_gallery_image_id == cid
+    assert d.disk_size_gb == 1
+    share(alice, "Pub", "Reset")
+    fails(lambda: ned.disks.begin_create_or_update("ncons", "n2", body(
+        community_gallery_image_id=cid)).result(), 404, "ResourceNotFound")
+    r = w["cli"]("--as", w["upns"]["ned"], "disk", "create", "-g", "ncons", "-n", "n3",
+                 "--gallery-image-reference", cid)
+    assert r.exit_code == 4, r.stderr
