@@ -110,9 +110,11 @@ def guard(dr: DirectoryRepository, claims: Claims, action: str,
 
 
 def check(dr: DirectoryRepository, claims: Claims, method: str, template: str,
-          path: str, body: Any = None) -> None:  # noqa: ANN401 - JSON
+          path: str, body: Any = None, *, store_root: str = "",  # noqa: ANN401 - JSON
+          import_dirs: tuple[str, ...] = ()) -> None:
     """Authorize a request (nothing to do for the store owner's tokens): its own action,
-    then — for a PUT — every resource its body links to (403 LinkedAuthorizationFailed)."""
+    then — for a PUT — every resource its body links to (403 LinkedAuthorizationFailed) and
+    every host file it names (:mod:`.host_files`)."""
     if authorize.is_owner(claims):
         return
     found = action_and_scope(method, template, path)
@@ -124,3 +126,8 @@ def check(dr: DirectoryRepository, claims: Claims, method: str, template: str,
     if method != "PUT":
         return
     linked_mod.check(dr, caller(claims), action, scope, linked(template, body))
+    if method in ("PUT", "PATCH"):
+        from . import host_files
+
+        host_files.check(body, client=client, oid=claims.oid, store_root=store_root,
+                         import_dirs=import_dirs)

@@ -31,6 +31,8 @@ class Settings:
     #: where differencing-disk parents of a ``source.uri`` may live (None: beside the child;
     #: the capture's ``allow_parent_dir``)
     allow_parent_dir: str | None = None
+    #: where a directory principal's requests may name host files (:mod:`.host_files`)
+    principal_import_dirs: tuple[str, ...] = ()
 
 
 class ApiContext:

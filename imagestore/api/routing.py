@@ -180,7 +180,8 @@ def arm_route(ctx: ApiContext, path: str, methods: list[str], handler: Handler,
 def _authorized(handler: Handler, req: ArmRequest, template: str) -> Reply:
     """RBAC before the handler (issue 15; :mod:`.authz`), then the handler."""
     authz.check(DirectoryRepository(req.svc.repo.con), req.claims, req.method, template,
-                req.url_path, req.body)
+                req.url_path, req.body, store_root=req.ctx.root,
+                import_dirs=req.ctx.settings.principal_import_dirs)
     return handler(req)
 
 

@@ -29,11 +29,16 @@ from .common import common_options, open_home
 @click.option("--retry-after", default=1, show_default=True, type=click.IntRange(0, 3600),
               help="Seconds clients wait between polls of a long-running operation "
                    "(0: no Retry-After header; clients use their own interval).")
+@click.option("--principal-import-dir", "import_dirs", multiple=True, metavar="DIR",
+              type=click.Path(exists=True, file_okay=False),
+              help="A directory whose files directory principals' requests may name as "
+                   "sources or disk paths (repeatable; default none: only the owner's tokens "
+                   "may name host files).")
 @common_options
 @click.pass_context
 def serve_cmd(ctx: click.Context, host: str, port: int, tls_cert: str | None,
               tls_key: str | None, tls_self_signed: bool, page_size: int, max_body: int,
-              retry_after: int) -> None:
+              retry_after: int, import_dirs: tuple[str, ...]) -> None:
     """Serve the ARM REST API (Microsoft.Compute galleries, images, versions, disks) so the
     Azure SDKs and az drive this store. Every request needs `Authorization: Bearer TOKEN`
     (`imagestore token create`). Stops on SIGTERM/Ctrl-C, letting requests finish.
@@ -60,4 +65,5 @@ def serve_cmd(ctx: click.Context, host: str, port: int, tls_cert: str | None,
         else:
             tls.check_files(tls_cert, tls_key)
     serve(home.root, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key,
-          settings=Settings(page_size=page_size, max_body=max_body, retry_after=retry_after))
+          settings=Settings(page_size=page_size, max_body=max_body, retry_after=retry_after,
+                            principal_import_dirs=tuple(import_dirs)))

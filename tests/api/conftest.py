@@ -120,7 +120,8 @@ def make_source(tmp, name: str, fmt: str, byte: int, size_mib: int = 6) -> str:
 def mod_server(tmp_path_factory):
     """One server for a module (page size 2, so lists of 3 page)."""
     s = start_server(str(tmp_path_factory.mktemp("api") / "store"), "--page-size", "2",
-                     "--retry-after", "0")
+                     "--retry-after", "0", "--principal-import-dir",
+                     str(tmp_path_factory.getbasetemp()))  # the tests' principals' sources
     yield s
     s.stop()
     if s.proc.poll() is None:

@@ -58,7 +58,7 @@ def test_az_end_to_end(tmp_path, monkeypatch):
     Home.open(store).close()
     ca = ensure_self_signed(store, ["127.0.0.1"]).ca_cert
     monkeypatch.setenv("SSL_CERT_FILE", ca)  # start_server's readiness probe trusts our CA
-    server = start_server(store, "--tls-self-signed")
+    server = start_server(store, "--tls-self-signed", "--principal-import-dir", str(tmp_path))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "ARM_"))}
     env.update({
         "AZURE_CONFIG_DIR": str(tmp_path / "azcfg"),
