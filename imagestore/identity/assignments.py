@@ -119,8 +119,13 @@ def list_(dr: DirectoryRepository, store: Any, *, assignee: str | None = None,  
     enclosing scope with ``include_inherited``)."""
     rows = dr.assignments()
     if assignee is not None:
-        pid = directory.resolve(dr, store, assignee).object_id
-        rows = [a for a in rows if a[1] == pid]
+        p = directory.resolve(dr, store, assignee)
+        pids = {p.object_id}
+        if p.type == directory.SERVICE_PRINCIPAL and assignee.strip().lower() != p.object_id.lower():
+            from . import principals  # an app id names the app's objects in every tenant
+
+            pids |= {o.object_id for o in principals.objects(store, p.object_id)}
+        rows = [a for a in rows if a[1] in pids]
     if role is not None:
         rid = roles.get(role, dr).guid
         rows = [a for a in rows if a[3] == rid]

@@ -58,6 +58,11 @@ def test_service_principal_objects_per_tenant(world):
     assert world["oid2"] != world["oid1"]
     # assigning by app id at a T2 scope picks the T2 object (as az in the tenant it uses)
     assert world["a2"]["principalId"] == world["oid2"]
+    # listing by app id shows the app's assignments in every tenant; by object id, its own
+    assert {a["principalId"] for a in assignments.list_(world["dr"], home, assignee=app["appId"])} \
+        == {world["oid1"], world["oid2"]}
+    assert [a["principalId"] for a in assignments.list_(world["dr"], home,
+                                                        assignee=world["oid2"])] == [world["oid2"]]
     assert principals.in_tenant(home, app["appId"], t2).object_id == world["oid2"]
     assert principals.in_tenant(home, world["oid2"], TENANT).object_id == world["oid1"]
     assert [p.tenant for p in principals.objects(home, app["appId"])] == [TENANT, t2]
