@@ -691,9 +691,9 @@ class Versions:
              timeout: float = 3600.0, interval: float = 1.0,
              observer: Observer | None = None) -> None:
         """Block until the version is created/updated (provisioningState Succeeded; Failed
-        raises Conflict with the failed regions' details), deleted, or exists. While it waits
-        for queued work it makes sure a worker runs; ``observer`` gets a replication event per
-        region at every poll."""
+        raises Conflict with the failed regions' details), deleted (or soft-deleted), or
+        exists. While it waits for queued work it makes sure a worker runs; ``observer``
+        gets a replication event per region at every poll."""
         if condition not in WAIT_CONDITIONS:
             raise InvalidArgument(f"condition: '{condition}' is not one of "
                                   f"{', '.join(WAIT_CONDITIONS)}")
@@ -703,8 +703,9 @@ class Versions:
                 row = self.row(rg, gallery, image, version)
             except NotFound:
                 row = None
-            if condition == "deleted" and row is None:
-                return
+            if condition == "deleted" and (
+                    row is None or soft_delete.times(self.repo, row) is not None):
+                return  # a soft-deleted version is deleted (restorable, not there)
             if condition == "exists" and row is not None:
                 return
             if condition in ("created", "updated") and row is not None:

@@ -211,6 +211,13 @@ def test_cases_23_and_24(world, monkeypatch):
     r = w["server"].client(token(w, "rita")).delete(f"{SD_PATH}/1.0.1?api-version={GV}")
     assert r.status_code == 403 and r.json()["error"]["code"] == "AuthorizationFailed"
     assert f"{C}/galleries/softDeletedArtifactTypes/artifacts/versions/delete" in r.text
+    listed = w["cli"].json("--as", upn("rita"), "sig", "image-version", "list-soft-deleted",
+                           "-g", RG, "-r", "G", "-i", "D")
+    assert [x["name"] for x in listed] == ["1.0.0", "1.0.1"]
+    cli_denied(w, "rita", ["sig", "image-version", "purge", "-g", RG, "-r", "G", "-i", "D",
+                           "-e", "1.0.1"],
+               f"{C}/galleries/softDeletedArtifactTypes/artifacts/versions/delete",
+               f"{SD_PATH}/1.0.1")
     r = http.delete(f"{SD_PATH}/1.0.1?api-version={GV}")
     assert r.status_code == 202, r.text
     assert [x.name for x in soft_deleted(alice)] == ["1.0.0"]

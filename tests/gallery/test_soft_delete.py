@@ -149,6 +149,9 @@ def test_round_trip_case_23_with_the_clock_moved(env, monkeypatch):
         p["softDeletedTime"]
     assert "softDeleted" not in run.json("sig", "image-version", "show", "-r", "g", "-i", "d",
                                          "-e", "1.0.0")["properties"]["localStorage"]
+    # `wait --deleted` sees it deleted
+    assert run("sig", "image-version", "wait", "-r", "g", "-i", "d", "-e", "1.0.1", "--deleted",
+               "--timeout", "5").exit_code == 0
     # deleting it again changes nothing
     assert run("sig", "image-version", "delete", "-r", "g", "-i", "d", "-e", "1.0.1").exit_code == 0
     assert soft_deleted(run)[0]["properties"]["softDeletedTime"] == p["softDeletedTime"]
