@@ -143,6 +143,24 @@ def test_definition_id_means_latest_recorded_in_exact_version(gal):
     assert pinned["properties"]["storageProfile"]["dataDisks"] == []
 
 
+def test_soft_deleted_version_is_not_latest_but_usable_by_version(gal, monkeypatch):
+    """Soft delete (issue 15): a soft-deleted version is never latest for a VM, works when
+    named until its consumption end, then is refused (exit 5) with nothing created."""
+    from datetime import UTC, datetime, timedelta
+
+    gal.json("sig", "update", "-r", "g", "--soft-delete", "true")
+    assert gal("sig", "image-version", "delete", "-r", "g", "-i", "gen", "-e",
+               "1.0.1").exit_code == 0
+    monkeypatch.setenv("IMAGESTORE_NOW", (datetime.now(UTC) + timedelta(days=8)).isoformat())
+    refused(gal, CONFLICT, "image version 'g/gen/1.0.1' was soft-deleted at", "vm", "create",
+            "-n", "late", "--image", "g/gen/1.0.1", *gen_args())
+    monkeypatch.delenv("IMAGESTORE_NOW")
+    vm = gal.json("vm", "create", "-n", "vm1", "--image", "g/gen", *gen_args())
+    assert vm["properties"]["storageProfile"]["imageReference"]["exactVersion"] == "1.0.0"
+    vm = gal.json("vm", "create", "-n", "vm2", "--image", "g/gen/1.0.1", *gen_args())
+    assert vm["properties"]["storageProfile"]["imageReference"]["exactVersion"] == "1.0.1"
+
+
 def test_gallery_image_not_found_in_vm_region(gal):
     gal.json("region", "create", "west", "--path", str(gal.tmp / "west"))
     vid = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/default/"
