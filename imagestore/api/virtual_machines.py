@@ -19,6 +19,8 @@ from starlette.routing import Route
 from ..compute.service import ComputeService
 from ..compute.vms import parse_vm_ref  # noqa: F401 - re-exported for clients of this module
 from ..errors import InvalidArgument, NotFound, OperationNotAllowed
+from ..gallery import shared_views
+from . import shared_galleries
 from .context import ApiContext
 from .fields import Body
 from .operations import accepted
@@ -47,9 +49,17 @@ def _custom_data(b: Body, prefix: str) -> bytes | None:
                               target=f"{prefix}.osProfile.customData") from None
 
 
+def _image(b: Body, prefix: str) -> str | None:
+    """``imageReference.id``, or a consumer's ``sharedGalleryImageId`` /
+    ``communityGalleryImageId`` (issue 15)."""
+    ir = f"{prefix}.storageProfile.imageReference"
+    return (b.str(f"{ir}.id") or b.str(f"{ir}.sharedGalleryImageId")
+            or b.str(f"{ir}.communityGalleryImageId"))
+
+
 def _model_kwargs(b: Body, prefix: str) -> dict:
     """The shared part of a VM / scale set model body."""
-    image = b.str(f"{prefix}.storageProfile.imageReference.id")
+    image = _image(b, prefix)
     if not image:
         raise InvalidArgument(f"{prefix}.storageProfile.imageReference.id: required (a gallery "
                               f"image version or definition id)",
@@ -81,18 +91,22 @@ def put_vm(req: ArmRequest) -> Reply:
         c = compute(req, svc)
         if c.gallery.repo.find_vm(req.rg, name) is not None:
             cur = c.vms.show(req.rg, name)
-            want = (b.str("properties.storageProfile.imageReference.id") or "").lstrip("/")
-            have = cur["properties"]["storageProfile"]["imageReference"]["id"].lstrip("/")
+            ir = cur["properties"]["storageProfile"]["imageReference"]
+            want = (_image(b, "properties") or "").lstrip("/")
+            have = (ir.get("id") or ir.get("sharedGalleryImageId")
+                    or ir.get("communityGalleryImageId") or "").lstrip("/")
             if want.lower() != have.lower():
                 raise OperationNotAllowed(
                     f"virtual machine '{name}' exists; imagestore does not change a VM's image "
                     f"(delete it and create it again)", target="vmName")
             return Reply(200, cur)
         kw = _model_kwargs(b, "properties")
+        viewer = (shared_galleries.viewer(req)
+                  if shared_views.is_shared_reference(kw["image"]) else None)
         out = c.vms.create(req.rg, name, kw.pop("image"), location=b.str("location"),
                            computer_name=b.str("properties.osProfile.computerName"),
                            size=b.str("properties.hardwareProfile.vmSize"), tags=b.tags(),
-                           custom_data=None, **kw)
+                           custom_data=None, viewer=viewer, **kw)
         op = svc.operations.done("create", out["id"], out["location"])
     return accepted(req, op, out["location"], 201, out)
 

@@ -7,7 +7,7 @@ import click
 
 from ..compute.service import ComputeService
 from ..errors import InvalidArgument
-from ..gallery import validate
+from ..gallery import shared_views, validate
 from .common import common_options
 from .output import emit
 from .sig_cmds import (
@@ -117,6 +117,11 @@ def vm_create(ctx, rg, name, image, location, specialized, admin_username, ssh_k
       imagestore vm create -n vm2 --image myGallery/mySpecializedImage --specialized
     """
     svc = compute_service(ctx)
+    viewer = None
+    if shared_views.is_shared_reference(image):  # a consumer's (issue 15)
+        from .sig_share_cmds import viewer_of
+
+        viewer = viewer_of(ctx)
     out = svc.vms.create(
         rg, name, image, location=location, specialized=specialized,
         admin_username=admin_username, ssh_key_values=given(ssh_key_values) or [],
@@ -126,7 +131,7 @@ def vm_create(ctx, rg, name, image, location, specialized, admin_username, ssh_k
         enable_vtpm=tri("properties.securityProfile.uefiSettings.vTpmEnabled", enable_vtpm),
         size=size, os_disk_mode=os_disk_mode,
         data_disk_sizes_gb=int_list("--data-disk-sizes-gb", data_disk_sizes_gb),
-        tags=tags_opt(tags))
+        tags=tags_opt(tags), viewer=viewer)
     if start_now:
         out = svc.vms.start(rg, name)
     emit(ctx, out)

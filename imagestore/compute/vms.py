@@ -20,9 +20,10 @@ import uuid
 from dataclasses import dataclass
 
 from ..errors import Conflict, InvalidArgument, NotFound, OperationNotAllowed
-from ..gallery import ids, validate
+from ..gallery import ids, shared_views, validate
 from ..gallery.repository import ReplicationState, VmRow
 from ..gallery.service import GalleryService
+from ..gallery.shared_views import Viewer
 from . import arm_vm, qemu, rules
 from .seed import SeedContent, write_seed
 
@@ -41,6 +42,10 @@ class ImageChoice:
     version_pk: int
     definition: dict        # the definition's properties
     data_luns: list[int]
+    #: a consumer's shared or community image (issue 15): who sees it (its disks are made
+    #: through the same view), and the imageReference key it is recorded under
+    viewer: Viewer | None = None
+    reference_key: str = "id"
 
 
 def disk_mode_supported(gallery: GalleryService) -> bool:
@@ -94,10 +99,15 @@ class VirtualMachines:
 
     # -- create ----------------------------------------------------------------------------------
 
-    def resolve_image(self, image: str, rg: str, location: str) -> ImageChoice:
+    def resolve_image(self, image: str, rg: str, location: str,
+                      viewer: Viewer | None = None) -> ImageChoice:
         """``--image`` (version id or definition id = latest in ``location``) -> the version;
-        GalleryImageNotFound when it is not available in the VM's region."""
+        GalleryImageNotFound when it is not available in the VM's region. A consumer's
+        ``/SharedGalleries/…`` or ``/CommunityGalleries/…`` version is resolved as
+        ``viewer`` sees it (the share authorizes it; nothing names the private gallery)."""
         field = "properties.storageProfile.imageReference.id"
+        if shared_views.is_shared_reference(image):
+            return self._resolve_shared(image, location, viewer)
         ref = ids.parse_image_ref(image, rg, field=field)
         def_id = ids.image_id(ref.rg, ref.gallery, ref.image)
         versions = self.gallery.versions
@@ -118,6 +128,20 @@ class VirtualMachines:
         luns = sorted(d.lun for d in self.repo.disks_of(vrow.id) if d.lun >= 0)
         return ImageChoice(requested, vid, vrow.name, vrow.id, vrow.definition_properties, luns)
 
+    def _resolve_shared(self, image: str, location: str, viewer: Viewer | None) -> ImageChoice:
+        shared = image.strip().lower().startswith("/sharedgalleries/")
+        key = "sharedGalleryImageId" if shared else "communityGalleryImageId"
+        field = f"properties.storageProfile.imageReference.{key}"
+        if viewer is None:
+            raise InvalidArgument(f"{field}: a shared or community image needs the consumer's "
+                                  f"subscription and tenant (not supported for scale sets "
+                                  f"yet)", target=field)
+        vrow, vid = shared_views.ConsumerViews(self.repo).resolve(image, viewer, location,
+                                                                  field=field)
+        luns = sorted(d.lun for d in self.repo.disks_of(vrow.id) if d.lun >= 0)
+        return ImageChoice(image.strip(), vid, vrow.name, vrow.id, vrow.definition_properties,
+                           luns, viewer, key)
+
     def create(
         self, rg: str, name: str, image: str, *, location: str | None = None,
         specialized: bool = False, admin_username: str | None = None,
@@ -126,9 +150,10 @@ class VirtualMachines:
         enable_secure_boot: bool | None = None, enable_vtpm: bool | None = None,
         size: str | None = None, os_disk_mode: str | None = None,
         data_disk_sizes_gb: list[int] | tuple[int, ...] = (), tags: dict | None = None,
-        custom_data_bytes: bytes | None = None,
+        custom_data_bytes: bytes | None = None, viewer: Viewer | None = None,
     ) -> dict:
-        """Create a VM from an image version (see the module doc). Returns its JSON."""
+        """Create a VM from an image version (see the module doc; ``viewer``: the consumer
+        of a shared or community image). Returns its JSON."""
         validate.resource_group(rg)
         rules.vm_name(name)
         if self.repo.find_vm(rg, name):
@@ -141,7 +166,7 @@ class VirtualMachines:
                          security_type=security_type, enable_secure_boot=enable_secure_boot,
                          enable_vtpm=enable_vtpm, size=size, os_disk_mode=os_disk_mode,
                          data_disk_sizes_gb=data_disk_sizes_gb,
-                         custom_data_bytes=custom_data_bytes)
+                         custom_data_bytes=custom_data_bytes, viewer=viewer)
         props = self.provision(plan, rg, name, location)
         try:
             with self.repo.transaction():
@@ -159,7 +184,7 @@ class VirtualMachines:
              custom_data: str | None, security_type: str | None,
              enable_secure_boot: bool | None, enable_vtpm: bool | None, size: str | None,
              os_disk_mode: str | None, data_disk_sizes_gb,
-             custom_data_bytes: bytes | None = None) -> dict:
+             custom_data_bytes: bytes | None = None, viewer: Viewer | None = None) -> dict:
         """Every check of a create, nothing written: the resolved request."""
         mode = (os_disk_mode or ("linked" if disk_mode_supported(self.gallery) else "copy"))
         mode = validate.enum("properties.localCompute.osDiskMode", mode.lower(), OS_DISK_MODES)
@@ -174,7 +199,7 @@ class VirtualMachines:
                                       f"must be an integer from 1 to {MAX_DATA_DISK_GB}",
                                       target="properties.storageProfile.dataDisks")
             sizes.append(gb)
-        choice = self.resolve_image(image, rg, location)
+        choice = self.resolve_image(image, rg, location, viewer)
         defn = choice.definition
         sec = rules.security(defn, security_type, enable_secure_boot, enable_vtpm)
         prof = rules.os_profile(defn, vm_name=name, specialized=specialized,
@@ -233,7 +258,7 @@ class VirtualMachines:
             "vmId": vm_uuid,
             "hardwareProfile": {"vmSize": plan["size"]},
             "storageProfile": {
-                "imageReference": {"id": choice.requested_id,
+                "imageReference": {choice.reference_key: choice.requested_id,
                                    "exactVersion": choice.version_name},
                 "osDisk": {"osType": defn.get("osType", "Linux"), "name": os_disk["name"],
                            "createOption": "FromImage", "caching": "ReadWrite",
@@ -278,6 +303,8 @@ class VirtualMachines:
     def _disk_from_image(self, rg: str, dname: str, choice: ImageChoice, lun: int | None,
                          location: str, linked: bool) -> dict:
         kw = {"linked": True, "fmt": "qcow2"} if linked else {"fmt": "raw"}
+        if choice.viewer is not None:
+            kw["viewer"] = choice.viewer
         d = self.gallery.disks.create(rg, dname, choice.version_id, lun=lun,
                                       location=location, **kw)
         ls = d["properties"]["localStorage"]

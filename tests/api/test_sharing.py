@@ -90,6 +90,20 @@ def version_body(w, **kw) -> m.GalleryImageVersion:
         os_disk_image=m.GalleryOSDiskImage(source=m.GalleryDiskImageSource(uri="file://" + w["src"]))))
 
 
+def vm_body(ref: m.ImageReference) -> m.VirtualMachine:
+    from tests.compute.conftest import KEY
+
+    return m.VirtualMachine(location="local", properties=m.VirtualMachineProperties(
+        hardware_profile=m.HardwareProfile(vm_size="Standard_B1s"),
+        storage_profile=m.StorageProfile(image_reference=ref),
+        os_profile=m.OSProfile(computer_name="consumer", admin_username="azureuser",
+                               linux_configuration=m.LinuxConfiguration(
+                                   disable_password_authentication=True,
+                                   ssh=m.SshConfiguration(public_keys=[m.SshPublicKey(
+                                       path="/home/azureuser/.ssh/authorized_keys",
+                                       key_data=KEY)])))))
+
+
 def share(c: ComputeManagementClient, gallery: str, op: str, subs=(), tenants=()) -> dict:
     groups = []
     if subs:
@@ -448,6 +462,8 @@ def test_consumers_create_disks_from_shared_and_community_images(world):
                       "Contributor", "--scope", f"{SUB}/resourceGroups/{rg}")
     unique = f"{S}-H"
     sid = f"/SharedGalleries/{unique}/Images/D/Versions/latest"
+    newest = sorted(v.name for v in alice.gallery_image_versions.list_by_gallery_image(
+        RG, "H", "D"))[-1]
 
     def body(**ref) -> m.Disk:
         return m.Disk(location="local", creation_data=m.CreationData(
@@ -460,7 +476,7 @@ def test_consumers_create_disks_from_shared_and_community_images(world):
     share(alice, "H", "Add", subs=[S])
     d = tom.disks.begin_create_or_update("cons", "t1", body(shared_gallery_image_id=sid)).result()
     gir = d.creation_data.gallery_image_reference
-    assert gir.shared_gallery_image_id == f"/SharedGalleries/{unique}/Images/D/Versions/1.0.1"
+    assert gir.shared_gallery_image_id == f"/SharedGalleries/{unique}/Images/D/Versions/{newest}"
     assert gir.id is None
     got = raw(w, "tom").get(f"{SUB}/resourceGroups/cons/providers/{C}/disks/t1",
                             params={"api-version": "2026-03-02"}).json()
@@ -482,7 +498,22 @@ def test_consumers_create_disks_from_shared_and_community_images(world):
                               "createOption": "FromImage", "galleryImageReference": {
                                   "sharedGalleryImageId": f"{G_ID}/H/images/D/versions/1.0.0"}}}})
     assert r.status_code == 400 and "is not /SharedGalleries/" in r.text, r.text
+    # a VM from the shared image: its disks through the same view, its imageReference the
+    # consumer's id
+    vm = tom.virtual_machines.begin_create_or_update("cons", "vm1", vm_body(
+        m.ImageReference(shared_gallery_image_id=sid))).result()
+    assert vm.storage_profile.image_reference.shared_gallery_image_id == sid
+    assert vm.storage_profile.image_reference.exact_version == newest
+    assert vm.storage_profile.image_reference.id is None
+    got = raw(w, "tom").get(f"{SUB}/resourceGroups/cons/providers/{C}/virtualMachines/vm1",
+                            params={"api-version": "2026-04-01"}).json()
+    assert "/galleries/" not in str(got)
+    os_disk = tom.disks.get("cons", vm.storage_profile.os_disk.name)
+    assert os_disk.creation_data.gallery_image_reference.shared_gallery_image_id == (
+        f"/SharedGalleries/{unique}/Images/D/Versions/{newest}")
     share(alice, "H", "Remove", subs=[S])
+    fails(lambda: tom.virtual_machines.begin_create_or_update("cons", "vm2", vm_body(
+        m.ImageReference(shared_gallery_image_id=sid))).result(), 404, "ResourceNotFound")
     fails(lambda: tom.disks.begin_create_or_update("cons", "t5", body(
         shared_gallery_image_id=sid)).result(), 404, "ResourceNotFound")
 

@@ -144,6 +144,16 @@ def test_consumer_disks_from_shared_and_community_images(env, tmp_path):
         "localStorage"]["osDiskImage"]["manifestDigest"]
     with open(d["properties"]["localStorage"]["path"], "rb") as f, open(run.src, "rb") as g:
         assert f.read() == g.read()
+    from tests.compute.conftest import KEY
+
+    vm = run.json("vm", "create", "-g", "cons", "-n", "vm1", "--image", ref,
+                  "--admin-username", "azureuser", "--ssh-key-values", KEY)
+    assert vm["properties"]["storageProfile"]["imageReference"] == {"sharedGalleryImageId": ref,
+                                                      "exactVersion": "1.0.0"}
+    assert "/galleries/" not in json.dumps(vm)
+    r = run("vmss", "create", "-g", "cons", "-n", "ss1", "--image", ref,
+            "--admin-username", "azureuser", "--ssh-key-values", KEY)
+    assert r.exit_code == 3 and "not supported for scale sets yet" in r.stderr, r.stderr
     # community: while enabled
     run.json("sig", "share", "enable-community", "-r", "comm")
     public = run.json("sig", "show", "-r", "comm")["properties"]["sharingProfile"][
@@ -166,5 +176,6 @@ def test_consumer_disks_from_shared_and_community_images(env, tmp_path):
                 "/CommunityGalleries/x/Images/d/Versions/1/extra"):
         r = run("disk", "create", "-g", "cons", "-n", "d6", "--gallery-image-reference", bad)
         assert r.exit_code in (3, 4) and "Traceback" not in r.stderr, (bad, r.stderr)
-    assert [x["name"] for x in run.json("disk", "list", "-g", "cons")] == ["d1", "d2"]
+    names = [x["name"] for x in run.json("disk", "list", "-g", "cons")]
+    assert names[:2] == ["d1", "d2"] and len(names) == 3 and names[2].startswith("vm1_OsDisk_1_")
     assert sharing.MAX_TENANTS == 5
