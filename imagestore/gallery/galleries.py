@@ -86,6 +86,8 @@ class Galleries:
         if wanted is not None:
             was = bool((cur["properties"].get("softDeletePolicy") or {}).get("isSoftDeleteEnabled"))
             soft_delete.guard_change(was, wanted, policy_guard)
+            if wanted and not was:
+                soft_delete.check_enable(self.repo, self.repo.gallery(rg, name))
         d = validate.text("properties.description", new["properties"].get("description"))
         new_tags = validate.tags_value("tags", new.get("tags"))
         with self.repo.transaction():

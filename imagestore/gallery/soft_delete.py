@@ -116,6 +116,24 @@ def guard_change(old: bool, new: bool, guard: PolicyGuard | None) -> None:
         guard()
 
 
+def check_enable(repo: Repository, gallery: GalleryRow) -> None:
+    """Soft delete "can't be enabled if the gallery, its definitions and versions are in
+    different locations" (Azure's doc): 409 OperationNotAllowed naming the first one."""
+    home = gallery.location.lower()
+    for d in repo.list_definitions(gallery):
+        if d.location.lower() != home:
+            raise OperationNotAllowed(
+                f"{_FLAG}: image definition '{gallery.name}/{d.name}' is in '{d.location}', "
+                f"not in the gallery's location '{gallery.location}'; soft delete needs them "
+                f"in one location", target=_FLAG)
+        for v in repo.list_versions(d):
+            if v.location.lower() != home:
+                raise OperationNotAllowed(
+                    f"{_FLAG}: image version '{v.label}' is in '{v.location}', not in the "
+                    f"gallery's location '{gallery.location}'; soft delete needs them in one "
+                    f"location", target=_FLAG)
+
+
 # -- times ------------------------------------------------------------------------------------
 
 

@@ -271,3 +271,20 @@ def test_bad_input(env, monkeypatch):
           "IMAGESTORE_NOW: 'next tuesday' is not an ISO-8601 time")
     monkeypatch.delenv("IMAGESTORE_NOW")
     assert [x["name"] for x in soft_deleted(run)] == ["1.0.1"]
+
+
+def test_enable_needs_one_location(run, tmp_path):
+    run.json("region", "create", "west", "--path", str(tmp_path / "west"))
+    run.json("sig", "create", "-r", "w")
+    run.json("sig", "image-definition", "create", "-r", "w", "-i", "d", "-p", "P", "-f", "O",
+             "-s", "S", "--os-type", "Linux")
+    src = make_raw(tmp_path / "w.raw", fill=9)
+    assert run("sig", "image-version", "create", "-r", "w", "-i", "d", "-e", "1.0.0",
+               "--os-vhd-uri", src, "-l", "west", "-o", "none").exit_code == 0
+    fails(run("sig", "update", "-r", "w", "--soft-delete", "true"), CONFLICT,
+          "--soft-delete: image version 'w/d/1.0.0' is in 'west', not in the gallery's "
+          "location 'local'")
+    assert "softDeletePolicy" not in run.json("sig", "show", "-r", "w")["properties"]
+    assert run("sig", "image-version", "delete", "-r", "w", "-i", "d", "-e", "1.0.0").exit_code == 0
+    g = run.json("sig", "update", "-r", "w", "--soft-delete", "true")
+    assert g["properties"]["softDeletePolicy"]["isSoftDeleteEnabled"] is True
