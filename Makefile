@@ -21,6 +21,7 @@ test: setup
 # `make test` runs the subset below once (the PostgreSQL-specific tests already ran in the
 # first pass); `make test-postgres` runs the whole tests/gallery directory on PostgreSQL.
 PG_TESTS = tests/gallery/test_gallery_versions.py \
+	tests/gallery/test_gallery_types.py \
 	tests/gallery/test_replication_gallery.py::test_latest_per_region \
 	tests/gallery/test_replication_gallery.py::test_status_transitions_and_failed_region \
 	tests/gallery/test_replication_gallery.py::test_update_adds_and_removes_regions \
