@@ -179,3 +179,40 @@ def test_consumer_disks_from_shared_and_community_images(env, tmp_path):
     names = [x["name"] for x in run.json("disk", "list", "-g", "cons")]
     assert names[:2] == ["d1", "d2"] and len(names) == 3 and names[2].startswith("vm1_OsDisk_1_")
     assert sharing.MAX_TENANTS == 5
+
+
+@pytest.mark.parametrize("profile, target", [
+    ("Groups", "properties.sharingProfile"),
+    ({"permissions": 5}, "properties.sharingProfile.permissions"),
+    ({"permissions": "Groups", "extra": 1}, "properties.sharingProfile.extra"),
+    ({"permissions": "Groups", "communityGalleryInfo": {"eula": "e"}},
+     "properties.sharingProfile.communityGalleryInfo"),
+    ({"permissions": "Community", "communityGalleryInfo": "x"},
+     "properties.sharingProfile.communityGalleryInfo"),
+    ({"permissions": "Community", "communityGalleryInfo": {
+        "publisherUri": "https://x", "publisherContact": ["a@b"], "eula": "e",
+        "publicNamePrefix": "p"}}, "properties.sharingProfile.communityGalleryInfo.publisherContact"),
+])
+def test_hostile_profiles_are_one_line_refusals(profile, target):
+    from imagestore.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument) as e:
+        sharing.create_profile(profile)
+    assert e.value.target == target and "\n" not in e.value.message
+
+
+@pytest.mark.parametrize("body, target", [
+    (None, "operationType"), ({"operationType": 5}, "operationType"),
+    ({"operationType": "Reset", "groups": [{"type": "AADTenants", "ids": [S]}]}, "groups"),
+    ({"operationType": "Add", "groups": [{"type": "Subscriptions", "ids": "abc"}]},
+     "groups[0].ids"),
+    ({"operationType": "Add", "groups": [{"type": "Subscriptions", "ids": [{"a": 1}]}]},
+     "groups[0].ids[0]"),
+    ({"operationType": "Add", "groups": [{"ids": [S]}]}, "groups[0].type"),
+])
+def test_hostile_sharing_updates(body, target):
+    from imagestore.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument) as e:
+        sharing.parse_update(body)
+    assert e.value.target == target and "\n" not in e.value.message
