@@ -249,6 +249,7 @@ class ConsumerViews:
         location = g.location
         d = self._definition(g, m["image"], m["gallery"])
         v = self._version(d, m["version"], location, m["gallery"])
+        soft_delete.check_usable(self.repo, v)  # a soft-deleted one only until its end
         return v, f"{self._prefix(kind, m['gallery'])}/Images/{d.name}/Versions/{v.name}"
 
 

@@ -288,3 +288,39 @@ def test_enable_needs_one_location(run, tmp_path):
     assert run("sig", "image-version", "delete", "-r", "w", "-i", "d", "-e", "1.0.0").exit_code == 0
     g = run.json("sig", "update", "-r", "w", "--soft-delete", "true")
     assert g["properties"]["softDeletePolicy"]["isSoftDeleteEnabled"] is True
+
+
+def test_consumer_views_of_a_community_gallery(run, tmp_path, monkeypatch):
+    run.json("sig", "create", "-r", "comm", "--permissions", "Community", "--publisher-uri",
+             "https://contoso.example", "--publisher-email", "i@contoso.example", "--eula",
+             "https://contoso.example/eula", "--public-name-prefix", "Contoso",
+             "--soft-delete", "true")
+    run.json("sig", "share", "enable-community", "-r", "comm")
+    public = run.json("sig", "show", "-r", "comm")["properties"]["sharingProfile"][
+        "communityGalleryInfo"]["publicNames"][0]
+    run.json("sig", "image-definition", "create", "-r", "comm", "-i", "d", "-p", "P", "-f",
+             "O", "-s", "S", "--os-type", "Linux")
+    for v, fill in (("1.0.0", 5), ("1.0.1", 6)):
+        assert run("sig", "image-version", "create", "-r", "comm", "-i", "d", "-e", v,
+                   "--os-vhd-uri", make_raw(tmp_path / f"{v}.raw", fill=fill),
+                   "-o", "none").exit_code == 0
+    assert run("sig", "image-version", "delete", "-r", "comm", "-i", "d", "-e",
+               "1.0.1").exit_code == 0
+    listed = run.json("sig", "image-version", "list-community", "-l", "local",
+                      "--public-gallery-name", public, "-i", "d")
+    assert [x["name"] for x in listed] == ["1.0.0"]
+    base = f"/CommunityGalleries/{public}/Images/d/Versions"
+
+    def disk(name: str, ref: str):
+        return run("disk", "create", "-n", name, "--gallery-image-reference", ref,
+                   "--path", str(tmp_path / f"{name}.raw"), "-o", "json")
+
+    r = disk("latest", f"{base}/latest")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["properties"]["creationData"]["imageReference"] == {
+        "communityGalleryImageId": f"{base}/1.0.0"}
+    assert disk("named", f"{base}/1.0.1").exit_code == 0
+    monkeypatch.setenv("IMAGESTORE_NOW", at(8))
+    fails(disk("late", f"{base}/1.0.1"), CONFLICT, "was soft-deleted at")
+    monkeypatch.setenv("IMAGESTORE_NOW", at(15))
+    fails(disk("gone", f"{base}/1.0.1"), NOT_FOUND)
