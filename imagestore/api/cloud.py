@@ -11,11 +11,14 @@ and Microsoft.Resources' subscriptions, tenants and resource groups.
   endpoint is this server (the URL the client used); services imagestore does not have get
   suffixes under ``imagestore.local``, which resolve nowhere. ``az cloud register`` with a
   trailing slash asks for ``//metadata/endpoints``: both paths answer.
-- ``GET /subscriptions``, ``/subscriptions/{id}``, ``/tenants`` (bearer token): the one
-  local subscription and tenant, as ``az login`` lists them.
-- ``GET|HEAD|PUT /subscriptions/{id}/resourceGroups/{rg}``: resource groups are implicit in
-  imagestore (any valid name exists, in location ``local``), so clients that look one up
-  (``az … -g RG`` without ``-l``) or create one (``az group create``) get it.
+- ``GET /subscriptions``, ``/subscriptions/{id}``, ``/tenants`` (bearer token): the
+  directory's subscriptions and tenants, as ``az login`` lists them (a principal's token:
+  those of its tenant; the owner's: all).
+- ``GET|HEAD|PUT|DELETE /subscriptions/{id}/resourceGroups/{rg}`` and ``GET
+  /subscriptions/{id}/resourceGroups``: resource groups as rows, each in one subscription
+  (:mod:`imagestore.gallery.resource_groups`: names unique in the store). In the local
+  subscription a valid name without a row is an implicit group (location ``local``), so
+  clients that look one up (``az … -g RG`` without ``-l``) get it, as before.
 """
 
 from __future__ import annotations
@@ -24,12 +27,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..gallery import ids, validate
-from ..identity import TENANT
-from ..identity.account import SUBSCRIPTION_NAME
+from ..gallery import ids
+from ..gallery.directory_repository import DirectoryRepository
+from ..identity import TENANT, authorize
 from .context import ApiContext
 from .errors import ApiError, response
-from .routing import ArmRequest, Reply, arm_route
+from .routing import ArmRequest, Reply, arm_route, page
 
 #: Microsoft.Resources api-versions (subscriptions, tenants, resource groups)
 RESOURCES_API_VERSIONS: tuple[str, ...] = (
@@ -94,58 +97,77 @@ async def metadata_endpoint(request: Request) -> Response:
     return JSONResponse(doc)
 
 
-def subscription_json() -> dict:
-    """The local subscription as ``Subscriptions - Get`` returns it."""
+def subscription_json(row: tuple) -> dict:
+    """A subscription of the directory (``(id, name, tenant_id, created)``) as
+    ``Subscriptions - Get`` returns it."""
     return {
-        "id": f"/subscriptions/{ids.SUBSCRIPTION}",
+        "id": ids.subscription_id(row[0]),
         "authorizationSource": "RoleBased",
         "managedByTenants": [],
-        "subscriptionId": ids.SUBSCRIPTION,
-        "tenantId": TENANT,
-        "displayName": SUBSCRIPTION_NAME,
+        "subscriptionId": row[0],
+        "tenantId": row[2],
+        "displayName": row[1],
         "state": "Enabled",
         "subscriptionPolicies": {"locationPlacementId": "Public_2014-09-01",
                                  "quotaId": "PayAsYouGo_2014-09-01", "spendingLimit": "Off"},
     }
 
 
+def _directory(req: ArmRequest) -> DirectoryRepository:
+    return DirectoryRepository(req.svc.repo.con)
+
+
 def list_subscriptions(req: ArmRequest) -> Reply:
-    return Reply(200, {"value": [subscription_json()], "count": {"type": "Total", "value": 1}})
+    """Decision: the store owner's token lists every subscription of the directory; a
+    principal's token those of the tenant it was issued in (``tid``), as ``az login`` into
+    that tenant shows them (what the principal may do in each is still RBAC's)."""
+    rows = _directory(req).subscriptions()
+    if not authorize.is_owner(req.claims):
+        rows = [r for r in rows if r[2].lower() == str(req.claims.tid).lower()]
+    return Reply(200, {"value": [subscription_json(r) for r in rows],
+                       "count": {"type": "Total", "value": len(rows)}})
 
 
 def get_subscription(req: ArmRequest) -> Reply:
-    return Reply(200, subscription_json())  # a foreign id is refused by arm_route
+    # an unknown id is refused before (SubscriptionNotFound), RBAC checked ``…/read``
+    return Reply(200, subscription_json(_directory(req).subscription(req.subscription)))
 
 
 def list_tenants(req: ArmRequest) -> Reply:
+    rows = _directory(req).tenants()
+    if not authorize.is_owner(req.claims):
+        rows = [r for r in rows if r[0].lower() == str(req.claims.tid).lower()]
     return Reply(200, {"value": [{
-        "id": f"/tenants/{TENANT}", "tenantId": TENANT, "tenantCategory": "Home",
-        "displayName": "imagestore", "domains": [_SUFFIX], "defaultDomain": _SUFFIX,
-        "tenantType": "AAD",
-    }]})
-
-
-def _group(req: ArmRequest, location: str = DEFAULT_LOCATION) -> dict:
-    rg = validate.resource_group(req.path["resourceGroupName"])
-    return {"id": f"/subscriptions/{ids.SUBSCRIPTION}/resourceGroups/{rg}", "name": rg,
-            "type": "Microsoft.Resources/resourceGroups", "location": location,
-            "properties": {"provisioningState": "Succeeded"}}
+        "id": f"/tenants/{t[0]}", "tenantId": t[0], "tenantCategory": "Home",
+        "displayName": "imagestore" if t[0] == TENANT else t[1], "domains": [t[2]],
+        "defaultDomain": _SUFFIX if t[0] == TENANT else t[2], "tenantType": "AAD",
+    } for t in rows]})
 
 
 def get_group(req: ArmRequest) -> Reply:
+    out = req.svc.groups.show(req.subscription, req.path["resourceGroupName"])
     if req.method == "HEAD":
-        _group(req)
         return Reply(204)
-    return Reply(200, _group(req))
+    return Reply(200, out)
 
 
 def put_group(req: ArmRequest) -> Reply:
     body = req.body if isinstance(req.body, dict) else {}
-    loc = body.get("location") or DEFAULT_LOCATION
-    out = _group(req, loc if isinstance(loc, str) else DEFAULT_LOCATION)
-    if isinstance(body.get("tags"), dict):
-        out["tags"] = body["tags"]
-    return Reply(200, out)
+    with req.ctx.writing() as svc:
+        out, created = svc.groups.create(req.subscription, req.path["resourceGroupName"],
+                                         location=body.get("location"),
+                                         tags=body.get("tags"))
+    return Reply(201 if created else 200, out)
+
+
+def delete_group(req: ArmRequest) -> Reply:
+    with req.ctx.writing() as svc:
+        svc.groups.delete(req.subscription, req.path["resourceGroupName"])
+    return Reply(200)
+
+
+def list_groups(req: ArmRequest) -> Reply:
+    return page(req, req.svc.groups.list(req.subscription))
 
 
 def routes(ctx: ApiContext) -> list[Route]:
@@ -157,6 +179,9 @@ def routes(ctx: ApiContext) -> list[Route]:
         arm_route(ctx, "/subscriptions", ["GET"], list_subscriptions, v),
         arm_route(ctx, "/subscriptions/{subscriptionId}", ["GET"], get_subscription, v),
         arm_route(ctx, "/tenants", ["GET"], list_tenants, v),
-        arm_route(ctx, group, ["GET", "HEAD"], get_group, v),
-        arm_route(ctx, group, ["PUT"], put_group, v),
+        arm_route(ctx, group, ["GET", "HEAD"], get_group, v, check_group=False),
+        arm_route(ctx, group, ["PUT"], put_group, v, check_group=False),
+        arm_route(ctx, group, ["DELETE"], delete_group, v, check_group=False),
+        arm_route(ctx, "/subscriptions/{subscriptionId}/resourceGroups", ["GET"], list_groups,
+                  v),
     ]

@@ -22,7 +22,16 @@ from . import shared_galleries
 from .context import ApiContext
 from .fields import Body
 from .operations import accepted
-from .routing import PROVIDER, RG, SUB, ArmRequest, Reply, arm_route, page
+from .routing import (
+    PROVIDER,
+    RG,
+    SUB,
+    ArmRequest,
+    Reply,
+    arm_route,
+    in_subscription,
+    page,
+)
 from .versions import DISK_API_VERSIONS
 
 COLLECTION = RG + PROVIDER + "/disks"
@@ -112,7 +121,7 @@ def delete(req: ArmRequest) -> Reply:
         ours = os.path.realpath(os.path.join(req.ctx.root, "disks"))
         in_store = os.path.realpath(path).startswith(ours + os.sep)
         svc.disks.delete(req.rg, name, delete_file=in_store)
-        op = svc.operations.done("delete", ids.disk_id(req.rg, name), cur["location"])
+        op = svc.operations.done("delete", ids.disk_id(req.subscription, req.rg, name), cur["location"])
     return accepted(req, op, cur["location"], 202)
 
 
@@ -121,7 +130,7 @@ def list_rg(req: ArmRequest) -> Reply:
 
 
 def list_sub(req: ArmRequest) -> Reply:
-    return page(req, req.svc.disks.list(None))
+    return page(req, in_subscription(req, req.svc.disks.list(None)))
 
 
 def routes(ctx: ApiContext) -> list[Route]:

@@ -65,9 +65,8 @@ CACHE_SIZE = 16
 # -- the ARM side --------------------------------------------------------------------------
 
 
-def _op_path(location: str, op_id: str) -> str:
-    return (f"/subscriptions/{ids.SUBSCRIPTION}/providers/Microsoft.Compute/locations/"
-            f"{location}/DiskOperations/{op_id}")
+def _op_path(sub: str, location: str, op_id: str) -> str:
+    return f"{ids.subscription_id(sub)}{PROVIDER}/locations/{location}/DiskOperations/{op_id}"
 
 
 def begin_get_access(req: ArmRequest) -> Reply:
@@ -85,7 +84,7 @@ def begin_get_access(req: ArmRequest) -> Reply:
                                       duration_in_seconds=b["durationInSeconds"],
                                       file_format=b.get("fileFormat"))
         location = svc.repo.disk(req.rg, req.path["diskName"]).location
-    url = req.url(_op_path(location, grant.id))
+    url = req.url(_op_path(req.subscription, location, grant.id))
     return Reply(202, None, {"Azure-AsyncOperation": url,
                              "Location": url + "&monitor=true",
                              "Retry-After": str(req.ctx.settings.retry_after)})
@@ -95,7 +94,7 @@ def end_get_access(req: ArmRequest) -> Reply:
     with req.ctx.writing() as svc:
         svc.disk_access.revoke(req.rg, req.path["diskName"])
         row = svc.repo.disk(req.rg, req.path["diskName"])
-        op = svc.operations.done("revokeAccess", ids.disk_id(row.rg, row.name), row.location)
+        op = svc.operations.done("revokeAccess", ids.disk_id(row.subscription, row.rg, row.name), row.location)
     return Reply(202, None, lro_headers(req, op, row.location))
 
 

@@ -12,7 +12,16 @@ from . import authz
 from .context import ApiContext
 from .fields import Body, update_ops
 from .operations import accepted
-from .routing import PROVIDER, RG, SUB, ArmRequest, Reply, arm_route, page
+from .routing import (
+    PROVIDER,
+    RG,
+    SUB,
+    ArmRequest,
+    Reply,
+    arm_route,
+    in_subscription,
+    page,
+)
 from .versions import GALLERY_API_VERSIONS
 
 COLLECTION = RG + PROVIDER + "/galleries"
@@ -97,7 +106,7 @@ def delete(req: ArmRequest) -> Reply:
     with req.ctx.writing() as svc:
         loc = svc.galleries.show(req.rg, name)["location"]
         svc.galleries.delete(req.rg, name)
-        op = svc.operations.done("delete", ids.gallery_id(req.rg, name), loc)
+        op = svc.operations.done("delete", ids.gallery_id(req.subscription, req.rg, name), loc)
     return accepted(req, op, loc, 202)
 
 
@@ -106,7 +115,7 @@ def list_rg(req: ArmRequest) -> Reply:
 
 
 def list_sub(req: ArmRequest) -> Reply:
-    return page(req, req.svc.galleries.list(None))
+    return page(req, in_subscription(req, req.svc.galleries.list(None)))
 
 
 def routes(ctx: ApiContext) -> list[Route]:

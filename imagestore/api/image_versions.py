@@ -233,7 +233,7 @@ def delete(req: ArmRequest) -> Reply:
     with req.ctx.writing() as svc:
         loc = svc.versions.show(rg, g, d, v)["location"]
         svc.versions.delete(rg, g, d, v)
-        op = svc.operations.done("delete", ids.version_id(rg, g, d, v), loc)
+        op = svc.operations.done("delete", ids.version_id(req.subscription, rg, g, d, v), loc)
     return accepted(req, op, loc, 202)
 
 

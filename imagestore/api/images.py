@@ -110,7 +110,7 @@ def delete(req: ArmRequest) -> Reply:
     with req.ctx.writing() as svc:
         loc = svc.definitions.show(rg, g, name)["location"]
         svc.definitions.delete(rg, g, name)
-        op = svc.operations.done("delete", ids.image_id(rg, g, name), loc)
+        op = svc.operations.done("delete", ids.image_id(req.subscription, rg, g, name), loc)
     return accepted(req, op, loc, 202)
 
 

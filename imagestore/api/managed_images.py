@@ -17,7 +17,16 @@ from ..gallery import ids
 from .context import ApiContext
 from .fields import Body
 from .operations import accepted
-from .routing import PROVIDER, RG, SUB, ArmRequest, Reply, arm_route, page
+from .routing import (
+    PROVIDER,
+    RG,
+    SUB,
+    ArmRequest,
+    Reply,
+    arm_route,
+    in_subscription,
+    page,
+)
 from .versions import COMPUTE_API_VERSIONS
 
 COLLECTION = RG + PROVIDER + "/images"
@@ -102,7 +111,7 @@ def delete(req: ArmRequest) -> Reply:
     with req.ctx.writing() as svc:
         loc = svc.managed_images.show(req.rg, name)["location"]
         svc.managed_images.delete(req.rg, name)
-        op = svc.operations.done("delete", ids.managed_image_id(req.rg, name), loc)
+        op = svc.operations.done("delete", ids.managed_image_id(req.subscription, req.rg, name), loc)
     return accepted(req, op, loc, 202)
 
 
@@ -111,7 +120,7 @@ def list_rg(req: ArmRequest) -> Reply:
 
 
 def list_sub(req: ArmRequest) -> Reply:
-    return page(req, req.svc.managed_images.list(None))
+    return page(req, in_subscription(req, req.svc.managed_images.list(None)))
 
 
 def routes(ctx: ApiContext) -> list[Route]:

@@ -31,12 +31,14 @@ OPERATIONS = SUB + PROVIDER + "/locations/{location}/operations/{operationId}"
 RESULTS = SUB + PROVIDER + "/locations/{location}/operationResults/{operationId}"
 
 
-def status_path(location: str, op_id: str) -> str:
-    return f"/subscriptions/{ids.SUBSCRIPTION}/providers/Microsoft.Compute/locations/{location}/operations/{op_id}"
+def status_path(sub: str, location: str, op_id: str) -> str:
+    """An operation's status path, under the caller's subscription ``sub``."""
+    return f"{ids.subscription_id(sub)}{PROVIDER}/locations/{location}/operations/{op_id}"
 
 
-def results_path(location: str, op_id: str) -> str:
-    return f"/subscriptions/{ids.SUBSCRIPTION}/providers/Microsoft.Compute/locations/{location}/operationResults/{op_id}"
+def results_path(sub: str, location: str, op_id: str) -> str:
+    """An operation's result path, under the caller's subscription ``sub``."""
+    return f"{ids.subscription_id(sub)}{PROVIDER}/locations/{location}/operationResults/{op_id}"
 
 
 def retry_after(req: ArmRequest) -> dict[str, str]:
@@ -49,8 +51,8 @@ def retry_after(req: ArmRequest) -> dict[str, str]:
 def lro_headers(req: ArmRequest, op_id: str, location: str) -> dict[str, str]:
     """The headers that send a client to poll operation ``op_id``."""
     return {
-        "Azure-AsyncOperation": req.url(status_path(location, op_id)),
-        "Location": req.url(results_path(location, op_id)),
+        "Azure-AsyncOperation": req.url(status_path(req.subscription, location, op_id)),
+        "Location": req.url(results_path(req.subscription, location, op_id)),
         **retry_after(req),
     }
 
@@ -76,7 +78,7 @@ def _op(req: ArmRequest):
 def get_status(req: ArmRequest) -> Reply:
     op = _op(req)
     out: dict = {
-        "id": status_path(op.location, op.id),
+        "id": status_path(req.subscription, op.location, op.id),
         "name": op.id,
         "status": op.status,
         "startTime": op.created,
@@ -92,7 +94,7 @@ def get_status(req: ArmRequest) -> Reply:
 def get_result(req: ArmRequest) -> Reply:
     op = _op(req)
     if op.status == "InProgress":
-        return Reply(202, None, {"Location": req.url(results_path(op.location, op.id)),
+        return Reply(202, None, {"Location": req.url(results_path(req.subscription, op.location, op.id)),
                                  **retry_after(req)})
     if op.status == "Failed":
         e = op.error_json or {"code": "OperationFailed", "message": "the operation failed"}

@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..errors import ImagestoreError, InvalidArgument, Unauthenticated
-from ..gallery import GalleryService, ids
+from ..gallery import GalleryService, ids, resource_groups
 from ..gallery.directory_repository import DirectoryRepository
 from ..identity import TENANT, Claims, auxiliary, tokens
 from . import authz, versions
@@ -61,6 +61,9 @@ class ArmRequest:
     claims: Claims
     base_url: str
     url_path: str
+    #: the path's subscription as the directory stores it (checked before the handler runs;
+    #: the local one for paths without a subscription, such as ``/tenants``)
+    subscription: str = ids.SUBSCRIPTION
 
     @property
     def svc(self) -> GalleryService:
@@ -141,17 +144,14 @@ def too_large(n: int, limit: int) -> ApiError:
                     f"of {limit} bytes.")
 
 
-def check_subscription(path: dict[str, str]) -> None:
-    sub = path.get("subscriptionId")
-    if sub is not None and sub.lower() != ids.SUBSCRIPTION:
-        raise ApiError(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be "
-                       f"found.", target="subscriptionId")
-
-
 def arm_route(ctx: ApiContext, path: str, methods: list[str], handler: Handler,
-              api_versions: tuple[str, ...], *, parents: tuple[str, ...] = ()) -> Route:
+              api_versions: tuple[str, ...], *, parents: tuple[str, ...] = (),
+              check_group: bool = True) -> Route:
     """A Starlette route running ``handler`` the ARM way. ``parents``: path parameters that
-    name parent resources (their NotFound is ParentResourceNotFound)."""
+    name parent resources (their NotFound is ParentResourceNotFound). The path's subscription
+    must exist (404 SubscriptionNotFound) and, unless ``check_group`` is False (the resource
+    group routes themselves), its resource group must be in that subscription (404
+    ResourceGroupNotFound; :func:`imagestore.gallery.resource_groups.check_scope`)."""
 
     async def endpoint(request: Request) -> Response:
         try:
@@ -159,11 +159,10 @@ def arm_route(ctx: ApiContext, path: str, methods: list[str], handler: Handler,
             query = dict(request.query_params)
             api_version = versions.check(query, api_versions)
             path_params = dict(request.path_params)
-            check_subscription(path_params)
             data = await read_body(ctx, request) if request.method in ("PUT", "PATCH", "POST") else None
             req = ArmRequest(ctx, request.method, path_params, query, data, api_version,
                              claims, str(request.base_url).rstrip("/"), request.url.path)
-            reply = await run_in_threadpool(_authorized, handler, req, path)
+            reply = await run_in_threadpool(_authorized, handler, req, path, check_group)
         except ApiError as e:
             return response(e)
         except ImagestoreError as e:
@@ -177,12 +176,27 @@ def arm_route(ctx: ApiContext, path: str, methods: list[str], handler: Handler,
     return Route(path, endpoint, methods=methods)
 
 
-def _authorized(handler: Handler, req: ArmRequest, template: str) -> Reply:
-    """RBAC before the handler (issue 15; :mod:`.authz`), then the handler."""
-    authz.check(DirectoryRepository(req.svc.repo.con), req.claims, req.method, template,
+def _authorized(handler: Handler, req: ArmRequest, template: str, check_group: bool) -> Reply:
+    """The path's subscription, RBAC (issue 15; :mod:`.authz`), the path's resource group,
+    then the handler."""
+    repo = req.svc.repo
+    sub = req.path.get("subscriptionId")
+    if sub is not None:
+        req.subscription = resource_groups.require_subscription(repo, sub)
+    authz.check(DirectoryRepository(repo.con), req.claims, req.method, template,
                 req.url_path, req.body, store_root=req.ctx.root,
                 import_dirs=req.ctx.settings.principal_import_dirs)
+    rg = req.path.get("resourceGroupName")
+    if rg is not None and check_group:
+        resource_groups.check_scope(repo, req.subscription, rg)
     return handler(req)
+
+
+def in_subscription(req: ArmRequest, items: list[dict]) -> list[dict]:
+    """The resources of a subscription-wide list that are in the path's subscription (every
+    resource's ``id`` starts with its resource group's subscription)."""
+    prefix = ids.subscription_id(req.subscription).lower() + "/"
+    return [x for x in items if str(x.get("id", "")).lower().startswith(prefix)]
 
 
 # -- paging ----------------------------------------------------------------------------------

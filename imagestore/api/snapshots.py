@@ -16,7 +16,16 @@ from ..gallery import ids
 from .context import ApiContext
 from .fields import Body
 from .operations import accepted
-from .routing import PROVIDER, RG, SUB, ArmRequest, Reply, arm_route, page
+from .routing import (
+    PROVIDER,
+    RG,
+    SUB,
+    ArmRequest,
+    Reply,
+    arm_route,
+    in_subscription,
+    page,
+)
 from .versions import DISK_API_VERSIONS
 
 COLLECTION = RG + PROVIDER + "/snapshots"
@@ -67,7 +76,7 @@ def delete(req: ArmRequest) -> Reply:
     with req.ctx.writing() as svc:
         loc = svc.snapshots.show(req.rg, name)["location"]
         svc.snapshots.delete(req.rg, name)
-        op = svc.operations.done("delete", ids.snapshot_id(req.rg, name), loc)
+        op = svc.operations.done("delete", ids.snapshot_id(req.subscription, req.rg, name), loc)
     return accepted(req, op, loc, 202)
 
 
@@ -76,7 +85,7 @@ def list_rg(req: ArmRequest) -> Reply:
 
 
 def list_sub(req: ArmRequest) -> Reply:
-    return page(req, req.svc.snapshots.list(None))
+    return page(req, in_subscription(req, req.svc.snapshots.list(None)))
 
 
 def routes(ctx: ApiContext) -> list[Route]:

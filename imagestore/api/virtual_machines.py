@@ -24,7 +24,16 @@ from . import shared_galleries
 from .context import ApiContext
 from .fields import Body
 from .operations import accepted
-from .routing import PROVIDER, RG, SUB, ArmRequest, Reply, arm_route, page
+from .routing import (
+    PROVIDER,
+    RG,
+    SUB,
+    ArmRequest,
+    Reply,
+    arm_route,
+    in_subscription,
+    page,
+)
 from .versions import COMPUTE_API_VERSIONS
 
 VMS = RG + PROVIDER + "/virtualMachines"
@@ -159,7 +168,7 @@ def list_vms_rg(req: ArmRequest) -> Reply:
 
 
 def list_vms_sub(req: ArmRequest) -> Reply:
-    return page(req, compute(req).vms.list(None))
+    return page(req, in_subscription(req, compute(req).vms.list(None)))
 
 
 # -- scale sets ----------------------------------------------------------------------------------
@@ -212,7 +221,7 @@ def list_sets_rg(req: ArmRequest) -> Reply:
 
 
 def list_sets_sub(req: ArmRequest) -> Reply:
-    return page(req, compute(req).vmss.list(None))
+    return page(req, in_subscription(req, compute(req).vmss.list(None)))
 
 
 def list_instances(req: ArmRequest) -> Reply:

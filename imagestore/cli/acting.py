@@ -23,6 +23,7 @@ import click
 
 from ..errors import InvalidArgument
 from ..gallery import ids, shared_views
+from ..gallery.repository import Repository
 from ..identity import authorize, directory, principals
 from ..identity import linked as linked_mod
 from .common import acting_as, open_home
@@ -31,7 +32,8 @@ _C = "Microsoft.Compute"
 
 
 def _rg(p: dict) -> str:
-    return f"/subscriptions/{ids.SUBSCRIPTION}/resourceGroups/{p.get('rg') or ids.DEFAULT_RG}"
+    # ``_subscription``: the resource group's subscription, looked up by :func:`_check`
+    return ids.resource_group_id(p["_subscription"], p.get("rg") or ids.DEFAULT_RG)
 
 
 def _g(p: dict) -> str:
@@ -57,8 +59,8 @@ def _res(kind: str) -> Callable[[dict], str]:
     return scope
 
 
-def _sub(_p: dict) -> str:
-    return f"/subscriptions/{ids.SUBSCRIPTION}"
+def _sub(p: dict) -> str:
+    return ids.subscription_id(p["_subscription"])
 
 
 def _rg_or_sub(p: dict) -> str:
@@ -115,6 +117,11 @@ ACTIONS: dict[str, tuple[str | None, Callable[[dict], str]]] = {
     "role assignment delete": ("Microsoft.Authorization/roleAssignments/delete", _given_scope),
     "role assignment list": ("Microsoft.Authorization/roleAssignments/read", _given_scope),
     "account show": ("Microsoft.Resources/subscriptions/read", _sub),
+    "group create": ("Microsoft.Resources/subscriptions/resourceGroups/write", _rg),
+    "group show": ("Microsoft.Resources/subscriptions/resourceGroups/read", _rg),
+    "group exists": ("Microsoft.Resources/subscriptions/resourceGroups/read", _rg),
+    "group delete": ("Microsoft.Resources/subscriptions/resourceGroups/delete", _rg),
+    "group list": ("Microsoft.Resources/subscriptions/resourceGroups/read", _sub),
 }
 ACTIONS["disk create"] = (f"{_C}/disks/write", _disk)
 # creates, reads, deletes and power actions of snapshots, managed images, VMs and scale sets
@@ -270,6 +277,12 @@ def _authorize(ctx: click.Context, who: str, action: str | None, scope: str,
             directory.resolve(dr, home, who)
         return
     with directory.open_directory(home) as dr:
+        # a command acts in its resource group's subscription (names are unique in the
+        # store; without -g the group is 'default')
+        rg = params.get("rg") if isinstance(params.get("rg"), str) else None
+        sub = params.get("subscription") if isinstance(params.get("subscription"), str) else None
+        params = {**params, "_subscription": sub or Repository.on(dr.con).subscription_of(
+            rg or ids.DEFAULT_RG)}
         p = directory.resolve(dr, home, who)
         if p.type == directory.GROUP:
             raise InvalidArgument(f"as: '{who}' is a group; act as a user or service "

@@ -16,7 +16,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from ..errors import InvalidArgument, NotFound
+from ..errors import InvalidArgument
 from ..gallery import ids as arm_ids
 from ..gallery.patch import Op, PatchError
 from ..home import Home
@@ -313,10 +313,25 @@ def parse_id(text: str, kind: str) -> dict[str, str]:
         raise bad
     if vals[2].lower() != arm_ids.PROVIDER.lower():
         raise InvalidArgument(f"--ids: provider '{vals[2]}' is not {arm_ids.PROVIDER}")
-    if vals[0].lower() != arm_ids.SUBSCRIPTION:
-        raise NotFound(f"--ids: subscription '{vals[0]}' not found (the local subscription "
-                       f"is {arm_ids.SUBSCRIPTION})")
-    return {"rg": vals[1], **dict(zip(names, vals[3:], strict=True))}
+    return {"rg": vals[1], **dict(zip(names, vals[3:], strict=True)), "subscription": vals[0]}
+
+
+def check_id_scopes(ctx: click.Context, targets: list[dict[str, str]]) -> None:
+    """Each full id's subscription exists and holds its resource group (a resource group
+    name is unique in the store, so the id's resource group alone finds the resource);
+    NotFound naming ``--ids`` otherwise. Removes the ``subscription`` keys."""
+    wanted = [(t.pop("subscription"), t["rg"]) for t in targets if "subscription" in t]
+    if not wanted:
+        return
+    from ..gallery.repository import Repository
+    from ..gallery.resource_groups import check_ref
+
+    repo = Repository(open_home(ctx, create=False).gallery_database)
+    try:
+        for sub, rg in wanted:
+            check_ref(repo, sub, rg, "--ids")
+    finally:
+        repo.close()
 
 
 def split_ids(values: Iterable[str]) -> list[str]:
@@ -373,6 +388,7 @@ def ids_option(kind: str) -> Callable[[Callable], Callable]:
                     f"--ids cannot be combined with {', '.join(_flag_names(p) for p in both)} "
                     "(the ids name the resources)", ctx)
             targets = [parse_id(v, kind) for v in values]
+            check_id_scopes(ctx, targets)
             if len(targets) == 1:
                 return f(*args, **{**kwargs, **targets[0]})
             with collecting(ctx) as results:

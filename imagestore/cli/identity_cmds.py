@@ -22,16 +22,26 @@ def account_group() -> None:
 
 
 @account_group.command("show")
+@click.option("-s", "--subscription", "subscription", default=None, metavar="ID",
+              help="A subscription of the directory (default: the local one).")
 @common_options
 @click.pass_context
-def account_show(ctx: click.Context) -> None:
+def account_show(ctx: click.Context, subscription: str | None) -> None:
     """Show the subscription, tenant and user, as `az account show` does.
 
     \b
     Example:
       imagestore account show --query id -o tsv
+      imagestore account show --subscription $S2
     """
-    emit(ctx, account_json(open_home(ctx, create=False).root))
+    home = open_home(ctx, create=False)
+    if subscription is None:
+        emit(ctx, account_json(home.root))
+        return
+    with directory.open_directory(home) as dr:
+        row = directory.subscription(dr, subscription)
+    out = {**account_json(home.root), **directory.subscription_json(row, local_user())}
+    emit(ctx, out)
 
 
 @click.group("token")
@@ -86,11 +96,15 @@ def token_create(ctx: click.Context, assignee: str | None, expires_in: int,
                            extra={"name": p.name, **extra})
     claims = tokens.verify(home, tok)
     expires = datetime.fromtimestamp(claims.exp, UTC)
+    sub = ids.SUBSCRIPTION  # the owner's; a principal's: the first of its tenant, as az login
+    if p is not None:
+        with directory.open_directory(home) as dr:
+            sub = next((r[0] for r in dr.subscriptions() if r[2] == p.tenant_id), sub)
     emit(ctx, {
         "accessToken": tok,
         "expiresOn": expires.strftime("%Y-%m-%d %H:%M:%S.000000"),
         "expires_on": claims.exp,
-        "subscription": ids.SUBSCRIPTION,
+        "subscription": sub,
         "tenant": claims.tid,
         "tokenType": "Bearer",
         "assignee": claims.name,

@@ -22,6 +22,7 @@ from .bench_cmds import bench_group
 from .common import common_options
 from .convert_cmd import convert_cmd
 from .disk_cmds import disk_group
+from .group_cmds import group_group
 from .identity_cmds import account_group, token_group
 from .image_cmds import image_group
 from .rbac_cmds import register_account, register_ad, role_group
@@ -112,6 +113,7 @@ cli.add_command(ad_group)  # service principals (issue 12)
 register_ad(ad_group)
 register_account(account_group)
 cli.add_command(role_group)
+cli.add_command(group_group)  # resource groups in subscriptions (issue 15)
 install_rbac(cli)  # every leaf command: authorized first when run --as a principal
 
 

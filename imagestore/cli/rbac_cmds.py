@@ -224,19 +224,21 @@ def register_account(account_group: click.Group) -> None:
 
 @click.command("create")
 @click.option("--tenant", required=True, metavar="TENANT", help="Home tenant (id or domain).")
-@click.option("-n", "--name", required=True, metavar="NAME", help="Subscription name.")
+@click.option("--display-name", "-n", "--name", "name", required=True, metavar="NAME",
+              help="Subscription name.")
 @click.option("--subscription-id", default=None, metavar="GUID",
               help="Its id (default: a new GUID).")
 @common_options
 @click.pass_context
 def account_create(ctx: click.Context, tenant: str, name: str,
                    subscription_id: str | None) -> None:
-    """Create a subscription in a tenant (a scope for role assignments; galleries live in
-    the local subscription).
+    """Create a subscription in a tenant (az account create). Its resource groups
+    (`imagestore group create --subscription`) hold its resources; the store owner needs no
+    role assignment in it, and principals have none until assigned.
 
     \b
     Example:
-      imagestore account create --tenant contoso.imagestore.local --name dev
+      imagestore account create --tenant contoso.imagestore.local --display-name dev
     """
     with _dir(ctx) as dr:
         emit(ctx, directory.create_subscription(dr, name, tenant, subscription_id,

@@ -18,20 +18,19 @@ POWER_DISPLAY = {"running": "VM running", "stopped": "VM stopped",
                  "stopping": "VM stopping"}
 
 
-def _prefix(rg: str) -> str:
-    return f"/subscriptions/{ids.SUBSCRIPTION}/resourceGroups/{rg}/providers/{ids.PROVIDER}"
+def vm_id(sub: str, rg: str, name: str) -> str:
+    """The ARM id of a VM (``sub``: its resource group's subscription)."""
+    return ids.resource_id(sub, rg, "virtualMachines", name)
 
 
-def vm_id(rg: str, name: str) -> str:
-    return f"{_prefix(rg)}/virtualMachines/{name}"
+def vmss_id(sub: str, rg: str, name: str) -> str:
+    """The ARM id of a scale set."""
+    return ids.resource_id(sub, rg, "virtualMachineScaleSets", name)
 
 
-def vmss_id(rg: str, name: str) -> str:
-    return f"{_prefix(rg)}/virtualMachineScaleSets/{name}"
-
-
-def vmss_vm_id(rg: str, vmss: str, instance: int) -> str:
-    return f"{vmss_id(rg, vmss)}/virtualMachines/{instance}"
+def vmss_vm_id(sub: str, rg: str, vmss: str, instance: int) -> str:
+    """The ARM id of a scale set instance."""
+    return f"{vmss_id(sub, rg, vmss)}/virtualMachines/{instance}"
 
 
 def vm_json(row, power: str) -> dict:  # noqa: ANN001 - repository VmRow
@@ -40,11 +39,11 @@ def vm_json(row, power: str) -> dict:  # noqa: ANN001 - repository VmRow
     props.setdefault("localCompute", {})["powerState"] = f"PowerState/{power}"
     if row.vmss_id is not None:
         vmss_name = row.name.rsplit("_", 1)[0]
-        out = {"id": vmss_vm_id(row.rg, vmss_name, row.instance_id), "name": row.name,
+        out = {"id": vmss_vm_id(row.subscription, row.rg, vmss_name, row.instance_id), "name": row.name,
                "type": VMSS_VM_TYPE, "location": row.location, "tags": json.loads(row.tags),
                "instanceId": str(row.instance_id), "properties": props}
         return out
-    return {"id": vm_id(row.rg, row.name), "name": row.name, "type": VM_TYPE,
+    return {"id": vm_id(row.subscription, row.rg, row.name), "name": row.name, "type": VM_TYPE,
             "location": row.location, "tags": json.loads(row.tags), "properties": props}
 
 
@@ -80,6 +79,6 @@ def vmss_json(row, capacity: int) -> dict:  # noqa: ANN001 - repository VmssRow
     props = json.loads(row.props)
     sku = props.pop("sku", {"name": "Standard_DS1_v2", "tier": "Standard"})
     sku["capacity"] = capacity
-    return {"id": vmss_id(row.rg, row.name), "name": row.name, "type": VMSS_TYPE,
+    return {"id": vmss_id(row.subscription, row.rg, row.name), "name": row.name, "type": VMSS_TYPE,
             "location": row.location, "tags": json.loads(row.tags), "sku": sku,
             "properties": props}

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from ..errors import Conflict, InvalidArgument, NotFound, OperationNotAllowed
 from ..gallery import ids, shared_views, validate
 from ..gallery.repository import ReplicationState, VmRow
+from ..gallery.resource_groups import check_ref
 from ..gallery.service import GalleryService
 from ..gallery.shared_views import Viewer
 from . import arm_vm, qemu, rules
@@ -109,7 +110,8 @@ class VirtualMachines:
         if shared_views.is_shared_reference(image):
             return self._resolve_shared(image, location, viewer)
         ref = ids.parse_image_ref(image, rg, field=field)
-        def_id = ids.image_id(ref.rg, ref.gallery, ref.image)
+        check_ref(self.repo, ref.subscription, ref.rg, field)
+        def_id = ids.image_id(self.repo.subscription_of(ref.rg), ref.rg, ref.gallery, ref.image)
         versions = self.gallery.versions
         if ref.is_latest:
             self.repo.definition(ref.rg, ref.gallery, ref.image)  # NotFound for a bad name
@@ -120,8 +122,8 @@ class VirtualMachines:
             requested = def_id
         else:
             vrow = versions.row(ref.rg, ref.gallery, ref.image, ref.version, field, for_use=True)
-            requested = ids.version_id(vrow.rg, vrow.gallery, vrow.image, vrow.name)
-        vid = ids.version_id(vrow.rg, vrow.gallery, vrow.image, vrow.name)
+            requested = ids.version_id(vrow.subscription, vrow.rg, vrow.gallery, vrow.image, vrow.name)
+        vid = ids.version_id(vrow.subscription, vrow.rg, vrow.gallery, vrow.image, vrow.name)
         reg = self.repo.region_of(vrow.id, location)
         if reg is None or reg.state != ReplicationState.COMPLETED:
             raise rules.gallery_image_not_found(vid, location)
@@ -215,7 +217,7 @@ class VirtualMachines:
         """Make the VM's disks (marked attached to ``owner_id``, the VM's ARM id) and seed;
         returns its properties (nothing registered as a VM yet). A failure removes what it
         made."""
-        owner_id = owner_id or arm_vm.vm_id(rg, name)
+        owner_id = owner_id or arm_vm.vm_id(self.repo.subscription_of(rg), rg, name)
         choice: ImageChoice = plan["choice"]
         vm_uuid = str(uuid.uuid4())
         rt = os.path.join(self.home.root, "compute", "vms", vm_uuid)
@@ -254,6 +256,7 @@ class VirtualMachines:
         choice: ImageChoice = plan["choice"]
         defn = choice.definition
         os_disk = made[0]
+        sub_of = self.repo.subscription_of
         props: dict = {
             "vmId": vm_uuid,
             "hardwareProfile": {"vmSize": plan["size"]},
@@ -263,12 +266,12 @@ class VirtualMachines:
                 "osDisk": {"osType": defn.get("osType", "Linux"), "name": os_disk["name"],
                            "createOption": "FromImage", "caching": "ReadWrite",
                            "deleteOption": "Detach", "diskSizeGB": os_disk["sizeGB"],
-                           "managedDisk": {"id": ids.disk_id(os_disk["rg"], os_disk["name"]),
+                           "managedDisk": {"id": ids.disk_id(sub_of(os_disk["rg"]), os_disk["rg"], os_disk["name"]),
                                            "storageAccountType": "Standard_LRS"}},
                 "dataDisks": [
                     {"lun": d["lun"], "name": d["name"], "createOption": d["createOption"],
                      "caching": "None", "deleteOption": "Detach", "diskSizeGB": d["sizeGB"],
-                     "managedDisk": {"id": ids.disk_id(d["rg"], d["name"]),
+                     "managedDisk": {"id": ids.disk_id(sub_of(d["rg"]), d["rg"], d["name"]),
                                      "storageAccountType": "Standard_LRS"}}
                     for d in made[1:]],
             },
@@ -488,7 +491,7 @@ class VirtualMachines:
         ``linked-parents/`` (``allowParentDir``)."""
         vrg, vname = parse_vm_ref(vm_ref, rg)
         row = self.row(vrg, vname)
-        vid = arm_vm.vm_id(vrg, vname)
+        vid = arm_vm.vm_id(row.subscription, vrg, vname)
         lc = row.properties["localCompute"]
         if self.power(row) == "running":
             raise OperationNotAllowed(

@@ -191,7 +191,7 @@ class ScaleSets:
                         code="GalleryImageNotFound") from None
                 vname = f"{row.name}_{iid}"
                 vprops = self.vms.provision(plan, row.rg, vname, row.location,
-                                            arm_vm.vmss_vm_id(row.rg, row.name, iid))
+                                            arm_vm.vmss_vm_id(row.subscription, row.rg, row.name, iid))
                 try:
                     with self.repo.transaction():
                         self.repo.insert_vm(row.rg, vname, row.location, {}, vprops,

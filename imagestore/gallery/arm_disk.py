@@ -125,8 +125,14 @@ def new_unique_id() -> str:
 def _legacy_unique_id(row: sqlite3.Row) -> str:
     # disks recorded before uniqueId was: a GUID derived from what identifies this disk (its
     # id and creation time), so it is the same on every read and differs for a re-created disk
-    key = f"{ids.disk_id(row['rg'], row['name'])}|{row['created']}"
+    # (all such disks predate subscriptions: the local one, so the GUID stays what it was)
+    key = f"{ids.disk_id(ids.SUBSCRIPTION, row['rg'], row['name'])}|{row['created']}"
     return str(uuid.uuid5(uuid.NAMESPACE_URL, key))
+
+
+def subscription_of(row: sqlite3.Row) -> str:
+    """The subscription of a row (a typed row carries it; a bare database row is local)."""
+    return row["subscription"] if "subscription" in row.keys() else ids.SUBSCRIPTION
 
 
 #: where a disk's export grant is kept in its stored properties (:mod:`.disk_access`)
@@ -186,7 +192,7 @@ def disk_json(row: sqlite3.Row) -> dict:
     if local is not None:
         props["localStorage"] = local
     return {
-        "id": ids.disk_id(row["rg"], row["name"]),
+        "id": ids.disk_id(subscription_of(row), row["rg"], row["name"]),
         "name": row["name"],
         "type": ids.DISK_TYPE,
         "location": row["location"],

@@ -23,7 +23,7 @@ def image_json(row: sqlite3.Row) -> dict:
     if local is not None:
         props["localStorage"] = local
     return {
-        "id": ids.managed_image_id(row["rg"], row["name"]),
+        "id": ids.managed_image_id(row["subscription"], row["rg"], row["name"]),
         "name": row["name"],
         "type": ids.MANAGED_IMAGE_TYPE,
         "location": row["location"],

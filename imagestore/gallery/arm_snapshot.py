@@ -40,7 +40,7 @@ def snapshot_json(row: sqlite3.Row) -> dict:
     if local is not None:
         props["localStorage"] = local
     return {
-        "id": ids.snapshot_id(row["rg"], row["name"]),
+        "id": ids.snapshot_id(row["subscription"], row["rg"], row["name"]),
         "name": row["name"],
         "type": ids.SNAPSHOT_TYPE,
         "location": row["location"],

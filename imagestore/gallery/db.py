@@ -423,6 +423,27 @@ def _m0010_soft_delete(con: Database) -> None:
     )
 
 
+def _m0008_resource_groups(con: Database) -> None:
+    """Resource groups as rows (issue 15): each in one subscription. A name is unique in the
+    store (not only in its subscription), so every table keyed by ``(rg, name)`` stays as it
+    is and a resource's subscription is its group's. A name without a row belongs to the
+    local subscription (stores made before this step keep working; nothing is backfilled)."""
+    _script(
+        con,
+        """
+        CREATE TABLE resource_groups (
+            id              INTEGER PRIMARY KEY,
+            subscription_id TEXT NOT NULL REFERENCES ad_subscriptions(id) ON DELETE RESTRICT,
+            name            TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            location        TEXT NOT NULL,
+            tags            TEXT NOT NULL DEFAULT '{}',
+            created         TEXT NOT NULL
+        );
+        CREATE INDEX resource_groups_subscription ON resource_groups(subscription_id)
+        """,
+    )
+
+
 #: ordered, named schema steps; append only, never edit a released step
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("0001_initial", _m0001_initial),
@@ -435,6 +456,7 @@ MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("0011_custom_roles", _m0011_custom_roles),  # custom role definitions (issue 15)
     ("0012_dedup_domains", _m0012_dedup_domains),  # a dedup domain per tenant (issue 15)
     ("0010_soft_delete", _m0010_soft_delete),  # soft-deleted image versions (issue 15)
+    ("0008_resource_groups", _m0008_resource_groups),  # rgs in subscriptions (issue 15)
 ]
 
 

@@ -52,7 +52,7 @@ def grant_of(row: DiskRow) -> Grant | None:
     rec = row.properties.get(ACCESS_KEY)
     if not rec:
         return None
-    return Grant(rec["id"], ids.disk_id(row.rg, row.name), rec["access"],
+    return Grant(rec["id"], ids.disk_id(row.subscription, row.rg, row.name), rec["access"],
                  parse_time(rec["expires"]), parse_time(rec["granted"]))
 
 
@@ -96,7 +96,7 @@ class DiskAccess:
             props[ACCESS_KEY] = {"id": grant_id, "access": access, "expires": _iso(expires),
                                  "granted": _iso(now)}
             self.repo.update_disk_props(row.id, props)
-        return Grant(grant_id, ids.disk_id(row.rg, row.name), access, expires,
+        return Grant(grant_id, ids.disk_id(row.subscription, row.rg, row.name), access, expires,
                      now.replace(microsecond=0))
 
     def revoke(self, rg: str, name: str) -> bool:

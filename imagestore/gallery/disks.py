@@ -95,7 +95,7 @@ class Disks:
                                                                       location, field=_REF)
         else:
             vrow = self.versions.resolve(reference, rg, location)
-            vid = ids.version_id(vrow.rg, vrow.gallery, vrow.image, vrow.name)
+            vid = ids.version_id(vrow.subscription, vrow.rg, vrow.gallery, vrow.image, vrow.name)
         reg = self.repo.region_of(vrow.id, location)
         if reg is None:
             raise NotFound(f"location: image version '{vid}' is not replicated to region "

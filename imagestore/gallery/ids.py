@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import ImagestoreError, InvalidArgument, NotFound
+from ..errors import ImagestoreError, InvalidArgument
 
+#: the local subscription (of the local tenant): where a resource group without a row is
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 DEFAULT_RG = "default"
 PROVIDER = "Microsoft.Compute"
@@ -33,38 +34,54 @@ MANAGED_IMAGE_TYPE = "Microsoft.Compute/images"
 RESOURCE_KINDS = {"disks": "disk", "snapshots": "snapshot", "images": "image"}
 
 
-def _prefix(rg: str) -> str:
-    return f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{rg}/providers/{PROVIDER}"
+def subscription_id(sub: str) -> str:
+    """The ARM id of a subscription."""
+    return f"/subscriptions/{sub}"
 
 
-def gallery_id(rg: str, gallery: str) -> str:
-    """The ARM id of a gallery."""
-    return f"{_prefix(rg)}/galleries/{gallery}"
+def resource_group_id(sub: str, rg: str) -> str:
+    """The ARM id of a resource group."""
+    return f"/subscriptions/{sub}/resourceGroups/{rg}"
 
 
-def image_id(rg: str, gallery: str, image: str) -> str:
+def _prefix(sub: str, rg: str) -> str:
+    return f"{resource_group_id(sub, rg)}/providers/{PROVIDER}"
+
+
+def resource_id(sub: str, rg: str, kind: str, name: str) -> str:
+    """The ARM id of a top-level Microsoft.Compute resource (``kind``: ``disks``,
+    ``virtualMachines`` …)."""
+    return f"{_prefix(sub, rg)}/{kind}/{name}"
+
+
+def gallery_id(sub: str, rg: str, gallery: str) -> str:
+    """The ARM id of a gallery (``sub``: its resource group's subscription)."""
+    return f"{_prefix(sub, rg)}/galleries/{gallery}"
+
+
+def image_id(sub: str, rg: str, gallery: str, image: str) -> str:
     """The ARM id of an image definition."""
-    return f"{gallery_id(rg, gallery)}/images/{image}"
+    return f"{gallery_id(sub, rg, gallery)}/images/{image}"
 
 
-def version_id(rg: str, gallery: str, image: str, version: str) -> str:
+def version_id(sub: str, rg: str, gallery: str, image: str, version: str) -> str:
     """The ARM id of an image version."""
-    return f"{image_id(rg, gallery, image)}/versions/{version}"
+    return f"{image_id(sub, rg, gallery, image)}/versions/{version}"
 
 
-def disk_id(rg: str, name: str) -> str:
+def disk_id(sub: str, rg: str, name: str) -> str:
     """The ARM id of a disk."""
-    return f"{_prefix(rg)}/disks/{name}"
+    return resource_id(sub, rg, "disks", name)
 
 
-def snapshot_id(rg: str, name: str) -> str:
+def snapshot_id(sub: str, rg: str, name: str) -> str:
     """The ARM id of a snapshot."""
-    return f"{_prefix(rg)}/snapshots/{name}"
+    return resource_id(sub, rg, "snapshots", name)
 
 
-def managed_image_id(rg: str, name: str) -> str:
+def managed_image_id(sub: str, rg: str, name: str) -> str:
     """The ARM id of a managed image (``Microsoft.Compute/images``)."""
-    return f"{_prefix(rg)}/images/{name}"
+    return resource_id(sub, rg, "images", name)
 
 
 @dataclass(frozen=True)
@@ -76,6 +93,9 @@ class ResourceRef:
     kind: str | None
     rg: str
     name: str
+    #: the subscription a full id names (None for a bare name); the caller checks it exists
+    #: and holds ``rg`` (:func:`.resource_groups.check_ref`)
+    subscription: str | None = None
 
 
 def parse_resource_ref(text: str, default_rg: str, *, field: str,
@@ -103,10 +123,7 @@ def parse_resource_ref(text: str, default_rg: str, *, field: str,
         article = "an" if allowed[0] in "aeiou" else "a"
         raise _err(InvalidArgument, field,
                    f"{field}: '{text}' is a {PROVIDER}/{what} id, not {article} {allowed} id")
-    if vals[0].lower() != SUBSCRIPTION:
-        raise _err(NotFound, field, f"{field}: subscription '{vals[0]}' not found (the local "
-                   f"subscription is {SUBSCRIPTION})")
-    return ResourceRef(keys[3], vals[1], vals[3])
+    return ResourceRef(keys[3], vals[1], vals[3], vals[0])
 
 
 @dataclass(frozen=True)
@@ -117,6 +134,8 @@ class ImageRef:
     gallery: str
     image: str
     version: str | None
+    #: the subscription a full id names (None for a short form); the caller checks it
+    subscription: str | None = None
 
     @property
     def is_latest(self) -> bool:
@@ -151,8 +170,7 @@ def parse_image_ref(text: str, default_rg: str = DEFAULT_RG, *, field: str = "id
             )
         if vals[2].lower() != PROVIDER.lower():
             raise _err(InvalidArgument, field, f"{field}: provider '{vals[2]}' is not {PROVIDER}")
-        if vals[0].lower() != SUBSCRIPTION:
-            raise _err(NotFound, field, f"{field}: subscription '{vals[0]}' not found (the local subscription is {SUBSCRIPTION})")
+        sub: str | None = vals[0]
         rg, g, d = vals[1], vals[3], vals[4]
         v = vals[5] if len(vals) == 6 else None
     else:
@@ -161,9 +179,9 @@ def parse_image_ref(text: str, default_rg: str = DEFAULT_RG, *, field: str = "id
             raise _err(InvalidArgument, field,
                 f"{field}: '{text}' is neither a resource id nor GALLERY/DEFINITION[/VERSION]"
             )
-        rg = default_rg
+        rg, sub = default_rg, None
         g, d = parts[0], parts[1]
         v = parts[2] if len(parts) == 3 else None
     if v is not None and v.lower() == "latest":
         v = None
-    return ImageRef(rg, g, d, v)
+    return ImageRef(rg, g, d, v, sub)

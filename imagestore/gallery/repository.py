@@ -25,7 +25,7 @@ from enum import StrEnum
 from typing import Any
 
 from ..errors import NotFound
-from . import db
+from . import db, ids
 from .backends import Database
 from .validate import iso, now_utc
 
@@ -91,6 +91,8 @@ class _Row:
     def from_sql(cls, row: Any):  # noqa: ANN206 - the subclass
         """The typed row of a database row (columns it does not have are ignored)."""
         names = set(row.keys())
+        if "subscription" in names and row["subscription"] is None:
+            names.discard("subscription")  # a resource group without a row: the local one
         return cls(**{f.name: row[f.name] for f in fields(cls) if f.name in names})  # type: ignore[arg-type]
 
 
@@ -104,6 +106,8 @@ class GalleryRow(_Row):
     tags: str
     props: str
     created: str
+    #: the subscription of the resource group (the local one when it has no row)
+    subscription: str = ids.SUBSCRIPTION
 
     @property
     def properties(self) -> dict:
@@ -127,6 +131,8 @@ class DefinitionRow(_Row):
     created: str
     rg: str
     gallery: str
+    #: the subscription of the resource group (the local one when it has no row)
+    subscription: str = ids.SUBSCRIPTION
 
     @property
     def properties(self) -> dict:
@@ -154,6 +160,8 @@ class VersionRow(_Row):
     gallery: str
     image: str
     image_props: str
+    #: the subscription of the resource group (the local one when it has no row)
+    subscription: str = ids.SUBSCRIPTION
 
     @property
     def properties(self) -> dict:
@@ -230,6 +238,8 @@ class DiskRow(_Row):
     path: str
     format: str
     created: str
+    #: the subscription of the resource group (the local one when it has no row)
+    subscription: str = ids.SUBSCRIPTION
 
     @property
     def properties(self) -> dict:
@@ -268,6 +278,8 @@ class SnapshotRow(_Row):
     source_format: str | None
     source_id: str
     created: str
+    #: the subscription of the resource group (the local one when it has no row)
+    subscription: str = ids.SUBSCRIPTION
 
     @property
     def properties(self) -> dict:
@@ -285,6 +297,8 @@ class ManagedImageRow(_Row):
     tags: str
     props: str
     created: str
+    #: the subscription of the resource group (the local one when it has no row)
+    subscription: str = ids.SUBSCRIPTION
 
     @property
     def properties(self) -> dict:
@@ -374,6 +388,8 @@ class VmRow(_Row):
     vmss_id: int | None
     instance_id: int | None
     created: str
+    #: the subscription of the resource group (the local one when it has no row)
+    subscription: str = ids.SUBSCRIPTION
 
     @property
     def properties(self) -> dict:
@@ -391,6 +407,8 @@ class VmssRow(_Row):
     tags: str
     props: str
     created: str
+    #: the subscription of the resource group (the local one when it has no row)
+    subscription: str = ids.SUBSCRIPTION
 
     @property
     def properties(self) -> dict:
@@ -398,18 +416,42 @@ class VmssRow(_Row):
         return json.loads(self.props)
 
 
+@dataclass(frozen=True)
+class ResourceGroupRow(_Row):
+    """A resource group with a row (migration ``0008_resource_groups``): its name is unique
+    in the store; ``subscription_id`` is the subscription it (and all it holds) belongs to."""
+    id: int
+    subscription_id: str
+    name: str
+    location: str
+    tags: str
+    created: str
+
+
 def dumps(obj: Any) -> str:
     """JSON as stored in the ``props``/``tags``/``payload`` columns."""
     return json.dumps(obj, separators=(",", ":"), sort_keys=False)
 
 
-_G_SQL = "SELECT * FROM galleries "
+def _sub_of(table: str) -> str:
+    """A select column: the subscription of ``table``'s resource group (NULL without a row)."""
+    return (f"(SELECT r.subscription_id FROM resource_groups r WHERE r.name = {table}.rg) "
+            f"AS subscription")
+
+
+def _select(table: str) -> str:
+    """``SELECT`` every column of ``table`` and its subscription ``FROM table``."""
+    return f"SELECT {table}.*, {_sub_of(table)} FROM {table} "
+
+
+_G_SQL = _select("galleries")
 _I_SQL = (
-    "SELECT i.*, g.rg AS rg, g.name AS gallery FROM images i "
+    f"SELECT i.*, g.rg AS rg, g.name AS gallery, {_sub_of('g')} FROM images i "
     "JOIN galleries g ON g.id = i.gallery_id "
 )
 _V_SQL = (
-    "SELECT v.*, g.rg AS rg, g.name AS gallery, i.name AS image, i.props AS image_props "
+    "SELECT v.*, g.rg AS rg, g.name AS gallery, i.name AS image, i.props AS image_props, "
+    f"{_sub_of('g')} "
     "FROM versions v JOIN images i ON i.id = v.image_id JOIN galleries g ON g.id = i.gallery_id "
 )
 _V_ORDER = " ORDER BY g.rg, g.name, i.name, v.major, v.minor, v.patch"
@@ -438,6 +480,14 @@ class Repository:
         repo.con = db.open_readonly(db_path)
         return repo
 
+    @classmethod
+    def on(cls, con: Database) -> Repository:
+        """A repository over a connection someone else opened (and closes)."""
+        repo = cls.__new__(cls)
+        repo.db_path = con.label
+        repo.con = con
+        return repo
+
     @property
     def backend(self) -> str:
         """``sqlite`` or ``postgresql``."""
@@ -462,6 +512,70 @@ class Repository:
 
     def _all(self, sql: str, args: tuple = ()) -> list[Any]:
         return self.con.execute(sql, args).fetchall()
+
+    # -- subscriptions and resource groups (issue 15) ---------------------------------------
+
+    def subscription_id(self, sub: str) -> str | None:
+        """The subscription's id as stored (ids compare case-insensitively), or None when the
+        directory has no such subscription."""
+        row = self._one("SELECT id FROM ad_subscriptions WHERE lower(id) = lower(?)", (sub,))
+        return row[0] if row else None
+
+    def subscription_of(self, rg: str) -> str:
+        """The subscription resource group ``rg`` belongs to: its row's, or the local one
+        when it has none (implicit groups, every store made before rows existed)."""
+        row = self._one("SELECT subscription_id FROM resource_groups WHERE name = ?", (rg,))
+        return row[0] if row else ids.SUBSCRIPTION
+
+    def find_resource_group(self, name: str) -> ResourceGroupRow | None:
+        """The resource group's row (names are unique in the store), or None."""
+        row = self._one("SELECT * FROM resource_groups WHERE name = ?", (name,))
+        return ResourceGroupRow.from_sql(row) if row else None
+
+    def list_resource_groups(self, subscription: str | None = None) -> list[ResourceGroupRow]:
+        """The resource groups with rows (of one subscription, or all), by name."""
+        if subscription is None:
+            rows = self._all("SELECT * FROM resource_groups ORDER BY name")
+        else:
+            rows = self._all("SELECT * FROM resource_groups WHERE lower(subscription_id) = "
+                             "lower(?) ORDER BY name", (subscription,))
+        return [ResourceGroupRow.from_sql(r) for r in rows]
+
+    def insert_resource_group(self, subscription: str, name: str, location: str,
+                              tags: dict) -> None:
+        """(In a transaction.)"""
+        self.con.execute(
+            "INSERT INTO resource_groups(subscription_id, name, location, tags, created) "
+            "VALUES (?,?,?,?,?)", (subscription, name, location, dumps(tags), iso(now_utc())))
+
+    def update_resource_group(self, pk: int, location: str, tags: dict) -> None:
+        """(In a transaction.)"""
+        self.con.execute("UPDATE resource_groups SET location = ?, tags = ? WHERE id = ?",
+                         (location, dumps(tags), pk))
+
+    def delete_resource_group(self, pk: int) -> None:
+        """(In a transaction.)"""
+        self.con.execute("DELETE FROM resource_groups WHERE id = ?", (pk,))
+
+    #: the tables whose rows live in a resource group (``rg`` column)
+    _RG_TABLES = ("galleries", "disks", "snapshots", "managed_images", "compute_vms",
+                  "compute_vmss")
+
+    def resource_group_in_use(self, rg: str) -> bool:
+        """Whether any resource lives in resource group ``rg``."""
+        union = " UNION ALL ".join(f"SELECT 1 FROM {t} WHERE rg = ?" for t in self._RG_TABLES)
+        return self._one(f"SELECT 1 FROM ({union}) u LIMIT 1",
+                         (rg,) * len(self._RG_TABLES)) is not None
+
+    def implicit_resource_groups(self) -> list[str]:
+        """Names of the resource groups that hold resources but have no row (the local
+        subscription's implicit groups), by name; one spelling per group."""
+        union = " UNION ".join(f"SELECT rg FROM {t}" for t in self._RG_TABLES)
+        seen: dict[str, str] = {}
+        for (rg,) in self._all(f"SELECT rg FROM ({union}) u WHERE NOT EXISTS (SELECT 1 FROM "
+                               f"resource_groups r WHERE r.name = u.rg) ORDER BY rg"):
+            seen.setdefault(rg.lower(), rg)
+        return sorted(seen.values(), key=str.lower)
 
     # -- galleries -------------------------------------------------------------------------
 
@@ -834,7 +948,7 @@ class Repository:
 
     def find_disk(self, rg: str, name: str) -> DiskRow | None:
         """The disk resource, or None."""
-        row = self._one("SELECT * FROM disks WHERE rg = ? AND name = ?", (rg, name))
+        row = self._one(_select("disks") + "WHERE rg = ? AND name = ?", (rg, name))
         return DiskRow.from_sql(row) if row else None
 
     def disk(self, rg: str, name: str) -> DiskRow:
@@ -847,9 +961,9 @@ class Repository:
     def list_disks(self, rg: str | None = None) -> list[DiskRow]:
         """Disks of a resource group (all when ``rg`` is None)."""
         if rg is None:
-            rows = self._all("SELECT * FROM disks ORDER BY rg, name")
+            rows = self._all(_select("disks") + "ORDER BY rg, name")
         else:
-            rows = self._all("SELECT * FROM disks WHERE rg = ? ORDER BY name", (rg,))
+            rows = self._all(_select("disks") + "WHERE rg = ? ORDER BY name", (rg,))
         return [DiskRow.from_sql(r) for r in rows]
 
     def insert_disk(self, rg: str, name: str, location: str, tags: dict, props: dict,
@@ -871,7 +985,7 @@ class Repository:
     def disks_with_grant(self, grant_id: str) -> list[DiskRow]:
         """Disks whose stored properties mention ``grant_id`` (an export grant's random id;
         the caller checks the grant field itself)."""
-        rows = self._all("SELECT * FROM disks WHERE props LIKE ?", (f"%{grant_id}%",))
+        rows = self._all(_select("disks") + "WHERE props LIKE ?", (f"%{grant_id}%",))
         return [DiskRow.from_sql(r) for r in rows]
 
     # -- linked-clone parents ----------------------------------------------------------------
@@ -923,7 +1037,7 @@ class Repository:
 
     def find_snapshot(self, rg: str, name: str) -> SnapshotRow | None:
         """The snapshot, or None."""
-        row = self._one("SELECT * FROM snapshots WHERE rg = ? AND name = ?", (rg, name))
+        row = self._one(_select("snapshots") + "WHERE rg = ? AND name = ?", (rg, name))
         return SnapshotRow.from_sql(row) if row else None
 
     def snapshot(self, rg: str, name: str) -> SnapshotRow:
@@ -937,9 +1051,9 @@ class Repository:
     def list_snapshots(self, rg: str | None = None) -> list[SnapshotRow]:
         """Snapshots of a resource group (all when ``rg`` is None), by name."""
         if rg is None:
-            rows = self._all("SELECT * FROM snapshots ORDER BY rg, name")
+            rows = self._all(_select("snapshots") + "ORDER BY rg, name")
         else:
-            rows = self._all("SELECT * FROM snapshots WHERE rg = ? ORDER BY name", (rg,))
+            rows = self._all(_select("snapshots") + "WHERE rg = ? ORDER BY name", (rg,))
         return [SnapshotRow.from_sql(r) for r in rows]
 
     def insert_snapshot(self, rg: str, name: str, location: str, tags: dict, props: dict, *,
@@ -962,7 +1076,7 @@ class Repository:
 
     def find_managed_image(self, rg: str, name: str) -> ManagedImageRow | None:
         """The managed image, or None."""
-        row = self._one("SELECT * FROM managed_images WHERE rg = ? AND name = ?", (rg, name))
+        row = self._one(_select("managed_images") + "WHERE rg = ? AND name = ?", (rg, name))
         return ManagedImageRow.from_sql(row) if row else None
 
     def managed_image(self, rg: str, name: str) -> ManagedImageRow:
@@ -976,9 +1090,9 @@ class Repository:
     def list_managed_images(self, rg: str | None = None) -> list[ManagedImageRow]:
         """Managed images of a resource group (all when ``rg`` is None), by name."""
         if rg is None:
-            rows = self._all("SELECT * FROM managed_images ORDER BY rg, name")
+            rows = self._all(_select("managed_images") + "ORDER BY rg, name")
         else:
-            rows = self._all("SELECT * FROM managed_images WHERE rg = ? ORDER BY name", (rg,))
+            rows = self._all(_select("managed_images") + "WHERE rg = ? ORDER BY name", (rg,))
         return [ManagedImageRow.from_sql(r) for r in rows]
 
     def managed_image_disks(self, image_pk: int) -> list[ManagedImageDisk]:
@@ -1154,15 +1268,15 @@ class Repository:
 
     def find_vm(self, rg: str, name: str) -> VmRow | None:
         """The VM (or scale set instance) named ``name``, or None."""
-        row = self._one("SELECT * FROM compute_vms WHERE rg = ? AND name = ?", (rg, name))
+        row = self._one(_select("compute_vms") + "WHERE rg = ? AND name = ?", (rg, name))
         return VmRow.from_sql(row) if row else None
 
     def list_vms(self, rg: str | None = None) -> list[VmRow]:
         """Standalone VMs (not scale set instances) of a resource group, all when None."""
         if rg is None:
-            rows = self._all("SELECT * FROM compute_vms WHERE vmss_id IS NULL ORDER BY rg, name")
+            rows = self._all(_select("compute_vms") + "WHERE vmss_id IS NULL ORDER BY rg, name")
         else:
-            rows = self._all("SELECT * FROM compute_vms WHERE vmss_id IS NULL AND rg = ? "
+            rows = self._all(_select("compute_vms") + "WHERE vmss_id IS NULL AND rg = ? "
                              "ORDER BY name", (rg,))
         return [VmRow.from_sql(r) for r in rows]
 
@@ -1186,15 +1300,15 @@ class Repository:
 
     def find_vmss(self, rg: str, name: str) -> VmssRow | None:
         """The scale set, or None."""
-        row = self._one("SELECT * FROM compute_vmss WHERE rg = ? AND name = ?", (rg, name))
+        row = self._one(_select("compute_vmss") + "WHERE rg = ? AND name = ?", (rg, name))
         return VmssRow.from_sql(row) if row else None
 
     def list_vmss(self, rg: str | None = None) -> list[VmssRow]:
         """Scale sets of a resource group (all when None), by name."""
         if rg is None:
-            rows = self._all("SELECT * FROM compute_vmss ORDER BY rg, name")
+            rows = self._all(_select("compute_vmss") + "ORDER BY rg, name")
         else:
-            rows = self._all("SELECT * FROM compute_vmss WHERE rg = ? ORDER BY name", (rg,))
+            rows = self._all(_select("compute_vmss") + "WHERE rg = ? ORDER BY name", (rg,))
         return [VmssRow.from_sql(r) for r in rows]
 
     def insert_vmss(self, rg: str, name: str, location: str, tags: dict, props: dict) -> int:
@@ -1217,4 +1331,4 @@ class Repository:
     def vmss_instances(self, vmss_pk: int) -> list[VmRow]:
         """The scale set's instances by instance id."""
         return [VmRow.from_sql(r) for r in self._all(
-            "SELECT * FROM compute_vms WHERE vmss_id = ? ORDER BY instance_id", (vmss_pk,))]
+            _select("compute_vms") + "WHERE vmss_id = ? ORDER BY instance_id", (vmss_pk,))]

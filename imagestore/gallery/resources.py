@@ -34,11 +34,11 @@ def _base(rid: str, name: str, rtype: str, row: sqlite3.Row) -> dict:
 
 def gallery_json(row: sqlite3.Row, *, sharing_groups: bool = False) -> dict:
     props = json.loads(row["props"])
-    out = _base(ids.gallery_id(row["rg"], row["name"]), row["name"], ids.GALLERY_TYPE, row)
+    out = _base(ids.gallery_id(row["subscription"], row["rg"], row["name"]), row["name"], ids.GALLERY_TYPE, row)
     p: dict = {}
     if props.get("description") is not None:
         p["description"] = props["description"]
-    p["identifier"] = {"uniqueName": f"{ids.SUBSCRIPTION}-{row['name'].upper()}"}
+    p["identifier"] = {"uniqueName": f"{row['subscription']}-{row['name'].upper()}"}
     if props.get("softDeletePolicy") is not None:
         p["softDeletePolicy"] = soft_delete.policy_json(props["softDeletePolicy"])
     p["provisioningState"] = "Succeeded"
@@ -62,7 +62,7 @@ IMAGE_ORDER = (
 def image_json(row: sqlite3.Row) -> dict:
     """``row`` joins images with its gallery (columns rg, gallery)."""
     props = json.loads(row["props"])
-    out = _base(ids.image_id(row["rg"], row["gallery"], row["name"]), row["name"], ids.IMAGE_TYPE, row)
+    out = _base(ids.image_id(row["subscription"], row["rg"], row["gallery"], row["name"]), row["name"], ids.IMAGE_TYPE, row)
     p = {k: props[k] for k in IMAGE_ORDER if props.get(k) is not None}
     p["provisioningState"] = "Succeeded"
     out["properties"] = p
@@ -99,7 +99,7 @@ def version_json(row: sqlite3.Row, disks: list[sqlite3.Row], regions: list[sqlit
     """``row`` joins versions with image and gallery (columns rg, gallery, image)."""
     props = json.loads(row["props"])
     out = _base(
-        ids.version_id(row["rg"], row["gallery"], row["image"], row["name"]), row["name"],
+        ids.version_id(row["subscription"], row["rg"], row["gallery"], row["image"], row["name"]), row["name"],
         ids.VERSION_TYPE, row,
     )
     by_ref = row["source_version_id"] is not None

@@ -26,6 +26,7 @@ from .operations import Operations
 from .placement import Placement, RegionLookup
 from .replication import Log, Replication
 from .repository import Repository, VersionRow
+from .resource_groups import ResourceGroups
 from .snapshots import Snapshots
 from .versions import Versions, WorkRunner
 
@@ -50,6 +51,7 @@ class GalleryService:
         self.disk_access = DiskAccess(self.repo)  # export grants (issue 12)
         self.replication = Replication(home, self.repo, self.placement, log=log)
         self.operations = Operations(self.repo, self.versions)  # REST API (issue 12)
+        self.groups = ResourceGroups(self.repo)  # resource groups in subscriptions (issue 15)
 
     @property
     def con(self):  # noqa: ANN201 - a backends.Database
@@ -89,7 +91,9 @@ class GalleryService:
 
     def snapshots_and_images_in(self, region: str) -> list[str]:
         """Ids of the snapshots and managed images whose data lives in ``region``."""
-        return [ids.snapshot_id(rg, n) if kind == "snapshot" else ids.managed_image_id(rg, n)
+        sub = self.repo.subscription_of
+        return [ids.snapshot_id(sub(rg), rg, n) if kind == "snapshot" else
+                ids.managed_image_id(sub(rg), rg, n)
                 for kind, rg, n in self.repo.snapshots_and_images_in(region)]
 
     # -- flat names ----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from ..errors import InvalidArgument, NotFound
 from . import ids
 from .repository import DiskRow, Repository, SnapshotRow
+from .resource_groups import check_ref
 
 #: disk properties a snapshot, image or disk made from a disk carries over (as Azure copies
 #: them from the source onto the new resource)
@@ -32,8 +33,8 @@ class DiskSource:
     def id(self) -> str:
         """The ARM id of the source."""
         if self.kind == "disk":
-            return ids.disk_id(self.row.rg, self.row.name)
-        return ids.snapshot_id(self.row.rg, self.row.name)
+            return ids.disk_id(self.row.subscription, self.row.rg, self.row.name)
+        return ids.snapshot_id(self.row.subscription, self.row.rg, self.row.name)
 
     @property
     def location(self) -> str:
@@ -136,6 +137,7 @@ def resolve(repo: Repository, text: str, rg: str, *, field: str,
     """A disk or snapshot by ARM id, or by name in ``rg`` (a snapshot first, then a disk, as
     az resolves ``--source``). NotFound naming ``field`` when there is none."""
     ref = ids.parse_resource_ref(text, rg, field=field, kinds=kinds)
+    check_ref(repo, ref.subscription, ref.rg, field)
     if ref.kind in (None, "snapshots") and "snapshots" in kinds:
         snap = repo.find_snapshot(ref.rg, ref.name)
         if snap is not None:

@@ -65,13 +65,15 @@ class Owner:
     resource_group: str
     name: str
     lun: int | None
+    #: the resource group's subscription
+    subscription: str = ids.SUBSCRIPTION
 
     @property
     def id(self) -> str:
         """The ARM id of the snapshot or managed image."""
         if self.kind == "snapshot":
-            return ids.snapshot_id(self.resource_group, self.name)
-        return ids.managed_image_id(self.resource_group, self.name)
+            return ids.snapshot_id(self.subscription, self.resource_group, self.name)
+        return ids.managed_image_id(self.subscription, self.resource_group, self.name)
 
     def to_json(self) -> dict:
         """As ``store verify`` reports it (``affectedResources``)."""
@@ -96,8 +98,10 @@ def owners_by_digest(home: Home) -> dict[str, list[Owner]]:
         if repo is None or "snapshots" not in _tables(repo):
             return {}  # not migrated yet: no snapshots or images
         out: dict[str, list[Owner]] = {}
+        with_groups = "resource_groups" in _tables(repo)  # else every group is local
         for digest, kind, rg, name, lun in repo.owners_by_digest():
-            out.setdefault(digest, []).append(Owner(kind, rg, name, lun))
+            sub = repo.subscription_of(rg) if with_groups else ids.SUBSCRIPTION
+            out.setdefault(digest, []).append(Owner(kind, rg, name, lun, sub))
         return out
 
 

@@ -24,6 +24,7 @@ from ..errors import Conflict, InvalidArgument, NotFound
 from . import ids, sources
 from .capture import OS_LUN, host_caching
 from .repository import DefinitionRow, Repository, VersionDisk
+from .resource_groups import check_ref
 
 SP = "properties.storageProfile"
 SRC = f"{SP}.source.id"
@@ -134,11 +135,12 @@ def resolve(repo: Repository, rg: str, definition: DefinitionRow, location: str,
         out.requested.append((lun, snap.id))
     if managed_image:
         ref = ids.parse_resource_ref(managed_image, rg, field=SRC, kinds=("images",))
+        check_ref(repo, ref.subscription, ref.rg, SRC)
         img = repo.find_managed_image(ref.rg, ref.name)
         if img is None:
             raise NotFound(f"{SRC}: image '{ref.name}' not found in resource group '{ref.rg}'",
                            target=SRC)
-        rid = ids.managed_image_id(img.rg, img.name)
+        rid = ids.managed_image_id(img.subscription, img.rg, img.name)
         if img.location.lower() != location.lower():
             raise InvalidArgument(f"{SRC}: image '{img.name}' is in region '{img.location}'; "
                                   f"the version's source region is '{location}'", target=SRC)

@@ -60,6 +60,7 @@ from .repository import (
     VersionDisk,
     VersionRow,
 )
+from .resource_groups import check_ref
 from .validate import iso, now_utc
 
 DEFAULT_LOCATION = DEFAULT_REGION
@@ -162,18 +163,19 @@ class Versions:
         """A version id, a definition id (= its latest version in ``region``) or a short form
         ``g/d[/v]`` -> the version row."""
         ref = ids.parse_image_ref(ref_text, rg, field=field)
+        check_ref(self.repo, ref.subscription, ref.rg, field)
         if ref.is_latest:
             return self.latest_row(ref.rg, ref.gallery, ref.image, region)
         return self.row(ref.rg, ref.gallery, ref.image, ref.version, field, for_use=True)
 
     def targeting(self, region: str) -> list[str]:
         """Ids of the versions that have ``region`` among their target regions."""
-        return [ids.version_id(v.rg, v.gallery, v.image, v.name)
+        return [ids.version_id(v.subscription, v.rg, v.gallery, v.image, v.name)
                 for v in self.repo.versions_targeting(region)]
 
     def holding_only_copy(self, region: str) -> list[str]:
         """Ids of the versions whose only Completed copy is in ``region``."""
-        return [ids.version_id(v.rg, v.gallery, v.image, v.name)
+        return [ids.version_id(v.subscription, v.rg, v.gallery, v.image, v.name)
                 for v in self.repo.versions_with_only_copy_in(region)]
 
     # -- create ------------------------------------------------------------------------------
@@ -403,7 +405,7 @@ class Versions:
                            target=target)
         disks = [VersionDisk(**{**{k: d[k] for k in d.keys()}, "stored_bytes": 0})
                  for d in self.repo.disks_of(src.id)]  # copied by reference: nothing stored
-        return ids.version_id(src.rg, src.gallery, src.image, src.name), disks
+        return ids.version_id(src.subscription, src.rg, src.gallery, src.image, src.name), disks
 
     def _commit(self, plan: _CreatePlan, disks: list[VersionDisk], store: BlobStore,
                 source_id: str | None, tags: dict, payload: dict) -> tuple[int, bool]:

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..errors import Conflict, InvalidArgument, NotFound
 from ..gallery.directory_repository import DirectoryRepository
+from ..gallery.ids import SUBSCRIPTION as LOCAL_SUBSCRIPTION
 from . import keyfile, principals
 from .account import TENANT
 
@@ -117,8 +118,18 @@ def tenant(dr: DirectoryRepository, ident: str) -> tuple:
 def subscription_json(row: tuple, user: str) -> dict:
     """A subscription as ``az account show`` prints it."""
     return {"environmentName": "imagestore", "homeTenantId": row[2], "id": row[0],
-            "isDefault": False, "managedByTenants": [], "name": row[1], "state": "Enabled",
-            "tenantId": row[2], "user": {"name": user, "type": "user"}}
+            "subscriptionId": row[0], "displayName": row[1],
+            "isDefault": row[0] == LOCAL_SUBSCRIPTION, "managedByTenants": [], "name": row[1],
+            "state": "Enabled", "tenantId": row[2], "user": {"name": user, "type": "user"}}
+
+
+def subscription(dr: DirectoryRepository, ident: str) -> tuple:
+    """A subscription row by id; NotFound (SubscriptionNotFound) when none."""
+    row = dr.subscription(ident) if isinstance(ident, str) else None
+    if row is None:
+        raise NotFound(f"subscription '{ident}' not found", target="subscription",
+                       code="SubscriptionNotFound")
+    return row
 
 
 def create_subscription(dr: DirectoryRepository, name: str, tenant_ident: str,

@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from imagestore.errors import InvalidArgument, NotFound
+from imagestore.errors import InvalidArgument
 from imagestore.gallery import db, ids, patch
 from imagestore.gallery.ids import SUBSCRIPTION, ImageRef, parse_image_ref
 
@@ -15,17 +15,20 @@ BASE = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg1/providers/Microsoft.Co
 
 
 def test_ids_format():
-    assert ids.version_id("rg1", "g", "d", "1.0.0") == BASE + "/versions/1.0.0"
-    assert ids.disk_id("rg1", "x").endswith("/resourceGroups/rg1/providers/Microsoft.Compute/disks/x")
+    assert ids.version_id(SUBSCRIPTION, "rg1", "g", "d", "1.0.0") == BASE + "/versions/1.0.0"
+    assert ids.disk_id(SUBSCRIPTION, "rg1", "x").endswith("/resourceGroups/rg1/providers/Microsoft.Compute/disks/x")
+    other = "11111111-1111-1111-1111-111111111111"
+    assert ids.disk_id(other, "rg1", "x").startswith(f"/subscriptions/{other}/resourceGroups/rg1/")
 
 
 @pytest.mark.parametrize(
     ("text", "want"),
     [
-        (BASE + "/versions/1.0.0", ImageRef("rg1", "g", "d", "1.0.0")),
-        (BASE, ImageRef("rg1", "g", "d", None)),
-        (BASE + "/versions/latest", ImageRef("rg1", "g", "d", None)),
-        (BASE.lower().replace("/g/", "/g/") + "/VERSIONS/2.0.0", ImageRef("rg1", "g", "d", "2.0.0")),
+        (BASE + "/versions/1.0.0", ImageRef("rg1", "g", "d", "1.0.0", SUBSCRIPTION)),
+        (BASE, ImageRef("rg1", "g", "d", None, SUBSCRIPTION)),
+        (BASE + "/versions/latest", ImageRef("rg1", "g", "d", None, SUBSCRIPTION)),
+        (BASE.lower().replace("/g/", "/g/") + "/VERSIONS/2.0.0",
+         ImageRef("rg1", "g", "d", "2.0.0", SUBSCRIPTION)),
         ("g/d/1.0.0", ImageRef("default", "g", "d", "1.0.0")),
         ("g/d", ImageRef("default", "g", "d", None)),
         ("g/d/latest", ImageRef("default", "g", "d", None)),
@@ -46,8 +49,10 @@ def test_parse_refs_invalid(text):
 
 
 def test_parse_ref_other_subscription():
-    with pytest.raises(NotFound, match="subscription"):
-        parse_image_ref(BASE.replace(SUBSCRIPTION, "11111111-1111-1111-1111-111111111111"))
+    # parsing records the subscription; whoever resolves the ref checks it exists and holds
+    # the resource group (resource_groups.check_ref; tests/gallery/test_subscriptions.py)
+    other = "11111111-1111-1111-1111-111111111111"
+    assert parse_image_ref(BASE.replace(SUBSCRIPTION, other)).subscription == other
 
 
 def test_set_and_diff():
