@@ -153,14 +153,16 @@ def _rg_name(p: dict) -> str:
     return p.get("rg") or ids.DEFAULT_RG
 
 
-def _image_ref(text: str | None, rg: str) -> list[str]:
+def _image_ref(repo: Any, text: str | None, rg: str) -> list[str]:  # noqa: ANN401
     """A version or definition (= latest) id from a full id or GALLERY/DEFINITION[/VERSION]
-    (a shared or community image links to nothing: its share is the authorization)."""
+    (in the subscription the id names, else its resource group's; a shared or community
+    image links to nothing: its share is the authorization)."""
     if not text or shared_views.is_shared_reference(text):
         return []
     r = ids.parse_image_ref(text, rg, field="image")
-    return [ids.image_id(r.rg, r.gallery, r.image) if r.is_latest
-            else ids.version_id(r.rg, r.gallery, r.image, r.version)]
+    sub = r.subscription or repo.subscription_of(r.rg)
+    return [ids.image_id(sub, r.rg, r.gallery, r.image) if r.is_latest
+            else ids.version_id(sub, r.rg, r.gallery, r.image, r.version)]
 
 
 def _disk_source(repo: Any, text: str | None, rg: str,  # noqa: ANN401 - a Repository
@@ -173,21 +175,23 @@ def _disk_source(repo: Any, text: str | None, rg: str,  # noqa: ANN401 - a Repos
         return []
     ref = ids.parse_resource_ref(text, rg, field="source", kinds=kinds)
     make = {"snapshots": ids.snapshot_id, "disks": ids.disk_id, "images": ids.managed_image_id}
+    sub = ref.subscription or repo.subscription_of(ref.rg)
     if ref.kind is not None:
-        return [make[ref.kind](ref.rg, ref.name)]
+        return [make[ref.kind](sub, ref.rg, ref.name)]
     find = {"snapshots": repo.find_snapshot, "disks": repo.find_disk,
             "images": repo.find_managed_image}
     kind = next((k for k in kinds if find[k](ref.rg, ref.name) is not None), kinds[0])
-    return [make[kind](ref.rg, ref.name)]
+    return [make[kind](sub, ref.rg, ref.name)]
 
 
-def _vm_source(text: str | None, rg: str) -> list[str]:
+def _vm_source(repo: Any, text: str | None, rg: str) -> list[str]:  # noqa: ANN401
     if not text:
         return []
     from ..compute import arm_vm
     from ..compute.vms import parse_vm_ref
 
-    return [arm_vm.vm_id(*parse_vm_ref(text, rg))]
+    vrg, name = parse_vm_ref(text, rg)
+    return [arm_vm.vm_id(repo.subscription_of(vrg), vrg, name)]
 
 
 def _storage_account(text: str | None) -> list[str]:
@@ -208,17 +212,17 @@ def _links(path: str, p: dict, repo: Any) -> list[str]:  # noqa: ANN401
     """The ARM ids the command ``path`` with parameters ``p`` references."""
     rg = _rg_name(p)
     if path == "disk create":
-        return _image_ref(p.get("reference"), rg) + _disk_source(repo, p.get("source"), rg)
+        return _image_ref(repo, p.get("reference"), rg) + _disk_source(repo, p.get("source"), rg)
     if path == "snapshot create":
         return _disk_source(repo, p.get("source"), rg)
     if path == "image create":
         return [i for t in [p.get("source"), *_many(p.get("data_disk_sources"))]
                 for i in _disk_source(repo, t, rg)]
     if path in ("vm create", "vmss create"):
-        return _image_ref(p.get("image"), rg)
+        return _image_ref(repo, p.get("image"), rg)
     if path == "sig image-version create":
-        return [*_vm_source(p.get("source_vm"), rg),
-                *_image_ref(p.get("source_version"), rg),
+        return [*_vm_source(repo, p.get("source_vm"), rg),
+                *_image_ref(repo, p.get("source_version"), rg),
                 *[i for t in [p.get("os_snapshot"), *_many(p.get("data_snapshots"))]
                   for i in _disk_source(repo, t, rg, ("snapshots",))],
                 *_disk_source(repo, p.get("managed_image"), rg, ("images",)),
@@ -266,7 +270,20 @@ def _check(ctx: click.Context, params: dict[str, Any]) -> None:
         raise InvalidArgument(f"as: 'imagestore {path}' cannot run --as a principal (it has "
                               f"no RBAC action yet); run it as the store owner", target="as")
     action, scope_of = found
+    params = _with_subscription(ctx, params)
     _authorize(ctx, who, action, scope_of(params), path, params)
+
+
+def _with_subscription(ctx: click.Context, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with ``_subscription``, what the scope functions name: ``--subscription``
+    when the command has it, else the subscription of its resource group (names are unique
+    in the store; without -g the group is 'default')."""
+    rg = params.get("rg") if isinstance(params.get("rg"), str) else None
+    sub = params.get("subscription") if isinstance(params.get("subscription"), str) else None
+    if sub is None:
+        with directory.open_directory(open_home(ctx, create=False)) as dr:
+            sub = Repository.on(dr.con).subscription_of(rg or ids.DEFAULT_RG)
+    return {**params, "_subscription": sub}
 
 
 def _authorize(ctx: click.Context, who: str, action: str | None, scope: str,
@@ -277,12 +294,6 @@ def _authorize(ctx: click.Context, who: str, action: str | None, scope: str,
             directory.resolve(dr, home, who)
         return
     with directory.open_directory(home) as dr:
-        # a command acts in its resource group's subscription (names are unique in the
-        # store; without -g the group is 'default')
-        rg = params.get("rg") if isinstance(params.get("rg"), str) else None
-        sub = params.get("subscription") if isinstance(params.get("subscription"), str) else None
-        params = {**params, "_subscription": sub or Repository.on(dr.con).subscription_of(
-            rg or ids.DEFAULT_RG)}
         p = directory.resolve(dr, home, who)
         if p.type == directory.GROUP:
             raise InvalidArgument(f"as: '{who}' is a group; act as a user or service "
@@ -296,8 +307,6 @@ def _authorize(ctx: click.Context, who: str, action: str | None, scope: str,
             return
         authorize.check(dr, p.object_id, action, scope, client=client)
         if path in LINKED and params is not None:
-            from ..gallery.repository import Repository
-
             repo = Repository(home.gallery_database)
             try:
                 refs = _links(path, params, repo)
@@ -315,7 +324,7 @@ def guard(ctx: click.Context, action: str, params: dict) -> Callable[[], None] |
     who = acting_as(ctx)
     if who is None:
         return None
-    return lambda: _authorize(ctx, who, action, _g(params))
+    return lambda: _authorize(ctx, who, action, _g(_with_subscription(ctx, params)))
 
 
 def _wrap(cmd: click.Command) -> None:

@@ -307,12 +307,12 @@ _consumer_commands(image_version_group, "version")
 
 
 def _g(p: dict) -> str:
-    return (f"/subscriptions/{ids.SUBSCRIPTION}/resourceGroups/{p.get('rg') or ids.DEFAULT_RG}"
-            f"/providers/{_C}/galleries/{p['gallery']}")
+    # ``_subscription``: the resource group's, looked up by acting._check
+    return ids.gallery_id(p["_subscription"], p.get("rg") or ids.DEFAULT_RG, p["gallery"])
 
 
-def _sub(_p: dict) -> str:
-    return f"/subscriptions/{ids.SUBSCRIPTION}"
+def _sub(p: dict) -> str:
+    return ids.subscription_id(p["_subscription"])
 
 
 _SHARE = f"{_C}/galleries/share/action"
