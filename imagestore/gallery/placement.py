@@ -74,12 +74,11 @@ class Placement:
     def capture_domain(self, rg: str) -> Domain:
         """The dedup domain of a capture into a resource of resource group ``rg`` (a
         resource's subscription is its group's)."""
-        return self.dedup_domain(f"/subscriptions/{self.subscription_of(rg)}/resourceGroups/{rg}")
+        return self.dedup_domain(ids.resource_group_id(self.subscription_of(rg), rg))
 
     def subscription_of(self, rg: str) -> str:
-        """The subscription of resource group ``rg``: the local one while resources live in
-        it only."""
-        return ids.SUBSCRIPTION
+        """The subscription of resource group ``rg`` (:meth:`Repository.subscription_of`)."""
+        return self.repo.subscription_of(rg)
 
     def open_source_store(self, location: str) -> tuple[BlobStore, bool]:
         """Copy 0 of region ``location``, where captures go; the flag says whether the
