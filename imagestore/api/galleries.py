@@ -60,7 +60,7 @@ def _policy_guard(svc, req: ArmRequest):
     """Changing ``softDeletePolicy.isSoftDeleteEnabled`` also needs
     ``galleries/share/action`` on the gallery (Owner or Compute Gallery Sharing Admin)."""
     return authz.guard(DirectoryRepository(svc.repo.con), req.claims, soft_delete.POLICY_ACTION,
-                       ids.gallery_id(req.rg, req.path["galleryName"]))
+                       ids.gallery_id(req.subscription, req.rg, req.path["galleryName"]))
 
 
 def _update(svc, req: ArmRequest, b: Body) -> dict:

@@ -48,7 +48,7 @@ def purge(req: ArmRequest) -> Reply:
     with req.ctx.writing() as svc:
         loc = svc.versions.row(rg, g, image, v).location
         svc.soft_delete.purge(rg, g, image, v)
-        op = svc.operations.done("delete", ids.version_id(rg, g, image, v), loc)
+        op = svc.operations.done("delete", ids.version_id(req.subscription, rg, g, image, v), loc)
     return accepted(req, op, loc, 202)
 
 

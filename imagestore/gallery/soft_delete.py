@@ -193,8 +193,8 @@ def local_json(repo: Repository, row: VersionRow) -> dict | None:
 def soft_deleted_json(row: VersionRow, t: Times) -> dict:
     """A ``GallerySoftDeletedResource`` (what ``softDeletedArtifactTypes/Images/artifacts/
     {image}/versions`` lists)."""
-    vid = ids.version_id(row.rg, row.gallery, row.image, row.name)
-    gid = ids.gallery_id(row.rg, row.gallery)
+    vid = ids.version_id(row.subscription, row.rg, row.gallery, row.image, row.name)
+    gid = ids.gallery_id(row.subscription, row.rg, row.gallery)
     return {
         "id": f"{gid}/softDeletedArtifactTypes/Images/artifacts/{row.image}/versions/{row.name}",
         "name": row.name,
@@ -291,7 +291,7 @@ class SoftDelete:
         out = []
         for row, when in found:
             if Times.of(when).gone(now):
-                out.append(ids.version_id(row.rg, row.gallery, row.image, row.name))
+                out.append(ids.version_id(row.subscription, row.rg, row.gallery, row.image, row.name))
                 if not dry_run:
                     self._purge(self.repo, self.placement, row)
         return out

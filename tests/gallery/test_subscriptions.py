@@ -154,3 +154,25 @@ def test_as_scopes_name_the_groups_subscription(two):
     assert all(a["principalName"] == "carl@t2.example" if "principalName" in a else True
                for a in run.json("role", "assignment", "list", "--scope",
                                  f"/subscriptions/{S2}"))
+
+
+def test_a_second_tenants_captures_run_in_its_dedup_domain(two, store_dir):
+    from imagestore.gallery import GalleryService
+    from imagestore.home import Home
+    from imagestore.store import domains
+
+    run = two
+    svc = GalleryService(Home.open(store_dir))
+    try:
+        assert svc.placement.subscription_of("RG2") == S2
+        assert svc.placement.capture_domain("rg1") == domains.HOME_DOMAIN
+        assert svc.placement.capture_domain("default") == domains.HOME_DOMAIN
+        assert svc.placement.capture_domain("rg2").tag >= 1
+    finally:
+        svc.close()
+    # versions captured in both groups carry their own subscription
+    v1 = publish(run, "rg1")
+    publish(run, "rg2")
+    assert run.json("sig", "image-version", "show", "-g", "rg2", "-r", "g", "-i", "d", "-e",
+                    "1.0.0")["id"].startswith(f"/subscriptions/{S2}/")
+    assert v1["id"].startswith(f"/subscriptions/{LOCAL}/")
