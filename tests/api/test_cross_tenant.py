@@ -10,7 +10,11 @@ import time
 
 import httpx
 import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.mgmt.compute import ComputeManagementClient
+from azure.mgmt.compute import models as m
 
+from imagestore.api.client import sdk_kwargs
 from imagestore.identity import TENANT, tokens
 from tests.compute.conftest import small_os_disk
 from tests.conftest import Cli
@@ -120,3 +124,40 @@ def test_auxiliary_header_is_validated_before_anything_runs(world):
         err = r.json()["error"]
         assert err["code"] == code and text in err["message"], err
         assert t2 not in err["message"]
+def test_case_25_disk_in_a_tenant_2_subscription_from_a_tenant_1_version(world):
+    """The app creates a disk in S2 (tenant T2) from the gallery version in the local
+    subscription (tenant T1): with its T2 token only, LinkedAuthorizationFailed 'current
+    tenant … not authorized to access linked subscription'; with its T1 token as auxiliary
+    (T1 object: Reader on the gallery), 201."""
+    w = world
+    cli = w["cli"]
+    s2 = cli.json("account", "create", "--tenant", w["t2"], "--display-name", "sub-two")
+    s2_id = s2.get("subscriptionId") or s2["id"].rsplit("/", 1)[-1]
+    cli.json("group", "create", "-n", "rg2", "-l", "local", "--subscription", s2_id)
+    rg2 = f"/subscriptions/{s2_id}/resourceGroups/rg2"
+    a = cli.json("role", "assignment", "create", "--assignee", w["app"]["appId"], "--role",
+                 "Contributor", "--scope", rg2)
+    assert a["principalId"] == w["oid2"]  # the app's object in T2
+    t1 = sign_in(w, TENANT)["access_token"]
+    t2 = sign_in(w, w["t2"])["access_token"]
+    c = ComputeManagementClient(**sdk_kwargs(w["server"].url, t2, subscription_id=s2_id,
+                                             polling_interval=0))
+    disk = m.Disk(location="local", creation_data=m.CreationData(
+        create_option="FromImage", gallery_image_reference=m.ImageDiskReference(id=V_ID)))
+    with pytest.raises(HttpResponseError) as e:
+        c.disks.begin_create_or_update("rg2", "d1", disk).result()
+    assert e.value.status_code == 403 and e.value.error.code == "LinkedAuthorizationFailed"
+    assert e.value.error.message == (
+        f"The client has permission to perform action '{C}/galleries/images/versions/read' "
+        f"on scope '{rg2}/providers/{C}/disks/d1', however the current tenant '{w['t2']}' is "
+        f"not authorized to access linked subscription '{SUB.split('/')[2]}'.")
+    assert cli.json("disk", "list", "-g", "rg2") == []
+    d = c.disks.begin_create_or_update("rg2", "d1", disk, headers={AUX: f"Bearer {t1}"}).result()
+    assert d.name == "d1" and d.id == f"{rg2}/providers/{C}/disks/d1"
+    # the T1 object's Reader removed: the auxiliary token no longer helps
+    assert cli("role", "assignment", "delete", "--assignee", w["app"]["appId"], "--scope",
+               G_ID).exit_code == 0
+    with pytest.raises(HttpResponseError) as e:
+        c.disks.begin_create_or_update("rg2", "d2", disk, headers={AUX: f"Bearer {t1}"}).result()
+    assert e.value.error.code == "LinkedAuthorizationFailed"
+    assert "does not have permission to perform action" in e.value.error.message
