@@ -36,7 +36,7 @@ def _views(req: ArmRequest) -> ConsumerViews:
 
 def viewer(req: ArmRequest) -> Viewer:
     """The request's subscription and the caller's tenant."""
-    return Viewer(req.path["subscriptionId"], req.claims.tid)
+    return Viewer(req.subscription, req.claims.tid)
 
 
 def _args(req: ArmRequest, kind: str) -> tuple:

@@ -75,7 +75,7 @@ def disk_create(ctx, rg, name, reference, source, lun, fmt, path, location, thre
     if shared_views.is_shared_reference(reference):  # a consumer's (issue 15)
         from .sig_share_cmds import viewer_of
 
-        viewer = viewer_of(ctx)
+        viewer = viewer_of(ctx, rg=rg)  # the disk's subscription looks
     emit(ctx, gallery_service(ctx).disks.create(
         rg, name, reference, source=source, lun=lun, fmt=fmt, path=path, location=location,
         tags=tags_opt(tags), observer=progress_observer(ctx), threads=threads, linked=linked,

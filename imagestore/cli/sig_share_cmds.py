@@ -165,19 +165,33 @@ def share_enable_community(ctx, rg, gallery) -> None:
 # -- consumers ------------------------------------------------------------------------------
 
 
-def viewer_of(ctx: click.Context) -> Viewer:
-    """Who looks: the local subscription, and the --as principal's home tenant (the
-    store owner's: the local tenant)."""
+def viewer_of(ctx: click.Context, *, subscription: str | None = None,
+              rg: str | None = None) -> Viewer:
+    """Who looks: ``--subscription`` (checked to exist), else resource group ``rg``'s
+    subscription (a disk or VM is made there), else the local one; and the tenant of the
+    ``--as`` principal (its home tenant; the store owner's: the local tenant)."""
+    from ..gallery import resource_groups
+
+    repo = gallery_service(ctx, create=False).repo
+    if subscription is not None:
+        sub = resource_groups.require_subscription(repo, subscription)
+    else:
+        sub = repo.subscription_of(rg) if rg else ids.SUBSCRIPTION
     who = acting_as(ctx)
     if who is None:
-        return Viewer(ids.SUBSCRIPTION, TENANT)
+        return Viewer(sub, TENANT)
     home = open_home(ctx, create=False)
     with directory.open_directory(home) as dr:
-        return Viewer(ids.SUBSCRIPTION, directory.resolve(dr, home, who).tenant_id)
+        return Viewer(sub, directory.resolve(dr, home, who).tenant_id)
 
 
 def _views(ctx: click.Context) -> ConsumerViews:
     return ConsumerViews(gallery_service(ctx, create=False).repo)
+
+
+def _subscription(f):
+    return click.option("--subscription", "subscription", default=None, metavar="ID",
+                        help="The subscription to look through (default: the local one).")(f)
 
 
 def _location(f):
@@ -211,46 +225,51 @@ def _tenant_flag(value: str | None) -> bool:
 @sig_group.command("list-shared")
 @_location
 @_shared_to
+@_subscription
 @common_options
 @click.pass_context
-def list_shared(ctx, location, shared_to) -> None:
+def list_shared(ctx, location, shared_to, subscription) -> None:
     """List the galleries shared with your subscription (or tenant) in a region.
 
     \b
     Example:
       imagestore sig list-shared -l local --shared-to tenant
     """
-    emit(ctx, _views(ctx).list_shared(viewer_of(ctx), location,
+    emit(ctx, _views(ctx).list_shared(viewer_of(ctx, subscription=subscription), location,
                                       shared_to_tenant=_tenant_flag(shared_to)))
 
 
 @sig_group.command("show-shared")
 @_unique
 @_location
+@_subscription
 @common_options
 @click.pass_context
-def show_shared(ctx, name, location) -> None:
+def show_shared(ctx, name, location, subscription) -> None:
     """Show a gallery shared with you.
 
     \b
     Example:
       imagestore sig show-shared -l local --gallery-unique-name SUB-GALLERY
     """
-    emit(ctx, _views(ctx).gallery(SHARED, location, name, viewer_of(ctx)))
+    emit(ctx, _views(ctx).gallery(SHARED, location, name,
+                                  viewer_of(ctx, subscription=subscription)))
 
 
 @sig_group.command("show-community")
 @_public
 @_location
+@_subscription
 @common_options
 @click.pass_context
-def show_community(ctx, name, location) -> None:
+def show_community(ctx, name, location, subscription) -> None:
     """Show a community gallery.
 
     \b
     Example:
       imagestore sig show-community -l local --public-gallery-name PREFIX-GUID
     """
+    viewer_of(ctx, subscription=subscription)  # the subscription looked through exists
     emit(ctx, _views(ctx).gallery(COMMUNITY, location, name))
 
 
@@ -258,19 +277,20 @@ def _consumer_commands(group: click.Group, level: str) -> None:
     for kind, suffix, name_opt in ((SHARED, "shared", _unique), (COMMUNITY, "community", _public)):
         def make(kind=kind):  # noqa: ANN202 - binds the loop's values
             def who(ctx):  # noqa: ANN001, ANN202
-                return viewer_of(ctx) if kind == SHARED else None
+                v = viewer_of(ctx, subscription=ctx.params.get("subscription"))  # it exists
+                return v if kind == SHARED else None
 
             if level == "image":
                 def _list(ctx, name, location, **_):  # noqa: ANN001, ANN202
                     emit(ctx, _views(ctx).images(kind, location, name, who(ctx)))
 
-                def _show(ctx, name, location, image):  # noqa: ANN001, ANN202
+                def _show(ctx, name, location, image, **_):  # noqa: ANN001, ANN202
                     emit(ctx, _views(ctx).image(kind, location, name, image, who(ctx)))
             else:
                 def _list(ctx, name, location, image, **_):  # noqa: ANN001, ANN202
                     emit(ctx, _views(ctx).versions(kind, location, name, image, who(ctx)))
 
-                def _show(ctx, name, location, image, version):  # noqa: ANN001, ANN202
+                def _show(ctx, name, location, image, version, **_):  # noqa: ANN001, ANN202
                     emit(ctx, _views(ctx).version(kind, location, name, image, version,
                                                   who(ctx)))
             return _list, _show
@@ -284,8 +304,8 @@ def _consumer_commands(group: click.Group, level: str) -> None:
             shw = version_option(image_option(shw))
         else:
             shw = image_option(shw)
-        lst = common_options(_location(name_opt(lst)))
-        shw = common_options(_location(name_opt(shw)))
+        lst = common_options(_subscription(_location(name_opt(lst))))
+        shw = common_options(_subscription(_location(name_opt(shw))))
         flag = "--gallery-unique-name SUB-GALLERY" if kind == SHARED else \
             "--public-gallery-name PREFIX-GUID"
         base = f"imagestore sig {'image-definition' if level == 'image' else 'image-version'}"

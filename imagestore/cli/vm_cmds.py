@@ -121,7 +121,7 @@ def vm_create(ctx, rg, name, image, location, specialized, admin_username, ssh_k
     if shared_views.is_shared_reference(image):  # a consumer's (issue 15)
         from .sig_share_cmds import viewer_of
 
-        viewer = viewer_of(ctx)
+        viewer = viewer_of(ctx, rg=rg)  # the disk's subscription looks
     out = svc.vms.create(
         rg, name, image, location=location, specialized=specialized,
         admin_username=admin_username, ssh_key_values=given(ssh_key_values) or [],

@@ -538,3 +538,61 @@ def test_consumers_create_disks_from_shared_and_community_images(world):
     r = w["cli"]("--as", w["upns"]["ned"], "disk", "create", "-g", "ncons", "-n", "n3",
                  "--gallery-image-reference", cid)
     assert r.exit_code == 4, r.stderr
+
+
+def test_consumer_in_another_subscription_case_14(world):
+    """The reference's case 14 as written: a user of subscription S2 (tenant Fabrikam),
+    Reader there and Contributor of an S2 resource group, no role in S1."""
+    w = world
+    cli, alice = w["cli"], client(w, "alice")
+    fab = w["tenants"]["Fabrikam"]
+    s2 = cli.json("account", "create", "--tenant", fab, "--display-name", "consumer")["subscriptionId"]
+    cli.json("group", "create", "-n", "cons2", "-l", "local", "--subscription", s2)
+    upn_ = "uma@fabrikam.example"
+    oid = cli.json("ad", "user", "create", "--user-principal-name", upn_, "--display-name", "Uma",
+                   "--tenant", fab)["id"]
+    w["upns"]["uma"], w["oids"]["uma"] = upn_, oid
+    cli.json("role", "assignment", "create", "--assignee", upn_, "--role", "Reader", "--scope",
+             f"/subscriptions/{s2}")
+    cli.json("role", "assignment", "create", "--assignee", upn_, "--role", "Contributor",
+             "--scope", f"/subscriptions/{s2}/resourceGroups/cons2")
+    tok = cli.json("token", "create", "--assignee", upn_)["accessToken"]
+    uma = ComputeManagementClient(**sdk_kwargs(w["server"].url, tok, subscription_id=s2,
+                                               polling_interval=0))
+    uma_s1 = ComputeManagementClient(**sdk_kwargs(w["server"].url, tok, polling_interval=0))
+    unique = f"{S}-H"
+    assert list(uma.shared_galleries.list("local")) == []
+    share(alice, "H", "Add", subs=[s2])
+    assert [g.name for g in uma.shared_galleries.list("local")] == [unique]
+    v = uma.shared_gallery_image_versions.get("local", unique, "D", "1.0.0")
+    assert v.identifier.unique_id == f"/SharedGalleries/{unique}/Images/D/Versions/1.0.0"
+    # the private gallery stays private: 403 on H's ARM id; and nothing through S1
+    denied(w, lambda: uma_s1.galleries.get(RG, "H"), "uma", f"{C}/galleries/read", f"{G_ID}/H")
+    denied(w, lambda: list(uma_s1.shared_galleries.list("local")), "uma",
+           f"{C}/locations/sharedGalleries/read",
+           f"{SUB}/providers/{C}/locations/local/sharedGalleries")
+    # the CLI as uma, looking through S2
+    assert [g["name"] for g in cli.json("--as", upn_, "sig", "list-shared", "-l", "local",
+                                        "--subscription", s2)] == [unique]
+    cli_denied(w, "uma", ["sig", "list-shared", "-l", "local"],
+               f"{C}/locations/sharedGalleries/read", SUB)
+    r = cli("--as", upn_, "sig", "list-shared", "-l", "local", "--subscription", str(uuid.uuid4()))
+    assert r.exit_code in (4, 14), r.stderr
+    # a disk in S2 from the shared image (SDK and CLI)
+    sid = f"/SharedGalleries/{unique}/Images/D/Versions/1.0.0"
+    d = uma.disks.begin_create_or_update("cons2", "u1", m.Disk(
+        location="local", creation_data=m.CreationData(
+            create_option="FromImage",
+            gallery_image_reference=m.ImageDiskReference(shared_gallery_image_id=sid)))).result()
+    assert d.id == f"/subscriptions/{s2}/resourceGroups/cons2/providers/{C}/disks/u1"
+    assert d.creation_data.gallery_image_reference.shared_gallery_image_id == sid
+    dj = cli.json("--as", upn_, "disk", "create", "-g", "cons2", "-n", "u2",
+                  "--gallery-image-reference", sid)
+    assert dj["id"].startswith(f"/subscriptions/{s2}/")
+    # removed: at once, for the SDK and the CLI
+    share(alice, "H", "Remove", subs=[s2])
+    fails(lambda: uma.shared_galleries.get("local", unique), 404, "ResourceNotFound")
+    r = cli("--as", upn_, "disk", "create", "-g", "cons2", "-n", "u3",
+            "--gallery-image-reference", sid)
+    assert r.exit_code == 4 and "not shared" in r.stderr, r.stderr
+    assert oid
