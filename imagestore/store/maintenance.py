@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import IntegrityError
-from . import index, sqlitedb
+from . import index, marking, sqlitedb
 from .cas import RESERVE_BYTES, BlobStore, make_reserve, release_reserve
 from .packs import (
     FLAG_HOT,
@@ -165,53 +165,40 @@ VERIFY_SPAN = 4 << 20
 
 def _check_manifests(store: BlobStore, rep: VerifyReport, bad: set[bytes]) -> None:
     """Every manifest loads and its chunks are indexed; count indexed chunks no manifest
-    references. The union of the manifests' ids (sorted, distinct) is checked against the
-    index in one pass, so the cost follows the distinct chunks, not versions x chunks; only
-    when something is missing or bad are the manifests walked again to name the affected."""
-    con = store.con
+    references. The index is checked against the manifests batch by batch (``marking``), so
+    the cost follows the distinct chunks (a pass over the manifests per 2 M of them), not
+    versions x chunks, and memory follows a batch, not the store; only when a chunk is bad
+    are the manifests walked again to name the affected."""
     affected: set[str] = set()
     good: list[str] = []
-    live = np.zeros(0, dtype="V16")
-    pending: list[np.ndarray] = []
-    n = 0
     for digest in store.list_manifests():
         rep.manifests_checked += 1
         try:
-            m = store.load_manifest(digest)
+            store.load_manifest(digest)
         except Exception as e:  # noqa: BLE001 - any damage is reported, not raised
             rep.bad_manifests.append({"manifest": digest, "error": str(e)})
             affected.add(digest)
             continue
         good.append(digest)
-        pending.append(np.ascontiguousarray(m.entries["id"]).view("V16"))
-        n += len(pending[-1])
-        if n >= 1 << 22:
-            live = np.unique(np.concatenate([live, *pending]))
-            pending, n = [], 0
-    live = np.unique(np.concatenate([live, *pending]))
-    found = np.zeros(len(live), dtype=bool)
+    missing: dict[str, dict[bytes, None]] = {}
+
+    def on_missing(digest: str, ids: np.ndarray) -> None:
+        got = missing.setdefault(digest, {})
+        for cid in ids.tolist():
+            got[bytes(cid)] = None
+
     unreferenced = 0
-    cur = con.execute("SELECT id FROM chunks")
-    while True:
-        rows = cur.fetchmany(_BATCH)
-        if not rows:
-            break
-        ids = np.frombuffer(b"".join(bytes(r[0]) for r in rows), dtype="V16")
-        alive = _is_live(live, ids)
-        unreferenced += int(len(ids) - alive.sum())
-        if len(live):
-            found[np.searchsorted(live, ids[alive])] = True
-    blob = live[~found].tobytes()
-    missing = {blob[i : i + 16] for i in range(0, len(blob), 16)}
-    if missing or bad:
+    for b in marking.index_batches(store.con):
+        ref = marking.mark(store, good, b, on_missing)
+        unreferenced += int(len(ref) - ref.sum())
+    for digest in good:  # in the manifests' order, as listed
+        for cid in missing.get(digest, ()):
+            affected.add(digest)
+            rep.missing_chunks.append({"chunk": cid.hex(), "manifest": digest})
+    if bad:
         for digest in good:
-            m = store.load_manifest(digest)
-            for cid in dict.fromkeys(m.ids()):
-                if cid in bad:
-                    affected.add(digest)
-                elif cid in missing:
-                    affected.add(digest)
-                    rep.missing_chunks.append({"chunk": cid.hex(), "manifest": digest})
+            if any(cid in bad for cid in store.load_manifest(digest).ids()):
+                affected.add(digest)
     rep.affected_manifests = sorted(affected)
     rep.unreferenced_chunks = unreferenced
 
@@ -280,9 +267,9 @@ def gc(store: BlobStore, *, timeout: float = 600.0, dry_run: bool = False) -> Gc
             rep.removed_temps = store.cleanup_temps()
             if sqlitedb.free_bytes(store.index_path) < 2 * RESERVE_BYTES:
                 release_reserve(store.root)  # a full disk: room for the index changes below
-        live = _live_ids(store)
+        digests = store.list_manifests()
+        stats, live = _pack_stats(store, digests)
         names = index.pack_names(con)
-        stats = _pack_stats(con, live)
         on_disk = {n for n in os.listdir(store.packs_dir) if n.endswith(".pack")}
         # packs no index row points at: torn writes of crashed ingests, old packs of a crashed gc
         for name in sorted(on_disk - {names[p] for p in stats}):
@@ -335,33 +322,13 @@ def gc(store: BlobStore, *, timeout: float = 600.0, dry_run: bool = False) -> Gc
             if dry_run:
                 rep.recompressed_chunks += min(hot.get(pid, 0), live_n)
                 continue
-            recoded, saved = _compact_pack(store, pid, path, live, cold if pid in hot else None)
+            recoded, saved = _compact_pack(store, pid, path, live, digests,
+                                           cold if pid in hot else None)
             rep.recompressed_chunks += recoded
             rep.freed_bytes += saved
         if not dry_run:
             make_reserve(store.root)
     return rep
-
-
-def _live_ids(store: BlobStore) -> np.ndarray:
-    """The id of every chunk a manifest references: sorted, distinct, as 16-byte ``V16``
-    values (numpy sorts them in SQLite's BLOB order, memcmp).
-
-    Memory follows the distinct live chunks (16 bytes each) plus one fold's worth of
-    manifest entries, not the number of versions. This replaced a temp table filled by one
-    INSERT per manifest entry and joined with the whole index: at 200,000 indexed chunks that
-    took 3.5 s, most of it B-tree inserts and page-cache misses (``bench scale``)."""
-    live = np.zeros(0, dtype="V16")
-    pending: list[np.ndarray] = []
-    n = 0
-    for digest in store.list_manifests():
-        m = store.load_manifest(digest)
-        pending.append(np.ascontiguousarray(m.entries["id"]).view("V16"))
-        n += len(pending[-1])
-        if n >= 1 << 22:  # fold, so memory follows the distinct live ids
-            live = np.unique(np.concatenate([live, *pending]))
-            pending, n = [], 0
-    return np.unique(np.concatenate([live, *pending]))
 
 
 def _is_live(live: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -376,36 +343,62 @@ def _is_live(live: np.ndarray, ids: np.ndarray) -> np.ndarray:
 _BATCH = 1 << 18
 
 
-def _pack_stats(con: sqlite3.Connection, live: np.ndarray) -> dict[int, tuple[int, int, int, int]]:
-    """pack id -> (chunks, live chunks, record bytes, live record bytes), in one pass over
-    the index in batches (bounded memory)."""
+#: gc keeps the live ids of the index (16 bytes each) for compaction up to this many; past
+#: it, each pack to compact is marked by its own pass over the manifests (bounded memory)
+LIVE_KEEP = 1 << 21
+
+
+def _pack_stats(store: BlobStore, digests: list[str]
+                ) -> tuple[dict[int, tuple[int, int, int, int]], np.ndarray | None]:
+    """pack id -> (chunks, live chunks, record bytes, live record bytes), from the index
+    marked batch by batch (``marking``: memory follows a batch, not the store); and the
+    sorted live ids when there are at most :data:`LIVE_KEEP` of them (else None)."""
     acc: dict[int, list[int]] = {}
-    cur = con.execute("SELECT id, pack, stored_len FROM chunks")
-    while True:
-        rows = cur.fetchmany(_BATCH)
-        if not rows:
-            break
-        ids = np.frombuffer(b"".join(bytes(r[0]) for r in rows), dtype="V16")
-        packs = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
-        size = np.fromiter((r[2] for r in rows), dtype=np.int64, count=len(rows)) + REC.size
-        alive = _is_live(live, ids)
+    kept: list[np.ndarray] | None = []
+    n_live = 0
+    for b in marking.index_batches(store.con, ("pack", "stored_len")):
+        if not len(b.ids):
+            continue
+        alive = marking.mark(store, digests, b)
+        packs, size = b.cols[0], b.cols[1] + REC.size
         keys, inv = np.unique(packs, return_inverse=True)
         n = np.bincount(inv, minlength=len(keys))
         live_n = np.bincount(inv, weights=alive, minlength=len(keys))
         nbytes = np.bincount(inv, weights=size, minlength=len(keys))
         live_bytes = np.bincount(inv, weights=size * alive, minlength=len(keys))
-        for k, a, b, c, d in zip(keys.tolist(), n.tolist(), live_n.tolist(), nbytes.tolist(),
+        for k, a, c, d, e in zip(keys.tolist(), n.tolist(), live_n.tolist(), nbytes.tolist(),
                                  live_bytes.tolist(), strict=True):
             t = acc.setdefault(k, [0, 0, 0, 0])
             t[0] += int(a)
-            t[1] += int(b)
-            t[2] += int(c)
-            t[3] += int(d)
-    return {k: (v[0], v[1], v[2], v[3]) for k, v in acc.items()}
+            t[1] += int(c)
+            t[2] += int(d)
+            t[3] += int(e)
+        if kept is not None:
+            kept.append(b.ids[alive])
+            n_live += len(kept[-1])
+            if n_live > LIVE_KEEP:
+                kept = None
+    live = None if kept is None else (np.concatenate(kept) if kept else np.zeros(0, "V16"))
+    return {k: (v[0], v[1], v[2], v[3]) for k, v in acc.items()}, live
 
 
-def _compact_pack(store: BlobStore, pid: int, path: str, live: np.ndarray,
-                  cold: int | str | None = None) -> tuple[int, int]:
+def _live_mask(store: BlobStore, ids: np.ndarray, live: np.ndarray | None,
+               digests: list[str]) -> np.ndarray:
+    """Which of ``ids`` (``V16``) a manifest references: from ``live`` when gc kept it, else
+    by marking them (sorted, a batch at a time) with passes over the manifests."""
+    if live is not None:
+        return _is_live(live, ids)
+    out = np.zeros(len(ids), dtype=bool)
+    for i in range(0, len(ids), marking.MARK_BATCH):
+        part = ids[i : i + marking.MARK_BATCH]
+        order = np.argsort(part)
+        ref = marking.mark(store, digests, marking.Batch(part[order], []))
+        out[i + order] = ref
+    return out
+
+
+def _compact_pack(store: BlobStore, pid: int, path: str, live: np.ndarray | None,
+                  digests: list[str], cold: int | str | None = None) -> tuple[int, int]:
     """Copy the live records of pack ``pid`` to a new pack, repoint the index, remove the
     old pack. With ``cold``, records flagged hot are re-encoded with it on the way. Returns
     (records re-encoded, bytes that re-encoding saved)."""
@@ -415,7 +408,8 @@ def _compact_pack(store: BlobStore, pid: int, path: str, live: np.ndarray,
         (pid,),
     ).fetchall()
     if rows:
-        keep = _is_live(live, np.frombuffer(b"".join(bytes(r[0]) for r in rows), dtype="V16"))
+        keep = _live_mask(store, np.frombuffer(b"".join(bytes(r[0]) for r in rows), dtype="V16"),
+                          live, digests)
         rows = [r for r, k in zip(rows, keep.tolist(), strict=True) if k]
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     w = PackWriter(store.packs_dir)
