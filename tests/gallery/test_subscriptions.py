@@ -5,6 +5,8 @@ exit codes, and ``--as`` scopes naming the group's subscription."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from imagestore.gallery.ids import SUBSCRIPTION as LOCAL
@@ -176,3 +178,35 @@ def test_a_second_tenants_captures_run_in_its_dedup_domain(two, store_dir):
     assert run.json("sig", "image-version", "show", "-g", "rg2", "-r", "g", "-i", "d", "-e",
                     "1.0.0")["id"].startswith(f"/subscriptions/{S2}/")
     assert v1["id"].startswith(f"/subscriptions/{LOCAL}/")
+
+
+def test_a_consumer_in_a_second_subscription_uses_an_image_shared_with_it(two):
+    """The issue's case: an image shared out of the local subscription with S2; a T2 user
+    with Contributor on S2 makes a disk in S2 from it; the share is per subscription, so
+    the same reference in the local subscription's group is not shared."""
+    run = two
+    run.json("sig", "create", "-g", "rg1", "-r", "pub", "--permissions", "Groups")
+    run.json("sig", "image-definition", "create", "-g", "rg1", "-r", "pub", "-i", "d", "-p",
+             "P", "-f", "O", "-s", "S", "--os-type", "Linux")
+    run.json("sig", "image-version", "create", "-g", "rg1", "-r", "pub", "-i", "d", "-e",
+             "1.0.0", "--os-vhd-uri", run.src)
+    run.json("sig", "share", "add", "-g", "rg1", "-r", "pub", "--subscription-ids", S2)
+    run.json("ad", "user", "create", "--user-principal-name", "cora@t2.example",
+             "--display-name", "Cora", "--tenant", run.t2)
+    run.json("role", "assignment", "create", "--assignee", "cora@t2.example", "--role",
+             "Contributor", "--scope", f"/subscriptions/{S2}")
+    ref = f"/SharedGalleries/{LOCAL}-PUB/Images/d/Versions/latest"
+    r = run("--as", "cora@t2.example", "disk", "create", "-g", "rg2", "-n", "cd1",
+            "--gallery-image-reference", ref)
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["id"] == f"/subscriptions/{S2}/resourceGroups/rg2/providers/Microsoft.Compute/disks/cd1"
+    assert d["properties"]["creationData"]["galleryImageReference"] == {
+        "sharedGalleryImageId": f"/SharedGalleries/{LOCAL}-PUB/Images/d/Versions/1.0.0"}
+    # the share names S2 only: in the local subscription's group it is not shared
+    r = run("disk", "create", "-g", "rg1", "-n", "cd2", "--gallery-image-reference", ref)
+    assert r.exit_code == NOT_FOUND and "not shared with subscription" in r.stderr, r.stderr
+    # and Cora has no rights in the local subscription
+    r = run("--as", "cora@t2.example", "disk", "create", "-g", "rg1", "-n", "cd3",
+            "--gallery-image-reference", ref)
+    assert r.exit_code == DENIED, r.stderr
