@@ -4,7 +4,8 @@
 
 Who sees what (decisions, README "Sharing"): a shared gallery is seen through subscription
 ``{subscriptionId}`` when the share lists that subscription, or — with ``sharedTo=tenant`` for
-the list, always for a GET by name — the caller's tenant (the token's ``tid``); the caller
+the list, always for a GET by name — the caller's tenant (the token's ``tid``) or the
+subscription's home tenant; the caller
 needs ``Microsoft.Compute/locations/sharedGalleries[/images[/versions]]/read`` over the
 subscription (Reader there has it; checked by :mod:`.authz` like every route). A community
 gallery is seen by every signed-in principal of any tenant (not RBAC-checked). Anything not
@@ -16,7 +17,9 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from ..errors import InvalidArgument
+from ..gallery.directory_repository import DirectoryRepository
 from ..gallery.shared_views import COMMUNITY, SHARED, ConsumerViews, Viewer
+from ..identity import TENANT
 from .context import ApiContext
 from .routing import PROVIDER, SUB, ArmRequest, Reply, arm_route, page
 from .versions import GALLERY_API_VERSIONS
@@ -36,7 +39,8 @@ def _views(req: ArmRequest) -> ConsumerViews:
 
 def viewer(req: ArmRequest) -> Viewer:
     """The request's subscription and the caller's tenant."""
-    return Viewer(req.subscription, req.claims.tid)
+    row = DirectoryRepository(req.svc.repo.con).subscription(req.subscription)
+    return Viewer(req.subscription, req.claims.tid, row[2] if row else TENANT)
 
 
 def _args(req: ArmRequest, kind: str) -> tuple:

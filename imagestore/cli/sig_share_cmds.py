@@ -15,6 +15,7 @@ import click
 
 from ..errors import InvalidArgument
 from ..gallery import ids, sharing
+from ..gallery.directory_repository import DirectoryRepository
 from ..gallery.shared_views import COMMUNITY, SHARED, ConsumerViews, Viewer
 from ..identity import TENANT, directory
 from . import acting
@@ -177,12 +178,14 @@ def viewer_of(ctx: click.Context, *, subscription: str | None = None,
         sub = resource_groups.require_subscription(repo, subscription)
     else:
         sub = repo.subscription_of(rg) if rg else ids.SUBSCRIPTION
+    row = DirectoryRepository(repo.con).subscription(sub)
+    home_tenant = row[2] if row else TENANT
     who = acting_as(ctx)
     if who is None:
-        return Viewer(sub, TENANT)
+        return Viewer(sub, TENANT, home_tenant)
     home = open_home(ctx, create=False)
     with directory.open_directory(home) as dr:
-        return Viewer(sub, directory.resolve(dr, home, who).tenant_id)
+        return Viewer(sub, directory.resolve(dr, home, who).tenant_id, home_tenant)
 
 
 def _views(ctx: click.Context) -> ConsumerViews:

@@ -4,7 +4,8 @@ or reset stops access with the next request.
 
 - ``/SharedGalleries/{S}-{NAME}`` (``{S}`` the publisher's subscription, ``NAME`` the gallery
   name upper-cased, as ``identifier.uniqueName``): visible to a :class:`Viewer` whose
-  subscription is among the share's subscriptions, or whose tenant is among its tenants.
+  subscription is among the share's subscriptions, or whose tenant — the caller's, or the
+  home tenant of the subscription looked through — is among its tenants.
 - ``/CommunityGalleries/{prefix}-{guid}``: visible to everyone while the community is enabled.
 
 A view exposes only the fields of the SDK models ``SharedGallery*`` / ``CommunityGallery*``:
@@ -38,10 +39,13 @@ _REF = re.compile(r"^/(?P<kind>SharedGalleries|CommunityGalleries)/(?P<gallery>[
 
 @dataclass(frozen=True)
 class Viewer:
-    """Who looks: the subscription of the request (the path's) and the caller's tenant."""
+    """Who looks: the subscription of the request (the path's), the caller's tenant, and
+    the subscription's home tenant (a tenant share reaches every subscription of the
+    tenant, and every principal of it)."""
 
     subscription: str
     tenant: str
+    subscription_tenant: str | None = None
 
 
 def publisher_subscription(row: GalleryRow) -> str:
@@ -70,7 +74,9 @@ class ConsumerViews:
         if sharing.permissions_of(props) != sharing.GROUPS:
             return False
         by_sub = viewer.subscription.lower() in sharing.group_ids(props, sharing.SUBSCRIPTIONS)
-        by_tenant = viewer.tenant.lower() in sharing.group_ids(props, sharing.TENANTS)
+        tenants = sharing.group_ids(props, sharing.TENANTS)
+        by_tenant = any(t and t.lower() in tenants
+                        for t in (viewer.tenant, viewer.subscription_tenant))
         if tenant_only is None:
             return by_sub or by_tenant
         return by_tenant if tenant_only else by_sub

@@ -595,4 +595,20 @@ def test_consumer_in_another_subscription_case_14(world):
     r = cli("--as", upn_, "disk", "create", "-g", "cons2", "-n", "u3",
             "--gallery-image-reference", sid)
     assert r.exit_code == 4 and "not shared" in r.stderr, r.stderr
+    # 15. a tenant share reaches every subscription of the tenant: tom (Tailspin), Reader of
+    #     S2 (Fabrikam's), sees through S2 what is shared with Fabrikam; through S1 not
+    cli.json("role", "assignment", "create", "--assignee", w["upns"]["tom"], "--role", "Reader",
+             "--scope", f"/subscriptions/{s2}")
+    tom_tok = cli.json("token", "create", "--assignee", w["upns"]["tom"])["accessToken"]
+    tom_s2 = ComputeManagementClient(**sdk_kwargs(w["server"].url, tom_tok, subscription_id=s2,
+                                                  polling_interval=0))
+    share(alice, "H", "Add", tenants=[fab])
+    assert [g.name for g in tom_s2.shared_galleries.list("local", shared_to="tenant")] == [unique]
+    assert tom_s2.shared_gallery_images.get("local", unique, "D").name == "D"
+    assert list(client(w, "tom").shared_galleries.list("local", shared_to="tenant")) == []
+    assert [g["name"] for g in cli.json("--as", w["upns"]["tom"], "sig", "list-shared", "-l",
+                                        "local", "--shared-to", "tenant", "--subscription",
+                                        s2)] == [unique]
+    share(alice, "H", "Remove", tenants=[fab])
+    assert list(tom_s2.shared_galleries.list("local", shared_to="tenant")) == []
     assert oid
