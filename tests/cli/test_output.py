@@ -137,9 +137,9 @@ def test_global_flags_before_or_after_the_command(gal, monkeypatch):
     # warnings of the library are shown (az's "WARNING: ") unless --only-show-errors
     orig = GalleryService.show_gallery
 
-    def noisy(self, rg, name):
+    def noisy(self, rg, name, **kw):
         logging.getLogger("imagestore.gallery").warning("something to know")
-        return orig(self, rg, name)
+        return orig(self, rg, name, **kw)
 
     monkeypatch.setattr(GalleryService, "show_gallery", noisy)
     assert run("sig", "show", "-r", "myGallery").stderr == "WARNING: something to know\n"
@@ -150,7 +150,7 @@ def test_global_flags_before_or_after_the_command(gal, monkeypatch):
 
 
 def test_debug_prints_a_traceback_for_internal_errors(gal, monkeypatch, capsys):
-    def broken(self, rg, name):
+    def broken(self, rg, name, **kw):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(GalleryService, "show_gallery", broken)
