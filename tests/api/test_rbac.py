@@ -100,6 +100,9 @@ def test_reference_cases_through_the_sdk_and_the_cli(world):
     v = alice.gallery_image_versions.begin_create_or_update(RG, "G", "D", "1.0.0",
                                                             version_body(w)).result()
     assert v.provisioning_state == "Succeeded"
+    # ... and through the CLI as alice: a second gallery, created and deleted
+    assert w["cli"].json("--as", upn("alice"), "sig", "create", "-g", RG, "-r", "GA")["name"] == "GA"
+    assert w["cli"]("--as", upn("alice"), "sig", "delete", "-g", RG, "-r", "GA").exit_code == 0
 
     # 2. bob, no assignment: 403 galleries/read over G (and the CLI --as alike)
     bob = client(w, "bob")
@@ -142,6 +145,9 @@ def test_reference_cases_through_the_sdk_and_the_cli(world):
     assert dave.gallery_images.get(RG, "G", "D").name == "D"
     assert dave.gallery_image_versions.get(RG, "G", "D", "1.0.0").name == "1.0.0"
     denied(lambda: dave.galleries.get(RG, "G"), o["dave"], f"{C}/galleries/read", G_ID)
+    cli_denied(w, "dave", ["sig", "show", "-g", RG, "-r", "G"], f"{C}/galleries/read", G_ID)
+    assert w["cli"].json("--as", upn("dave"), "sig", "image-definition", "show", "-g", RG, "-r",
+                         "G", "-i", "D")["name"] == "D"
 
     # 7. frank Contributor at the resource group: create and delete; no role assignments
     #    (notActions Microsoft.Authorization/*/Write)
