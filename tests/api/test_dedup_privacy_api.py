@@ -82,7 +82,7 @@ def alone(src: str, tmp) -> dict:
             "allocatedBytes": res.allocated_bytes}
 
 
-def capture(w, who: str, rg: str, version: str) -> dict:
+def capture(w, who: str, rg: str, version: str, regions: tuple[str, ...] = ()) -> dict:
     """Tenant ``who`` captures the source as version ``version`` in its subscription;
     returns the version's JSON as B's REST client gets it."""
     sub = SUBS[who]
@@ -97,7 +97,10 @@ def capture(w, who: str, rg: str, version: str) -> dict:
         location="local", os_type="Linux", os_state="Generalized",
         identifier=m.GalleryImageIdentifier(publisher="P", offer="O", sku="S"))).result()
     cm.gallery_image_versions.begin_create_or_update(rg, "g", "d", version, m.GalleryImageVersion(
-        location="local", storage_profile=m.GalleryImageVersionStorageProfile(
+        location="local",
+        publishing_profile=m.GalleryImageVersionPublishingProfile(
+            target_regions=[m.TargetRegion(name=r) for r in ("local", *regions)]),
+        storage_profile=m.GalleryImageVersionStorageProfile(
             os_disk_image=m.GalleryOSDiskImage(source=m.GalleryDiskImageSource(
                 uri="file://" + w["src"]))))).result()
     with w["server"].client(w["tokens"][who]) as c:
@@ -132,3 +135,10 @@ def test_tenant_b_sees_the_same_whether_or_not_a_stored_the_disk(world, tmp_path
     rep = w["cli"].json("store", "verify")
     assert rep["clean"] is True
     assert w["cli"].json("store", "stats")["manifests"] == 3
+    # replication of A's and B's copies to a second region: each sends its own chunks
+    w["cli"].json("region", "create", "west", "--path", str(tmp_path / "west"))
+    for who, rg in (("A", "rg-a"), ("B", "rg-b")):
+        v = capture(w, who, rg, "3.0.0", ("west",))
+        reps = {r["region"]: r for r in v["properties"]["localStorage"]["replication"]}
+        assert reps["west"]["state"] == "Completed" and reps["west"]["bytesSent"] > 3 * MiB
+    assert w["cli"].json("region", "verify", "west")["clean"] is True
