@@ -148,3 +148,21 @@ def test_tenant_b_capture_is_the_same_whether_or_not_another_tenant_stored_the_d
     assert again["digest"] == seen["digest"] and again_work["packBytesWritten"] == 0
     # and the store is sound: every domain verifies
     assert Cli(str(tmp_path / "w1")).json("store", "verify")["clean"] is True
+
+
+def test_concurrent_first_captures_agree(store_dir):
+    """Several services (as several processes would) ask for B's and C's domains at once:
+    one number per tenant, one key."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    gallery(store_dir)  # the directory rows
+
+    def ask(i: int) -> domains.Domain:
+        svc = GalleryService(Home.open(store_dir))
+        return svc.placement.dedup_domain(rid(SUB_B if i % 2 else SUB_C))
+
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(ask, range(16)))
+    assert {d.tag for d in got[1::2]} | {d.tag for d in got[0::2]} == {1, 2}
+    assert len({d.tag for d in got[1::2]}) == 1 and len({d.tag for d in got[0::2]}) == 1
+    assert len({d.key for d in got}) == 1
