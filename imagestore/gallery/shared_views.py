@@ -110,6 +110,14 @@ class ConsumerViews:
             return self._shared_row(viewer, location, name)
         return self._community_row(location, name)
 
+    @staticmethod
+    def _canonical(kind: str, g: GalleryRow, name: str) -> str:
+        """The gallery's name as it publishes it (names match in any case; views and ids
+        carry the published spelling, not the caller's)."""
+        if kind == SHARED:
+            return unique_name(g)
+        return next(n for n in sharing.public_names(g.properties) if n.lower() == name.lower())
+
     # -- rows below a gallery ---------------------------------------------------------------
 
     def _definition(self, g: GalleryRow, image: str, base: str) -> DefinitionRow:
@@ -208,24 +216,28 @@ class ConsumerViews:
     def gallery(self, kind: str, location: str, name: str, viewer: Viewer | None = None) -> dict:
         g = self._gallery(kind, location, name, viewer)
         location = g.location  # the region's own spelling
+        name = self._canonical(kind, g, name)
         return self._gallery_json(kind, g, name)
 
     def images(self, kind: str, location: str, name: str,
                viewer: Viewer | None = None) -> list[dict]:
         g = self._gallery(kind, location, name, viewer)
         location = g.location  # the region's own spelling
+        name = self._canonical(kind, g, name)
         return [self._image_json(kind, d, name, location) for d in self.repo.list_definitions(g)]
 
     def image(self, kind: str, location: str, name: str, image: str,
               viewer: Viewer | None = None) -> dict:
         g = self._gallery(kind, location, name, viewer)
         location = g.location  # the region's own spelling
+        name = self._canonical(kind, g, name)
         return self._image_json(kind, self._definition(g, image, name), name, location)
 
     def versions(self, kind: str, location: str, name: str, image: str,
                  viewer: Viewer | None = None) -> list[dict]:
         g = self._gallery(kind, location, name, viewer)
         location = g.location  # the region's own spelling
+        name = self._canonical(kind, g, name)
         d = self._definition(g, image, name)
         return [self._version_json(kind, v, name, location)
                 for v in self.repo.list_versions(d, active_only=True)  # not soft-deleted ones
@@ -235,6 +247,7 @@ class ConsumerViews:
                 viewer: Viewer | None = None) -> dict:
         g = self._gallery(kind, location, name, viewer)
         location = g.location  # the region's own spelling
+        name = self._canonical(kind, g, name)
         d = self._definition(g, image, name)
         return self._version_json(kind, self._version(d, version, location, name), name,
                                   location)
@@ -253,10 +266,11 @@ class ConsumerViews:
         kind = SHARED if m["kind"].lower() == "sharedgalleries" else COMMUNITY
         g = self._gallery(kind, location, m["gallery"], viewer)
         location = g.location
-        d = self._definition(g, m["image"], m["gallery"])
-        v = self._version(d, m["version"], location, m["gallery"])
+        name = self._canonical(kind, g, m["gallery"])
+        d = self._definition(g, m["image"], name)
+        v = self._version(d, m["version"], location, name)
         soft_delete.check_usable(self.repo, v)  # a soft-deleted one only until its end
-        return v, f"{self._prefix(kind, m['gallery'])}/Images/{d.name}/Versions/{v.name}"
+        return v, f"{self._prefix(kind, name)}/Images/{d.name}/Versions/{v.name}"
 
 
 def _disk(d: dict) -> dict:

@@ -224,6 +224,17 @@ def test_case_14_unique_name_is_upper_case_and_the_private_id_is_refused(world):
         got = w["cli"].json("--as", upn("tom"), "sig", "show-shared", "-l", "local",
                             "--gallery-unique-name", unique)
         assert got["name"] == unique and "source" not in str(got)
+        # names match in any case; the views and ids carry the published spelling
+        lower = unique.lower()
+        g = tom.shared_galleries.get("local", lower)
+        assert g.name == unique and g.identifier.unique_id == f"/SharedGalleries/{unique}"
+        assert tom.shared_gallery_image_versions.get("local", lower, "D", "1.0.0").identifier \
+            .unique_id == f"/SharedGalleries/{unique}/Images/D/Versions/1.0.0"
+        d = w["cli"].json("--as", upn("alice"), "disk", "create", "-g", RG, "-n", "lowref",
+                          "--gallery-image-reference",
+                          f"/SharedGalleries/{lower}/Images/D/Versions/latest")
+        assert d["properties"]["creationData"]["galleryImageReference"] == {
+            "sharedGalleryImageId": f"/SharedGalleries/{unique}/Images/D/Versions/1.0.0"}
         # tom (Reader of the subscription) reads hx's ARM id: the reference's 403 applies to
         # a consumer outside the publisher's subscription (test_sharing's uma); ned, with no
         # role at all, is refused both the private id and the shared views
@@ -299,6 +310,9 @@ def test_cases_20_and_22_community_enable_and_delete_under_as(world):
                         "list-community", "-l", "local", "--public-gallery-name", public, "-i",
                         "D")
     assert [v["name"] for v in got] == ["1.0.0"]
+    got = w["cli"].json("--as", "ned@elsewhere.example", "sig", "show-community", "-l", "local",
+                        "--public-gallery-name", public.upper())
+    assert got["name"] == public and got["identifier"]["uniqueId"] == f"/CommunityGalleries/{public}"
     # 22. delete refused while enabled (exit 5), after reset and emptied exit 0
     r = as_(w, "alice", "sig", "delete", "-g", RG, "-r", "C20")
     assert r.exit_code == 5 and "reset its sharing first" in r.stderr, r.stderr
