@@ -25,6 +25,38 @@ def given(values: tuple | list | None) -> list | None:
     return list(values) if values else None
 
 
+def with_encryption(regions: list | None, specs: list | None,
+                    location: str | None) -> list | None:
+    """``--target-regions`` with az's ``--target-region-encryption`` (one
+    ``OS_DES[,LUN,DATA_DES]...`` per region, ``null`` for none) as the REST body's
+    ``encryption``, so the service refuses it as it refuses the REST field."""
+    flag = "--target-region-encryption"
+    if not specs:
+        return regions
+    names = [t for r in regions or [location or "local"] for t in str(r).split()]
+    tokens = [t for s in specs for t in str(s).split()]
+    if len(tokens) > len(names):
+        raise InvalidArgument(f"{flag}: {len(tokens)} values for {len(names)} target "
+                              f"region(s); give one per region", target="target_region_encryption")
+    out: list = []
+    for i, name in enumerate(names):
+        parts = tokens[i].split(",") if i < len(tokens) else ["null"]
+        if len(parts) % 2 == 0 or not all(p.isdigit() for p in parts[1::2]):
+            raise InvalidArgument(f"{flag}: '{tokens[i]}' is not OS_DES[,LUN,DATA_DES]...",
+                                  target="target_region_encryption")
+        enc: dict = {}
+        if parts[0].lower() != "null":
+            enc["osDiskImage"] = {"diskEncryptionSetId": parts[0]}
+        data = [{"lun": int(lun), "diskEncryptionSetId": des}
+                for lun, des in zip(parts[1::2], parts[2::2], strict=True)
+                if des.lower() != "null"]
+        if data:
+            enc["dataDiskImages"] = data
+        tr = validate.parse_target_regions([name])[0]
+        out.append({**tr, "encryption": enc} if enc else name)
+    return out if any(isinstance(x, dict) for x in out) else regions
+
+
 def int_list(field: str, values: tuple | list | None) -> list[int]:
     out = []
     for v in values or ():
@@ -444,6 +476,10 @@ def image_version_group() -> None:
               help="Source region (default local).")
 @click.option("--target-regions", cls=Variadic, metavar="REGION[=COUNT][=SKU]...",
               help="Regions to replicate to (must include the source region).")
+@click.option("--target-region-encryption", cls=Variadic, metavar="OS_DES[,LUN,DATA_DES]...",
+              help="az's customer-managed keys per target region (null: none): refused, "
+                   "imagestore does not encrypt with customer keys, nor does Azure in a "
+                   "shared gallery.")
 @click.option("--replica-count", type=int, default=None, help="Default replicas per region (1).")
 @click.option("--storage-account-type", default=None,
               metavar="Standard_LRS|Standard_ZRS|Premium_LRS")
@@ -467,8 +503,8 @@ def image_version_group() -> None:
 def image_version_create(ctx, rg, gallery, image, version, os_vhd_uri, os_vhd_storage_account,
                          data_vhds_uris,
                          data_vhds_luns, source_vm, source_version, os_snapshot, data_snapshots,
-                         data_snapshot_luns, managed_image, location, target_regions, replica_count,
-                         storage_account_type, replication_mode, exclude_from_latest,
+                         data_snapshot_luns, managed_image, location, target_regions,
+                         target_region_encryption, replica_count, storage_account_type, replication_mode, exclude_from_latest,
                          end_of_life_date, block_deletion_before_end_of_life,
                          allow_replicated_location_deletion, allow_parent_dir, source_format,
                          threads, no_wait, tags) -> None:
@@ -495,6 +531,8 @@ def image_version_create(ctx, rg, gallery, image, version, os_vhd_uri, os_vhd_st
     zone, Premium_LRS stores it uncompressed. Shallow references the source file instead of
     copying it (source region only; limited concurrent disk creation).
     """
+    target_regions = with_encryption(given(target_regions), given(target_region_encryption),
+                                     location)
     if os_vhd_storage_account is not None:
         from ..azblob import check_account_of
 

@@ -76,6 +76,7 @@ TARGET_FLAGS: list[tuple[str, str]] = [
     ("properties.storageProfile.dataDiskImages", "--data-vhds-luns|--data-snapshot-luns"),
     ("properties.storageProfile.source.id", "--image-version|--managed-image"),
     ("properties.publishingProfile.targetRegions", "--target-regions"),
+    ("properties.publishingProfile.targetRegions[*].encryption", "--target-region-encryption"),
     ("properties.publishingProfile.replicaCount", "--replica-count"),
     ("properties.publishingProfile.storageAccountType", "--storage-account-type"),
     ("properties.publishingProfile.replicationMode", "--replication-mode"),

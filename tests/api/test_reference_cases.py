@@ -273,6 +273,39 @@ def test_case_16_share_limits_under_as(world):
            *subs)
 
 
+def test_case_18_encrypted_version_in_a_shared_gallery_under_as(world):
+    """az's --target-region-encryption becomes the body's encryption, refused as REST refuses
+    it (400 InvalidParameter there: test_sharing); nothing is created."""
+    w = world
+    des = f"{RG_ID}/providers/{C}/diskEncryptionSets/des"
+    for spec in (des, f"null,0,{des}"):
+        r = as_(w, "alice", *vargs("hx", "2.0.0", "--os-vhd-uri", w["src"],
+                                   "--target-region-encryption", spec))
+        assert r.exit_code == 3, (r.exit_code, r.stderr)
+        assert r.stderr.strip() == ("error: --target-region-encryption: an encrypted image "
+                                    "version can't be created in gallery 'hx', which is "
+                                    "shared (Groups)"), r.stderr
+    # in a private gallery: not supported at all
+    r = as_(w, "alice", *vargs("G", "2.0.0", "--os-vhd-uri", w["src"], "--target-regions",
+                               "local", "--target-region-encryption", des))
+    assert r.exit_code == 3 and "not supported by imagestore" in r.stderr, r.stderr
+    # malformed and surplus values: one line naming the flag
+    for args in (["--target-region-encryption", f"{des},x,{des}"],
+                 ["--target-region-encryption", f"{des},0"],
+                 ["--target-region-encryption", des, des]):
+        r = as_(w, "alice", *vargs("hx", "2.0.0", "--os-vhd-uri", w["src"], *args))
+        assert r.exit_code == 3 and r.stderr.startswith("error: --target-region-encryption: "), \
+            (args, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1
+    # all null: no encryption, the version is made as without the flag
+    ok(w, "alice", *vargs("hx", "2.0.0", "--os-vhd-uri", w["src"], "--target-region-encryption",
+                          "null"))
+    assert "2.0.0" in versions(w, "hx")
+    ok(w, "alice", "sig", "image-version", "delete", "-g", RG, "-r", "hx", "-i", "D", "-e",
+       "2.0.0")
+    assert "2.0.0" not in versions(w, "hx")
+
+
 def test_case_19_community_flags_under_as(world):
     w = world
     r = as_(w, "alice", "sig", "create", "-g", RG, "-r", "C19", "--permissions", "Community",
