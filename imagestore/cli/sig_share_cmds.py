@@ -259,6 +259,22 @@ def show_shared(ctx, name, location, subscription) -> None:
                                   viewer_of(ctx, subscription=subscription)))
 
 
+@sig_group.command("list-community")
+@_location
+@_subscription
+@common_options
+@click.pass_context
+def list_community(ctx, location, subscription) -> None:
+    """List the community galleries of a region (anyone may).
+
+    \b
+    Example:
+      imagestore sig list-community -l local
+    """
+    viewer_of(ctx, subscription=subscription)  # the subscription looked through exists
+    emit(ctx, _views(ctx).list_community(location))
+
+
 @sig_group.command("show-community")
 @_public
 @_location
@@ -353,7 +369,7 @@ acting.ACTIONS.update({
     "sig image-version show-shared": (f"{_READ}/images/versions/read", _sub),
 })
 # community views: every signed-in principal (no RBAC action)
-for _cmd in ("sig show-community", "sig image-definition list-community",
+for _cmd in ("sig list-community", "sig show-community", "sig image-definition list-community",
              "sig image-definition show-community", "sig image-version list-community",
              "sig image-version show-community"):
     acting.ACTIONS[_cmd] = (None, _sub)

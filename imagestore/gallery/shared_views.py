@@ -213,6 +213,16 @@ class ConsumerViews:
         return [self._gallery_json(SHARED, r, unique_name(r))
                 for r in self._shared_rows(viewer, location, tenant_only=shared_to_tenant)]
 
+    def list_community(self, location: str) -> list[dict]:
+        """The community galleries enabled in ``location`` (``sig list-community``), one
+        entry per public name."""
+        out = []
+        for r in self.repo.list_galleries(None):
+            p = r.properties
+            if r.location.lower() == location.lower() and sharing.community_enabled(p):
+                out += [self._gallery_json(COMMUNITY, r, n) for n in sharing.public_names(p)]
+        return sorted(out, key=lambda g: g["name"].lower())
+
     def gallery(self, kind: str, location: str, name: str, viewer: Viewer | None = None) -> dict:
         g = self._gallery(kind, location, name, viewer)
         location = g.location  # the region's own spelling

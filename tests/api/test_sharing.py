@@ -429,6 +429,7 @@ def test_community_gallery_cases_19_20_22(world):
     assert cli_v == vb
     assert w["cli"].json("--as", w["upns"]["ned"], "sig", "show-community", "-l", "local",
                          "--public-gallery-name", public) == body
+    assert w["cli"].json("--as", w["upns"]["ned"], "sig", "list-community", "-l", "local") == [body]
     # the gallery's own resources stay private: 403 for ned
     denied(w, lambda: ned.galleries.get(RG, "Comm"), "ned", f"{C}/galleries/read", comm_id)
     # not a direct share: the shared views do not show it
