@@ -193,11 +193,14 @@ def put_set(req: ArmRequest) -> Reply:
                                   "supported for scale sets on the REST API yet (use the CLI's "
                                   "--custom-data)",
                                   target="properties.virtualMachineProfile.osProfile.customData")
+        viewer = (shared_galleries.viewer(req)
+                  if shared_views.is_shared_reference(kw["image"]) else None)
         out = c.vmss.create(
             req.rg, name, kw.pop("image"), instance_count=2 if capacity is None else capacity,
             location=b.str("location"), size=b.str("sku.name"), tags=b.tags(),
             computer_name_prefix=b.str(
-                "properties.virtualMachineProfile.osProfile.computerNamePrefix"), **kw)
+                "properties.virtualMachineProfile.osProfile.computerNamePrefix"), viewer=viewer,
+            **kw)
         op = svc.operations.done("create", out["id"], out["location"])
     return accepted(req, op, out["location"], 201, out)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..gallery import shared_views
 from .common import common_options
 from .output import emit
 from .sig_cmds import Variadic, given, int_list, rg_filter_option, rg_option, tags_opt
@@ -46,6 +47,11 @@ def vmss_create(ctx, rg, name, image, location, specialized, admin_username, ssh
                 custom_data, security_type, enable_secure_boot, enable_vtpm, size, os_disk_mode,
                 data_disk_sizes_gb, tags, instance_count, computer_name_prefix) -> None:
     """Create a scale set and its instances (all or nothing)."""
+    viewer = None
+    if shared_views.is_shared_reference(image):  # a consumer's (issue 15)
+        from .sig_share_cmds import viewer_of
+
+        viewer = viewer_of(ctx, rg=rg)
     emit(ctx, compute_service(ctx).vmss.create(
         rg, name, image, instance_count=instance_count, location=location,
         specialized=specialized, admin_username=admin_username,
@@ -57,7 +63,7 @@ def vmss_create(ctx, rg, name, image, location, specialized, admin_username, ssh
                         ".vTpmEnabled", enable_vtpm),
         size=size, os_disk_mode=os_disk_mode,
         data_disk_sizes_gb=int_list("--data-disk-sizes-gb", data_disk_sizes_gb),
-        tags=tags_opt(tags)))
+        tags=tags_opt(tags), viewer=viewer))
 
 
 @vmss_group.command("show")

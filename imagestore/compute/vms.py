@@ -136,8 +136,7 @@ class VirtualMachines:
         field = f"properties.storageProfile.imageReference.{key}"
         if viewer is None:
             raise InvalidArgument(f"{field}: a shared or community image needs the consumer's "
-                                  f"subscription and tenant (not supported for scale sets "
-                                  f"yet)", target=field)
+                                  f"subscription and tenant", target=field)
         vrow, vid = shared_views.ConsumerViews(self.repo).resolve(image, viewer, location,
                                                                   field=field)
         luns = sorted(d.lun for d in self.repo.disks_of(vrow.id) if d.lun >= 0)

@@ -18,6 +18,7 @@ from ..errors import Conflict, ImagestoreError, InvalidArgument, NotFound
 from ..gallery import validate
 from ..gallery.repository import VmRow, VmssRow
 from ..gallery.service import GalleryService
+from ..gallery.shared_views import Viewer
 from . import arm_vm, rules
 from .vms import DEFAULT_LOCATION, VirtualMachines
 
@@ -41,6 +42,13 @@ def _capacity(value, field: str = "sku.capacity") -> int:
                               target=field)
     return value
 
+
+
+def image_of(props: dict) -> str:
+    """The scale set's image: ``imageReference.id``, or a consumer's
+    ``sharedGalleryImageId`` / ``communityGalleryImageId`` (issue 15)."""
+    ir = props["virtualMachineProfile"]["storageProfile"]["imageReference"]
+    return ir.get("id") or ir.get("sharedGalleryImageId") or ir["communityGalleryImageId"]
 
 class ScaleSets:
     """The scale set operations."""
@@ -79,8 +87,10 @@ class ScaleSets:
                security_type: str | None = None, enable_secure_boot: bool | None = None,
                enable_vtpm: bool | None = None, size: str | None = None,
                os_disk_mode: str | None = None, data_disk_sizes_gb=(),
-               tags: dict | None = None) -> dict:
-        """Create the scale set and its ``instance_count`` instances (all or nothing)."""
+               tags: dict | None = None, viewer: Viewer | None = None) -> dict:
+        """Create the scale set and its ``instance_count`` instances (all or nothing).
+        ``viewer``: the consumer of a shared or community image (kept: instances added
+        later resolve the image through the share as it is then)."""
         validate.resource_group(rg)
         rules.vm_name(name, "vmScaleSetName")
         count = _capacity(instance_count)
@@ -95,12 +105,12 @@ class ScaleSets:
                              custom_data=custom_data, security_type=security_type,
                              enable_secure_boot=enable_secure_boot, enable_vtpm=enable_vtpm,
                              size=size, os_disk_mode=os_disk_mode,
-                             data_disk_sizes_gb=data_disk_sizes_gb)
+                             data_disk_sizes_gb=data_disk_sizes_gb, viewer=viewer)
         choice = plan["choice"]
         prof: rules.OsProfile | None = plan["osProfile"]
         vmp: dict = {
             "storageProfile": {
-                "imageReference": {"id": choice.requested_id},
+                "imageReference": {choice.reference_key: choice.requested_id},
                 "osDisk": {"createOption": "FromImage", "caching": "ReadWrite",
                            "osType": choice.definition.get("osType", "Linux"),
                            "managedDisk": {"storageAccountType": "Standard_LRS"}},
@@ -138,6 +148,7 @@ class ScaleSets:
                     "securityType": security_type, "enableSecureBoot": enable_secure_boot,
                     "enableVtpm": enable_vtpm, "size": plan["size"],
                     "osDiskMode": plan["osDiskMode"], "dataDiskSizesGB": plan["emptyDisks"],
+                    "viewer": dataclasses.asdict(viewer) if viewer is not None else None,
                 },
             },
         }
@@ -155,14 +166,15 @@ class ScaleSets:
     def _instance_plan(self, row: VmssRow, computer_name: str) -> dict:
         props = row.properties
         m = props["localCompute"]["model"]
-        image = props["virtualMachineProfile"]["storageProfile"]["imageReference"]["id"]
+        image = image_of(props)
+        viewer = Viewer(**m["viewer"]) if m.get("viewer") else None
         plan = self.vms.plan(
             row.rg, row.name, image, location=row.location, specialized=m["specialized"],
             admin_username=m["adminUsername"], ssh_key_values=m["sshKeys"],
             computer_name=computer_name if m["adminUsername"] else None, custom_data=None,
             security_type=m["securityType"], enable_secure_boot=m["enableSecureBoot"],
             enable_vtpm=m["enableVtpm"], size=m["size"], os_disk_mode=m["osDiskMode"],
-            data_disk_sizes_gb=m["dataDiskSizesGB"])
+            data_disk_sizes_gb=m["dataDiskSizesGB"], viewer=viewer)
         if plan["osProfile"] is not None and m.get("customData") is not None:
             plan["osProfile"] = dataclasses.replace(
                 plan["osProfile"], custom_data=base64.b64decode(m["customData"]))
@@ -181,7 +193,7 @@ class ScaleSets:
                 try:
                     plan = self._instance_plan(fresh, f"{prefix}{base36(iid)}")
                 except NotFound as e:
-                    ref = props["virtualMachineProfile"]["storageProfile"]["imageReference"]["id"]
+                    ref = image_of(props)
                     raise NotFound(
                         f"Virtual machine scale set '{row.name}' cannot add instance {iid}: its "
                         f"image reference {ref} is not available ({e.message}). Existing "

@@ -151,9 +151,13 @@ def test_consumer_disks_from_shared_and_community_images(env, tmp_path):
     assert vm["properties"]["storageProfile"]["imageReference"] == {"sharedGalleryImageId": ref,
                                                       "exactVersion": "1.0.0"}
     assert "/galleries/" not in json.dumps(vm)
-    r = run("vmss", "create", "-g", "cons", "-n", "ss1", "--image", ref,
-            "--admin-username", "azureuser", "--ssh-key-values", KEY)
-    assert r.exit_code == 3 and "not supported for scale sets yet" in r.stderr, r.stderr
+    ss = run.json("vmss", "create", "-g", "cons", "-n", "ss1", "--image", ref,
+                  "--admin-username", "azureuser", "--ssh-key-values", KEY, "--instance-count", "1")
+    assert ss["properties"]["virtualMachineProfile"]["storageProfile"]["imageReference"] == {
+        "sharedGalleryImageId": ref}
+    assert "/galleries/" not in json.dumps(ss)
+    [inst] = run.json("vmss", "list-instances", "-g", "cons", "-n", "ss1")
+    assert inst["properties"]["storageProfile"]["imageReference"]["exactVersion"] == "1.0.0"
     # community: while enabled
     run.json("sig", "share", "enable-community", "-r", "comm")
     public = run.json("sig", "show", "-r", "comm")["properties"]["sharingProfile"][
@@ -168,6 +172,9 @@ def test_consumer_disks_from_shared_and_community_images(env, tmp_path):
     assert r.exit_code == 4
     run.json("sig", "share", "remove", "-r", "grp", "--subscription-ids", S)
     run.json("sig", "share", "reset", "-r", "comm")
+    r = run("vmss", "scale", "-g", "cons", "-n", "ss1", "--new-capacity", "2")
+    assert r.exit_code == 4 and "cannot add instance" in r.stderr, r.stderr
+    assert len(run.json("vmss", "list-instances", "-g", "cons", "-n", "ss1")) == 1
     for n, rf in (("d4", ref), ("d5", cref)):
         r = run("disk", "create", "-g", "cons", "-n", n, "--gallery-image-reference", rf)
         assert r.exit_code == 4, r.stderr
@@ -177,7 +184,7 @@ def test_consumer_disks_from_shared_and_community_images(env, tmp_path):
         r = run("disk", "create", "-g", "cons", "-n", "d6", "--gallery-image-reference", bad)
         assert r.exit_code in (3, 4) and "Traceback" not in r.stderr, (bad, r.stderr)
     names = [x["name"] for x in run.json("disk", "list", "-g", "cons")]
-    assert names[:2] == ["d1", "d2"] and len(names) == 3 and names[2].startswith("vm1_OsDisk_1_")
+    assert names[:2] == ["d1", "d2"] and len(names) == 4, names
     assert sharing.MAX_TENANTS == 5
 
 
