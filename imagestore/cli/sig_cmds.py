@@ -212,8 +212,8 @@ def sig_show(ctx, rg, gallery, sharing_groups) -> None:
       imagestore sig show -r myGallery
       imagestore sig show -r shared --sharing-groups
     """
-    emit(ctx, gallery_service(ctx, create=False).show_gallery(
-        rg, gallery, sharing_groups=flag_value("--sharing-groups", sharing_groups)))
+    kw = {"sharing_groups": True} if flag_value("--sharing-groups", sharing_groups) else {}
+    emit(ctx, gallery_service(ctx, create=False).show_gallery(rg, gallery, **kw))
 
 
 @sig_group.command("list")
