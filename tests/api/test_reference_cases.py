@@ -439,3 +439,17 @@ def test_case_25_cross_tenant_under_as_is_the_current_tenant_refusal(world):
         f"on scope '{rg2}/providers/{C}/disks/x1', however the current tenant '{t2}' is not "
         f"authorized to access linked subscription '{S}'.")
     assert cli.json("disk", "list", "-g", "refrg2") == []
+
+
+def test_case_02_identity_from_the_environment_and_its_precedence(world, monkeypatch):
+    """IMAGESTORE_AS acts as the principal like --as; --as wins over it; an empty value is
+    the store owner."""
+    w = world
+    monkeypatch.setenv("IMAGESTORE_AS", "ned@elsewhere.example")
+    r = w["cli"]("sig", "show", "-g", RG, "-r", "G")
+    assert r.exit_code == 14 and r.stderr.strip() == "error: " + authorize.message(
+        "ned@elsewhere.example", w["oids"]["ned"], f"{C}/galleries/read", G_ID), r.stderr
+    ok(w, "bob", "sig", "show", "-g", RG, "-r", "G")  # --as bob (Reader at G) wins
+    cli_denied(w, "carol", ["sig", "show", "-g", RG, "-r", "G"], f"{C}/galleries/read", G_ID)
+    monkeypatch.setenv("IMAGESTORE_AS", "")
+    assert w["cli"].json("sig", "show", "-g", RG, "-r", "G")["name"] == "G"
