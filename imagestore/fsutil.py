@@ -129,26 +129,45 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def remove_stale_builds(parent: str, base: str) -> int:
-    """Remove temp directories of creations of ``parent/base`` whose process died on this
-    host (a kill while creating). Returns how many were removed."""
+def remove_stale_builds(parent: str, base: str | None = None) -> int:
+    """Remove temp directories and temp files of creations of ``parent/base`` (of anything in
+    ``parent`` when ``base`` is None) whose process died on this host (a kill while creating).
+    Returns how many were removed."""
     import shutil
 
     host = os.uname().nodename.replace("-", "_") or "host"
-    prefix = f".{base}{BUILD_TAG}{host}-"
+    tag = f"{BUILD_TAG}{host}-"
     n = 0
     try:
         names = os.listdir(parent)
     except OSError:
         return 0
     for name in names:
-        if not name.startswith(prefix):
+        if base is not None:
+            if not name.startswith(f".{base}{tag}"):
+                continue
+        elif not name.startswith(".") or tag not in name:
             continue
-        pid = name[len(prefix):].split("-")[0]
+        pid = name.rpartition(tag)[2].split("-")[0]
         if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
-            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+            full = os.path.join(parent, name)
+            if os.path.isdir(full) and not os.path.islink(full):
+                shutil.rmtree(full, ignore_errors=True)
+            else:
+                try:
+                    os.unlink(full)
+                except FileNotFoundError:
+                    continue
             n += 1
     return n
+
+
+def temp_beside(target: str) -> str:
+    """The path of a new temp file or directory for creating ``target``:
+    ``.<name>.imagestore-new-<host>-<pid>-<random>`` beside it (what
+    :func:`remove_stale_builds` removes once its process is gone)."""
+    parent, base = os.path.split(os.path.abspath(target))
+    return os.path.join(parent, _build_name(base))
 
 
 def build_beside(target: str, build: Callable[[str], None]) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from ..formats import SOURCE_FORMATS, WRITE_FORMATS, open_disk
@@ -194,7 +196,16 @@ def gc_cmd(ctx: click.Context, dry_run: bool, timeout: float) -> None:
     out = gc(home.blob_store(), timeout=timeout, dry_run=dry_run).to_json()
     out["softDeletedVersionsPurged"] = purged
     out["linkedParentsFreed"] = _collect_linked_parents(home, dry_run)
+    out["diskTempFilesRemoved"] = 0 if dry_run else _remove_disk_temps(home)
     emit(ctx, out)
+
+
+def _remove_disk_temps(home: Home) -> int:
+    """Temp files of disk creations in the store's ``disks/`` whose process died (a kill
+    while writing: ``.<name>.imagestore-new-<host>-<pid>-…``, formats.new_disk_file)."""
+    from ..fsutil import remove_stale_builds
+
+    return remove_stale_builds(os.path.join(home.root, "disks"))
 
 
 def _purge_soft_deleted(home: Home, dry_run: bool) -> list[str]:

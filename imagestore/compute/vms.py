@@ -315,6 +315,10 @@ class VirtualMachines:
 
     def _empty_disk(self, rg: str, dname: str, lun: int, gb: int, location: str) -> dict:
         validate.disk_name(dname)
+        with self.gallery.disks.creating():  # a file with no row yet: not reclaimable
+            return self._empty_disk_file(rg, dname, lun, gb, location)
+
+    def _empty_disk_file(self, rg: str, dname: str, lun: int, gb: int, location: str) -> dict:
         path = os.path.join(self.home.root, "disks", f"{dname}.raw")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)

@@ -9,12 +9,12 @@
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from ..errors import BadImage, ImagestoreError, InvalidArgument, IOFailure, NotFound, from_oserror
+from ..fsutil import fsync_dir, remove_stale_builds, temp_beside
 from .base import DiskReader, DiskWriter, SourceChanged, SourceGuard, coalesce
 from .detect import SOURCE_FORMATS, container_format, detect
 from .raw import EXT4_MAX_FILE, RawReader, RawWriter
@@ -263,7 +263,10 @@ def new_disk_file(path: str, virtual_size: int, fmt: str,
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise InvalidArgument(f"--path: directory {parent} does not exist")
-    tmp = os.path.join(parent, f".{os.path.basename(path)}.imagestore-{secrets.token_hex(4)}")
+    # the temp name carries host and pid: a killed creation's temp file is removed by the next
+    # creation of the same path, and by ``store gc`` in the store's disks directory
+    remove_stale_builds(parent, os.path.basename(path))
+    tmp = temp_beside(path)
     try:
         writer = (writer_factory or create_writer)(tmp, virtual_size, fmt)
     except ImagestoreError as e:
@@ -276,6 +279,8 @@ def new_disk_file(path: str, virtual_size: int, fmt: str,
         yield writer
         writer.finish()
         os.replace(tmp, path)
+        tmp = path  # from here a failure removes the published file
+        fsync_dir(parent)  # the rename is durable before the caller records the disk
         ok = True
     except ImagestoreError as e:
         raise _users_path(e, tmp, path) from None

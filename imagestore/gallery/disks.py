@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from ..errors import Conflict, InvalidArgument, NotFound, OperationNotAllowed
+from ..errors import Conflict, InvalidArgument, NotFound, OperationNotAllowed, StoreBusy
 from ..formats import WRITE_FORMATS, new_disk_file, open_disk
 from ..home import Home
 from ..regions.replicas import materialize_from_copies
+from ..store.lock import StoreLock
 from . import arm_disk, disk_access, ids, resources, shallow, shared_views, sources, validate
 from . import linked as linked_mod
 from .placement import Placement
@@ -42,7 +45,55 @@ class Disks:
         self.placement = placement
         self.versions = versions
 
+    def disks_dir(self) -> str:
+        """The store's own directory of disk files (the default ``--path``)."""
+        return os.path.join(self.home.root, "disks")
+
+    def _lock_path(self) -> str:
+        return os.path.join(self.home.root, "disks.lock")  # not in disks/: users list that
+
+    @contextmanager
+    def creating(self) -> Iterator[None]:
+        """Held (shared ``<store>/disks.lock``) by every creation of a file in :meth:`disks_dir` from
+        before its first write until its disk row is committed: who holds the exclusive lock
+        knows that a file there no row records was left by a killed creation."""
+        with StoreLock(self._lock_path(), exclusive=False):
+            yield
+
+    def _reclaim_default_path(self, name: str, fmt: str) -> None:
+        """Remove the file at a new disk's default path when no disk row records it and no
+        creation is under way (a kill between publishing the file and committing its row)."""
+        ext = EXTENSIONS.get((fmt or "raw").lower())
+        if ext is None or "/" in name or name.startswith("."):
+            return
+        path = os.path.join(self.disks_dir(), f"{name}.{ext}")
+        if not os.path.isfile(path) or os.path.islink(path):
+            return
+        try:
+            with StoreLock(self._lock_path(), exclusive=True, timeout=0):
+                if os.path.isfile(path) and not self.repo.disk_at_path(path):
+                    os.unlink(path)
+        except StoreBusy:
+            pass  # another creation is under way: the file may be its; the Conflict stands
+
     def create(
+        self, rg: str, name: str, reference: str | None = None, *, lun: int | None = None,
+        source: str | None = None,
+        fmt: str = "raw", path: str | None = None, location: str | None = None,
+        tags: dict | None = None, observer: Observer | None = None, threads: int = 2,
+        linked: bool = False, viewer: Viewer | None = None,
+    ) -> dict:
+        """Write a new disk file and register it (:meth:`_create`). Under :meth:`creating`;
+        a file a killed creation left at the default path is removed first."""
+        validate.disk_name(name)
+        if path is None:
+            self._reclaim_default_path(name, fmt)
+        with self.creating():
+            return self._create(rg, name, reference, lun=lun, source=source, fmt=fmt,
+                                path=path, location=location, tags=tags, observer=observer,
+                                threads=threads, linked=linked, viewer=viewer)
+
+    def _create(
         self, rg: str, name: str, reference: str | None = None, *, lun: int | None = None,
         source: str | None = None,
         fmt: str = "raw", path: str | None = None, location: str | None = None,

@@ -951,6 +951,10 @@ class Repository:
         row = self._one(_select("disks") + "WHERE rg = ? AND name = ?", (rg, name))
         return DiskRow.from_sql(row) if row else None
 
+    def disk_at_path(self, path: str) -> bool:
+        """Whether a disk row records the file ``path``."""
+        return self._one("SELECT 1 FROM disks WHERE path = ?", (path,)) is not None
+
     def disk(self, rg: str, name: str) -> DiskRow:
         """The disk resource; NotFound when there is none."""
         row = self.find_disk(rg, name)
