@@ -196,27 +196,31 @@ def gc_cmd(ctx: click.Context, dry_run: bool, timeout: float) -> None:
     out = gc(home.blob_store(), timeout=timeout, dry_run=dry_run).to_json()
     out["softDeletedVersionsPurged"] = purged
     out["linkedParentsFreed"] = _collect_linked_parents(home, dry_run)
-    out["diskTempFilesRemoved"] = 0 if dry_run else _remove_disk_temps(home)
+    out["abandonedTempFilesRemoved"] = 0 if dry_run else _remove_abandoned_temps(home)
     emit(ctx, out)
 
 
-def _remove_disk_temps(home: Home) -> int:
-    """Temp files of disk creations in the store's ``disks/`` whose process died (a kill
-    while writing: ``.<name>.imagestore-new-<host>-<pid>-…``, formats.new_disk_file)."""
+def _remove_abandoned_temps(home: Home) -> int:
+    """Temp files of disk and key creations (the store's ``disks/``: formats.new_disk_file;
+    ``identity/``: identity.keyfile) whose process died: ``.<name>.imagestore-new-<host>-
+    <pid>-…`` left by a kill while writing, or between publishing and removing the temp."""
     from ..fsutil import remove_stale_builds
 
-    return remove_stale_builds(os.path.join(home.root, "disks"))
+    return sum(remove_stale_builds(os.path.join(home.root, d)) for d in ("disks", "identity"))
 
 
 def _purge_soft_deleted(home: Home, dry_run: bool) -> list[str]:
     """Ids of the soft-deleted versions past their hard-deletion time, purged (gallery/
-    soft_delete.py)."""
-    from ..gallery import GalleryService, backends
+    soft_delete.py). First finishes the deletions a kill interrupted between a version's rows
+    and its manifests (gallery/version_data.py), so their chunks are freed in this run."""
+    from ..gallery import GalleryService, backends, version_data
 
     if not backends.exists(home.gallery_database):
         return []
     svc = GalleryService(home)
     try:
+        if not dry_run:
+            version_data.resume_unreferences(svc.repo, svc.placement)
         return svc.soft_delete.purge_expired(dry_run=dry_run)
     finally:
         svc.close()

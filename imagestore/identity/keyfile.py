@@ -12,7 +12,7 @@ import secrets
 from typing import Any
 
 from ..errors import IntegrityError, NotFound, from_oserror
-from ..fsutil import fsync_dir
+from ..fsutil import fsync_dir, remove_stale_builds, temp_beside
 
 KEY_DIR = "identity"
 
@@ -58,10 +58,14 @@ def load(store: Any, name: str, nbytes: int = 32, *, create: bool = True) -> byt
 def create_new(path: str, nbytes: int) -> None:
     """Publish ``nbytes`` random bytes at ``path`` unless a key is there already: temp file
     (0600, in a 0700 directory), fsync, ``link()`` (which fails if another process published
-    first: the caller then reads the winner's), directory fsync. OSError passes through."""
+    first: the caller then reads the winner's), directory fsync. A temp file a killed
+    creation left is removed first. OSError passes through."""
     d = os.path.dirname(path)
     os.makedirs(d, mode=0o700, exist_ok=True)
-    tmp = os.path.join(d, f".tmp-{secrets.token_hex(8)}-{os.path.basename(path)}")
+    # temp names carry host and pid: a killed creation's temp file (an unpublished key) is
+    # removed by the next creation of the same key
+    remove_stale_builds(d, os.path.basename(path))
+    tmp = temp_beside(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, secrets.token_bytes(nbytes))

@@ -110,9 +110,9 @@ def test_gc_removes_dead_disk_temps_only(template, tmp_path):
             with open(os.path.join(disks, n), "wb") as f:
                 f.write(b"torn")
         out = Cli(store).json("store", "gc")
-        assert out["diskTempFilesRemoved"] == 1, out
+        assert out["abandonedTempFilesRemoved"] == 1, out
         assert sorted(os.listdir(disks)) == sorted(n for n, keep in names.items() if keep)
-        assert Cli(store).json("store", "gc", "--dry-run")["diskTempFilesRemoved"] == 0
+        assert Cli(store).json("store", "gc", "--dry-run")["abandonedTempFilesRemoved"] == 0
     finally:
         live.kill()
         live.wait()

@@ -45,7 +45,7 @@ from tests.helpers import MiB, need
 #: the write-path syscalls whose every invocation is a kill point: what changes the store's
 #: visible state (publish, removal, creation, truncation); a SIGKILL just before an fsync
 #: leaves the same files as one just before the next of these, so fsyncs are sampled
-EVERY = ("rename", "renameat2", "unlink", "rmdir", "mkdir", "ftruncate")
+EVERY = ("rename", "renameat2", "link", "linkat", "unlink", "rmdir", "mkdir", "ftruncate")
 #: sampled: SAMPLES invocations spread over the command's count, the first and last included
 SAMPLED = ("pwritev2", "pwrite64", "write", "fsync", "fdatasync")
 SAMPLES = 3
