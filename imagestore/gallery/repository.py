@@ -63,6 +63,8 @@ class JobKind(StrEnum):
 
     VERSION = "version"
     GC = "gc"
+    #: a deleted version's manifests still to unpublish (version_data.unreference)
+    UNREFERENCE = "unreference"
 
 
 class JobState(StrEnum):
@@ -1173,6 +1175,20 @@ class Repository:
                          "(?, ?, ?, ?, ?)", (JobKind.GC.value, version_pk,
                                              json.dumps({"region": region}),
                                              JobState.QUEUED.value, iso(now_utc())))
+
+    def queue_unreference_job(self, payload: dict) -> int:
+        """(In a transaction.) Queue the unreference of a deleted version's data; its id."""
+        cur = self.con.execute(
+            "INSERT INTO jobs(kind, version_id, payload, state, created) VALUES "
+            "(?, NULL, ?, ?, ?)", (JobKind.UNREFERENCE.value, json.dumps(payload),
+                                   JobState.QUEUED.value, iso(now_utc())))
+        return int(cur.lastrowid)
+
+    def queued_unreference_jobs(self) -> list[tuple[int, dict]]:
+        """(id, payload) of the queued unreference jobs, oldest first."""
+        return [(int(r["id"]), json.loads(r["payload"])) for r in self._all(
+            "SELECT id, payload FROM jobs WHERE kind = ? AND state = ? ORDER BY id",
+            (JobKind.UNREFERENCE.value, JobState.QUEUED.value))]
 
     def cancel_version_jobs(self, version_pk: int) -> None:
         """(In a transaction.) Drop the version's queued (not running) jobs."""

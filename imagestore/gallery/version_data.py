@@ -1,5 +1,10 @@
 """Hard deletion of an image version: its rows, then its data's references (shared by
-``sig image-version delete`` and soft delete's purge)."""
+``sig image-version delete`` and soft delete's purge).
+
+The rows go in one transaction together with an ``unreference`` job naming the version's
+manifests and regions; the second transaction unpublishes them and deletes that job. A kill
+between the two leaves the job queued: ``store gc`` (and the worker) finish it
+(:func:`resume_unreferences`), so no manifest stays published that nothing references."""
 
 from __future__ import annotations
 
@@ -7,31 +12,43 @@ from .placement import Placement
 from .repository import Repository, VersionRow
 
 
-def delete_rows(repo: Repository, row: VersionRow) -> tuple[list[str], list[str]]:
-    """(In a transaction.) Delete the version's rows; returns (its manifest digests, its
-    regions) for :func:`unreference`."""
+def delete_rows(repo: Repository, row: VersionRow) -> dict:
+    """(In a transaction.) Delete the version's rows and queue the job that unreferences its
+    data; returns that job's payload for :func:`unreference`."""
     digests = sorted({d.digest for d in repo.disks_of(row.id) if d.digest})
     regions = [r.region for r in repo.regions_of(row.id)]
     repo.delete_version(row.id)
-    return digests, regions
+    work = {"location": row.location, "digests": digests, "regions": regions}
+    work["job"] = repo.queue_unreference_job(work)
+    return work
 
 
-def unreference(repo: Repository, placement: Placement, row: VersionRow, digests: list[str],
-                regions: list[str]) -> list[str]:
+def resume_unreferences(repo: Repository, placement: Placement) -> int:
+    """Finish the unreferences a kill interrupted (queued ``unreference`` jobs); returns how
+    many."""
+    jobs = repo.queued_unreference_jobs()
+    for job_id, payload in jobs:
+        unreference(repo, placement, {**payload, "job": job_id})
+    return len(jobs)
+
+
+def unreference(repo: Repository, placement: Placement, work: dict) -> list[str]:
     """Unpublish a deleted version's copies from every region (keeping what other versions
     still use there), in a second transaction: holding the write lock, a version being
     created concurrently either committed its reference already (the digest is kept) or will
     find the manifest gone and fail cleanly. Returns the digests nothing references any more
     (their chunks are garbage for ``store gc`` / ``region gc``)."""
+    digests = work["digests"]
     with repo.transaction():
         freed = [d for d in digests if not repo.digest_referenced(d)]
-        for region in dict.fromkeys([row.location, *regions]):
+        for region in dict.fromkeys([work["location"], *work["regions"]]):
             placement.drop_copies(region, digests, 0, None)
+        repo.delete_job(work["job"])
     return freed
 
 
 def purge(repo: Repository, placement: Placement, row: VersionRow) -> list[str]:
     """Delete the version and release its data now (both steps above)."""
     with repo.transaction():
-        digests, regions = delete_rows(repo, row)
-    return unreference(repo, placement, row, digests, regions)
+        work = delete_rows(repo, row)
+    return unreference(repo, placement, work)

@@ -681,11 +681,11 @@ class Versions:
             if soft_delete.enabled(self.repo.gallery(rg, gallery).properties):
                 self.repo.mark_soft_deleted(row.id, iso(now_utc()))
                 return []
-            digests, regions = version_data.delete_rows(self.repo, row)
+            work = version_data.delete_rows(self.repo, row)
         # Unreference the data in a second transaction (see version_data.unreference and
         # _commit). A worker still copying the deleted version finds it gone and removes
         # what it published.
-        return version_data.unreference(self.repo, self.placement, row, digests, regions)
+        return version_data.unreference(self.repo, self.placement, work)
 
     # -- wait --------------------------------------------------------------------------------
 

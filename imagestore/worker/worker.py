@@ -16,6 +16,7 @@ import sys
 import time
 
 from ..errors import ImagestoreError
+from ..gallery import version_data
 from ..gallery.progress import Observer, ProgressEvent, TaskKind
 from ..gallery.replication import Replication, error_message
 from ..gallery.repository import JobKind, JobRow
@@ -88,6 +89,8 @@ class Worker:
                 self.replication.process_version(job.version_id, payload, observer)
         elif job.job_kind == JobKind.GC:
             self.replication.gc_region(payload["region"])
+        elif job.job_kind == JobKind.UNREFERENCE:  # a deletion a kill interrupted
+            version_data.unreference(self.svc.repo, self.svc.placement, {**payload, "job": job.id})
 
 
 def run_worker(svc: GalleryService, *, once: bool, verbose: bool = True) -> dict:
