@@ -11,7 +11,7 @@ each of their write-path system calls in turn. After every kill:
   also removes a dead process's).
 
 The dedup key (``identity/dedup.key``) is created by the first capture in a second tenant:
-tests/gallery/test_purge_kill_points.py kills that capture.
+tests/gallery/test_tenant_capture_kill_points.py kills that capture.
 """
 
 from __future__ import annotations
