@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from ..worker import ensure_worker
 from . import (
+    authorization,
     cloud,
     disks,
     export,
@@ -48,6 +49,7 @@ FAMILIES = [
     managed_images,  # Microsoft.Compute/images: managed images (issue 13)
     virtual_machines,  # virtualMachines, virtualMachineScaleSets (issue 14)
     shared_galleries,  # sharedGalleries and communityGalleries: consumer views (issue 15)
+    authorization,  # Microsoft.Authorization: role definitions and assignments (issue 15)
     cloud,  # cloud metadata, subscriptions, tenants, resource groups (every ARM client)
     oauth,  # the directory's token and OpenID endpoints (az login, MSAL, Terraform)
 ]

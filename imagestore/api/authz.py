@@ -38,6 +38,8 @@ _UNCHECKED_TYPES = {"operations", "operationresults", "diskoperations", "communi
 
 def action_and_scope(method: str, template: str, path: str) -> tuple[str, str] | None:
     """(action, scope) of a request, or None when the route is not RBAC-checked."""
+    if AUTHORIZATION in template:
+        return _extension(method, path)
     tsegs = template.strip("/").split("/")
     psegs = path.strip("/").split("/")
     if len(tsegs) != len(psegs) or tsegs[0] != "subscriptions" or len(tsegs) < 2:
@@ -59,6 +61,25 @@ def action_and_scope(method: str, template: str, path: str) -> tuple[str, str] |
         action = "/".join([namespace, *types, _VERBS.get(method, "read")])
         scope_segs = psegs
     return action, "/" + "/".join(scope_segs)
+
+
+AUTHORIZATION = "/providers/Microsoft.Authorization/"
+
+
+def _extension(method: str, path: str) -> tuple[str, str] | None:
+    """A ``Microsoft.Authorization`` route over any scope (:mod:`.authorization`): its types
+    after the last ``providers/Microsoft.Authorization``, over the whole path (ARM names the
+    assignment's id as the scope). At the root a read is open (the built-in definitions) and
+    a write is checked over ``/``, which no assignment under a subscription covers."""
+    i = path.lower().rfind(AUTHORIZATION.lower())
+    if i < 0:
+        return None
+    types = path[i + len(AUTHORIZATION):].strip("/").split("/")[0::2]
+    verb = _VERBS.get(method, "read")
+    action = "/".join(["Microsoft.Authorization", *types, verb])
+    if i == 0:
+        return None if verb == "read" else (action, "/")
+    return action, path.rstrip("/")
 
 
 _ID_KEYS = {"id", "virtualmachineid", "sourceresourceid", "storageaccountid"}

@@ -89,9 +89,10 @@ def _in_scope_tenant(dr: DirectoryRepository, store: Any,  # noqa: ANN401
 
 
 def create(dr: DirectoryRepository, store: Any, assignee: str, role: str,  # noqa: ANN401
-           scope: str, *, created_by: str = OWNER_ID) -> dict:
+           scope: str, *, created_by: str = OWNER_ID, name: str | None = None) -> dict:
     """Assign ``role`` to ``assignee`` at ``scope`` (az: the same triple again is a
-    Conflict ``RoleAssignmentExists``)."""
+    Conflict ``RoleAssignmentExists``). ``name``: the assignment's GUID (the REST PUT's;
+    default a new one)."""
     r = roles.get(role, dr)
     p = directory.resolve(dr, store, assignee)
     with dr.transaction():
@@ -107,7 +108,7 @@ def create(dr: DirectoryRepository, store: Any, assignee: str, role: str,  # noq
         if dr.assignment(p.object_id, r.guid, s):
             raise Conflict("The role assignment already exists.", target="roleAssignment",
                            code="RoleAssignmentExists")
-        ident = str(uuid.uuid4())
+        ident = name or str(uuid.uuid4())
         dr.add_assignment(ident, p.object_id, p.type, r.guid, s, created_by)
     return to_json(next(a for a in dr.assignments() if a[0] == ident), dr, store)
 

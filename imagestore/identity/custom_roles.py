@@ -175,7 +175,11 @@ def parse(dr: DirectoryRepository, doc: dict, *, guid: str) -> roles.RoleDefinit
 
 def scopes_of(dr: DirectoryRepository, text: str) -> list[str]:
     """The assignable scopes ``--role-definition`` names (for authorizing it under --as)."""
-    doc = load(text)
+    return scopes_of_doc(dr, load(text))
+
+
+def scopes_of_doc(dr: DirectoryRepository, doc: dict) -> list[str]:
+    """The assignable scopes of a parsed role document (checked)."""
     return list(_scopes(dr, doc))
 
 
@@ -196,11 +200,16 @@ def _unique_name(dr: DirectoryRepository, name: str, guid: str) -> None:
 
 def create(dr: DirectoryRepository, text: str, *, by: str = assignments.OWNER_ID) -> dict:
     """Create a custom role from ``--role-definition``; returns it as az prints it."""
-    doc = load(text)
+    return create_from(dr, load(text), by=by)
+
+
+def create_from(dr: DirectoryRepository, doc: dict, *, by: str = assignments.OWNER_ID,
+                guid: str | None = None) -> dict:
+    """Create the custom role ``doc`` describes (the REST PUT: with the URL's ``guid``)."""
     if "assignableScopes" not in doc:
         raise InvalidArgument("please provide 'assignableScopes'", target=f"{F}.AssignableScopes")
     with dr.transaction():
-        r = parse(dr, doc, guid=str(uuid.uuid4()))
+        r = parse(dr, doc, guid=guid or str(uuid.uuid4()))
         _unique_name(dr, r.name, r.guid)
         dr.add_role(r.guid, *_row_args(r), by)
         return roles.from_row(dr.role(r.guid)).to_json(_subscription(r))
@@ -232,7 +241,11 @@ def _assigned_outside(dr: DirectoryRepository, role_id: str,
 def update(dr: DirectoryRepository, text: str, *, by: str = assignments.OWNER_ID) -> dict:
     """Replace a custom role (found by the JSON's ``Id``, which allows a new ``Name``, or by
     ``Name``: its name or GUID, as az); omitted AssignableScopes stay; returns it."""
-    doc = load(text)
+    return update_from(dr, load(text), by=by)
+
+
+def update_from(dr: DirectoryRepository, doc: dict, *, by: str = assignments.OWNER_ID) -> dict:
+    """Like :func:`update`, from the parsed JSON."""
     ident = doc.get("id") or doc.get("name") or doc.get("roleName")
     if not isinstance(ident, str) or not ident.strip():
         raise InvalidArgument(f"{F}: give the role's Name or Id to update it", target=F)
