@@ -24,9 +24,9 @@ import click
 from ..errors import InvalidArgument
 from ..gallery import ids, shared_views
 from ..gallery.repository import Repository
-from ..identity import authorize, directory, principals
+from ..identity import assignments, authorize, auxiliary, directory, principals
 from ..identity import linked as linked_mod
-from .common import acting_as, open_home
+from .common import acting_as, aux_tenants, open_home
 
 _C = "Microsoft.Compute"
 
@@ -261,6 +261,9 @@ ROLE_WRITES = {"role definition create": "Microsoft.Authorization/roleDefinition
 def _check(ctx: click.Context, params: dict[str, Any]) -> None:
     who = acting_as(ctx)
     if who is None:
+        if aux_tenants(ctx):
+            raise InvalidArgument("aux-tenants: only with --as (the store owner needs no "
+                                  "auxiliary tenant)", target="aux-tenants")
         return  # the store owner
     path = ctx.command_path.split(" ", 1)[1] if " " in ctx.command_path else ctx.command_path
     found = ACTIONS.get(path)
@@ -298,6 +301,9 @@ def _authorize(ctx: click.Context, who: str, action: str | None, scope: str,
         if p.type == directory.GROUP:
             raise InvalidArgument(f"as: '{who}' is a group; act as a user or service "
                                   f"principal", target="as")
+        if who.strip().lower() != p.object_id.lower():  # an app id: signed in to the scope's
+            p = assignments.in_scope_tenant(dr, home, p, scope)  # tenant, as az login --tenant
+        aux = _aux(ctx, dr, home, p, who)  # checked for every command, as REST's header
         client = p.name  # ARM names a user by UPN, a service principal by app id
         if p.type == directory.SERVICE_PRINCIPAL:
             client = principals.show(home, p.object_id).app_id
@@ -312,9 +318,32 @@ def _authorize(ctx: click.Context, who: str, action: str | None, scope: str,
                 refs = _links(path, params, repo)
             finally:
                 repo.close()
-            caller = linked_mod.Caller(p.object_id, client, p.tenant_id)
+            caller = linked_mod.Caller(p.object_id, client, p.tenant_id, aux)
             linked_mod.check(dr, caller, action, scope,
                              linked_mod.actions(refs, for_version=path.startswith("sig ")))
+
+
+def _aux(ctx: click.Context, dr: Any, home: Any, p: directory.Principal,  # noqa: ANN401
+         who: str) -> tuple[tuple[str, str], ...]:
+    """(tenant id, object id) of the principal in each ``--aux-tenants`` tenant, with the
+    rules of REST's auxiliary tokens (:mod:`imagestore.identity.auxiliary`): at most 3, each
+    another tenant than the principal's own and the others', where the same application
+    has an object (else AADSTS700016, exit 4)."""
+    names = aux_tenants(ctx)
+    if len(names) > auxiliary.MAX_TOKENS:
+        raise InvalidArgument(f"aux-tenants: {len(names)} tenants given; at most "
+                              f"{auxiliary.MAX_TOKENS} are accepted", target="aux-tenants")
+    seen = {p.tenant_id.lower()}
+    out: list[tuple[str, str]] = []
+    for name in names:
+        tid = directory.tenant(dr, name)[0]
+        if tid.lower() in seen:
+            raise InvalidArgument(f"aux-tenants: tenant '{name}' is the principal's own tenant "
+                                  f"or is named twice", target="aux-tenants")
+        seen.add(tid.lower())
+        obj = directory.in_tenant(dr, home, p, tid, who)
+        out.append((tid, obj.object_id))
+    return tuple(out)
 
 
 def guard(ctx: click.Context, action: str, params: dict) -> Callable[[], None] | None:

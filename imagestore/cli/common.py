@@ -123,8 +123,28 @@ def acting_as(ctx: click.Context) -> str | None:
     return given
 
 
+def _aux_cb(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+    if value:
+        root = ctx.find_root().meta
+        given = [t for v in value for t in v.replace(",", " ").split()]
+        root["imagestore.aux_tenants"] = [*root.get("imagestore.aux_tenants", []), *given]
+    return value
+
+
+def aux_tenants(ctx: click.Context) -> list[str]:
+    """The tenants named with ``--aux-tenants`` (in the order given)."""
+    return list(ctx.find_root().meta.get("imagestore.aux_tenants", []))
+
+
 def common_options(f: Callable) -> Callable:
     """The options every command takes, so they work before or after the command (az)."""
+    f = click.option(
+        "--aux-tenants", "aux_tenants", multiple=True, expose_value=False, callback=_aux_cb,
+        is_eager=True, metavar="TENANT[,TENANT…]",
+        help="With --as: up to 3 other tenants (ids or domains) of the same service "
+             "principal, whose objects there authorize linked resources in those tenants' "
+             "subscriptions (REST's x-ms-authorization-auxiliary; az's --aux-tenants).",
+    )(f)
     f = click.option(
         "--as", "as_principal", default=None, expose_value=False, callback=_as_cb,
         is_eager=True, metavar="PRINCIPAL",

@@ -70,13 +70,15 @@ def to_json(row: tuple, dr: DirectoryRepository, store: Any) -> dict:  # noqa: A
     }
 
 
-def _in_scope_tenant(dr: DirectoryRepository, store: Any,  # noqa: ANN401
+def in_scope_tenant(dr: DirectoryRepository, store: Any,  # noqa: ANN401
                      p: directory.Principal, scope: str) -> directory.Principal:
     """A service principal named by app id is its object in the scope's tenant when the app
     has one there (as az resolves an app id in the tenant it is signed in to)."""
     if p.type != directory.SERVICE_PRINCIPAL:
         return p
-    sub = dr.subscription(scope.split("/")[2])
+    segs = scope.strip("/").split("/")
+    sub = dr.subscription(segs[1]) if len(segs) > 1 and segs[0].lower() == "subscriptions" \
+        else None
     if sub is None or sub[2].lower() == p.tenant_id.lower():
         return p
     from . import principals
@@ -98,7 +100,7 @@ def create(dr: DirectoryRepository, store: Any, assignee: str, role: str,  # noq
     with dr.transaction():
         s = check_scope(dr, scope)
         if assignee.strip().lower() != p.object_id.lower():  # named by app id or name
-            p = _in_scope_tenant(dr, store, p, s)
+            p = in_scope_tenant(dr, store, p, s)
         if not r.assignable_at(s):
             # ARM looks the definition up at the assignment's scope, where it does not exist
             raise InvalidArgument(

@@ -414,9 +414,10 @@ def test_case_23_soft_delete_round_trip_under_as(world, monkeypatch):
 
 
 def test_case_25_cross_tenant_under_as_is_the_current_tenant_refusal(world):
-    """Under ``--as`` the app acts as one of its objects, in that object's tenant; the CLI has
-    no auxiliary tokens, so its T2 object is refused with ARM's 'current tenant' text (the
-    REST path with the T1 token as x-ms-authorization-auxiliary is test_cross_tenant's)."""
+    """Under ``--as`` the app acts as one of its objects, in that object's tenant: its T2
+    object alone is refused with ARM's 'current tenant' text; with ``--aux-tenants T1`` (the
+    CLI's x-ms-authorization-auxiliary, validated with the header's rules) the T1 object's
+    Reader on the gallery lets the disk be made (the REST path is test_cross_tenant's)."""
     w = world
     cli = w["cli"]
     app = cli.json("ad", "sp", "create-for-rbac", "--name", "ref-app", "--skip-assignment")
@@ -439,6 +440,42 @@ def test_case_25_cross_tenant_under_as_is_the_current_tenant_refusal(world):
         f"on scope '{rg2}/providers/{C}/disks/x1', however the current tenant '{t2}' is not "
         f"authorized to access linked subscription '{S}'.")
     assert cli.json("disk", "list", "-g", "refrg2") == []
+    # --aux-tenants: the app's object in the local tenant T1 (Reader on G) authorizes the
+    # linked version, as REST's x-ms-authorization-auxiliary does
+    local = cli.json("ad", "tenant", "list", "--query", "[0].tenantId")
+    t3 = cli.json("ad", "tenant", "create", "--display-name", "RefThree")["tenantId"]
+    for args, code, text in [
+        (["--as", obj2, "--aux-tenants", "nowhere.example"], 4, "tenant 'nowhere.example' not found"),
+        (["--as", obj2, "--aux-tenants", t2], 3, "the principal's own tenant"),
+        (["--as", obj2, "--aux-tenants", f"{local},{local}"], 3, "named twice"),
+        (["--as", obj2, "--aux-tenants", f"{local} {t3} {t2} {local}"], 3, "at most 3"),
+        (["--as", obj2, "--aux-tenants", t3], 4, "AADSTS700016"),
+        (["--aux-tenants", local], 3, "only with --as"),
+    ]:
+        r = cli(*args, "disk", "create", "-g", "refrg2", "-n", "x1",
+                "--gallery-image-reference", V_ID)
+        assert r.exit_code == code and text in r.stderr, (args, r.exit_code, r.stderr)
+        assert "Traceback" not in r.stderr
+    assert cli.json("disk", "list", "-g", "refrg2") == []
+    d = cli.json("--as", obj2, "--aux-tenants", local, "disk", "create", "-g", "refrg2", "-n",
+                 "x1", "--gallery-image-reference", V_ID)
+    assert d["id"] == f"{rg2}/providers/{C}/disks/x1"
+    # --as the app id acts as its object in the scope's tenant (T2, as az signed in there)
+    d = cli.json("--as", app["appId"], "disk", "create", "-g", "refrg2", "-n", "x2",
+                 "--gallery-image-reference", V_ID, "--aux-tenants", local)
+    assert d["name"] == "x2"
+    r = cli("--as", app["appId"], "disk", "create", "-g", "refrg2", "-n", "x3",
+            "--gallery-image-reference", V_ID)
+    assert r.exit_code == 14 and "current tenant" in r.stderr, r.stderr
+    # the T1 object's Reader removed: the auxiliary tenant no longer helps
+    assert cli("role", "assignment", "delete", "--assignee", app["appId"], "--scope",
+               G_ID).exit_code == 0
+    r = cli("--as", obj2, "--aux-tenants", local, "disk", "create", "-g", "refrg2", "-n",
+            "x4", "--gallery-image-reference", V_ID)
+    assert r.exit_code == 14 and "LinkedAuthorizationFailed" not in r.stdout, r.stderr
+    assert f"action '{C}/galleries/images/versions/read' on the linked scope(s) '{V_ID}'" \
+        in r.stderr, r.stderr
+    assert sorted(cli.json("disk", "list", "-g", "refrg2", "--query", "[].name")) == ["x1", "x2"]
 
 
 def test_case_02_identity_from_the_environment_and_its_precedence(world, monkeypatch):
