@@ -212,8 +212,10 @@ def _remove_abandoned_temps(home: Home) -> int:
 def _purge_soft_deleted(home: Home, dry_run: bool) -> list[str]:
     """Ids of the soft-deleted versions past their hard-deletion time, purged (gallery/
     soft_delete.py). First finishes the deletions a kill interrupted between a version's rows
-    and its manifests (gallery/version_data.py), so their chunks are freed in this run."""
-    from ..gallery import GalleryService, backends, version_data
+    and its manifests (gallery/version_data.py), and removes the manifests killed captures
+    published before their rows (gallery/capture_intents.py), so their chunks are freed in
+    this run."""
+    from ..gallery import GalleryService, backends, capture_intents, version_data
 
     if not backends.exists(home.gallery_database):
         return []
@@ -221,6 +223,7 @@ def _purge_soft_deleted(home: Home, dry_run: bool) -> list[str]:
     try:
         if not dry_run:
             version_data.resume_unreferences(svc.repo, svc.placement)
+            capture_intents.resume_abandoned(svc.repo, svc.placement)
         return svc.soft_delete.purge_expired(dry_run=dry_run)
     finally:
         svc.close()

@@ -3,12 +3,15 @@ or, for a Shallow version, the source path and its fingerprint).
 
 A capture publishes manifests before the version's rows exist; the caller passes a
 ``published`` list that collects the digests new to the store, and removes them again when
-the version is not committed (see :meth:`.versions.Versions.create`).
+the version is not committed (see :meth:`.versions.Versions.create`). When that list is a
+:class:`.capture_intents.CaptureIntent`, each digest is recorded in the database before its
+manifest is published, so that ``store gc`` removes what a killed capture left behind.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
@@ -18,6 +21,7 @@ from ..store.cas import BlobStore
 from ..store.domains import HOME_DOMAIN, Domain
 from ..store.ingest import IngestResult, ingest
 from . import resources, shallow
+from .capture_intents import CaptureIntent
 from .progress import Observer, TaskKind, TaskProgress
 from .repository import VersionDisk, dumps
 
@@ -101,6 +105,12 @@ def shallow_disks(sources: list[Source], allow_parent_dir: str | None,
     return out
 
 
+def _recorder(published: list[str]) -> Callable[[str], None] | None:
+    """What ingest calls before publishing a new manifest: a capture intent records the
+    digest there (:mod:`.capture_intents`); a plain list records nothing."""
+    return published.before_publish if isinstance(published, CaptureIntent) else None
+
+
 def capture(store: BlobStore, sources: list[Source], *, threads: int,
             observer: Observer | None, allow_parent_dir: str | None,
             published: list[str], source_format: str = "auto",
@@ -120,7 +130,7 @@ def capture(store: BlobStore, sources: list[Source], *, threads: int,
             task = TaskProgress(observer, TaskKind.CAPTURE, s.label)
             try:
                 res: IngestResult = ingest(store, r, threads=threads, progress=task,
-                                           domain=domain)
+                                           domain=domain, before_publish=_recorder(published))
             finally:
                 task.close()
             if res.digest not in before and res.digest not in published:
@@ -145,7 +155,8 @@ def capture_file(store: BlobStore, path: str, *, source_format: str, label: str,
     try:
         task = TaskProgress(observer, TaskKind.CAPTURE, label)
         try:
-            res = ingest(store, r, threads=threads, progress=task, domain=domain)
+            res = ingest(store, r, threads=threads, progress=task, domain=domain,
+                         before_publish=_recorder(published))
         finally:
             task.close()
     finally:

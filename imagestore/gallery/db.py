@@ -444,6 +444,27 @@ def _m0008_resource_groups(con: Database) -> None:
     )
 
 
+def _m0013_capture_intents(con: Database) -> None:
+    """Capture intents (``gallery/capture_intents.py``): a capture names the manifests it is
+    about to publish before the row that will reference them exists, so that those a kill
+    leaves behind are told from a user's ``store ingest`` and removed by ``store gc``.
+    ``store`` is the capturing store's root: its ``local`` region is that directory's own."""
+    _script(
+        con,
+        """
+        CREATE TABLE capture_intents (
+            id       INTEGER PRIMARY KEY,
+            host     TEXT NOT NULL,
+            pid      INTEGER NOT NULL,
+            region   TEXT NOT NULL,
+            store    TEXT NOT NULL,
+            digests  TEXT NOT NULL,
+            created  REAL NOT NULL
+        )
+        """,
+    )
+
+
 #: ordered, named schema steps; append only, never edit a released step
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("0001_initial", _m0001_initial),
@@ -457,6 +478,7 @@ MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("0012_dedup_domains", _m0012_dedup_domains),  # a dedup domain per tenant (issue 15)
     ("0010_soft_delete", _m0010_soft_delete),  # soft-deleted image versions (issue 15)
     ("0008_resource_groups", _m0008_resource_groups),  # rgs in subscriptions (issue 15)
+    ("0013_capture_intents", _m0013_capture_intents),  # orphan manifests of killed captures
 ]
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from ..errors import Conflict, IntegrityError, InvalidArgument
 from . import arm_image, capture, resources, sources, validate
+from .capture_intents import CaptureIntent
 from .placement import Placement
 from .progress import Observer
 from .repository import ManagedImageDisk, Repository
@@ -102,7 +103,7 @@ class ManagedImages:
             if s.kind in ("disk", "file"):
                 s.disk_file(fields[lun])  # the file is there
         store, close_store = self.placement.open_source_store(region)
-        published: list[str] = []
+        published = CaptureIntent(self.repo, self.placement, region)  # named until the row commits
         try:
             disks: list[ManagedImageDisk] = []
             for lun, s in srcs:
@@ -138,10 +139,9 @@ class ManagedImages:
                             f"manifest {d.digest} is missing from region '{region}' (removed "
                             f"by a concurrent deletion?); run the command again")
                 self.repo.insert_managed_image(rg, name, region, tags, props, disks)
+                published.end()
         except BaseException:
-            for d in published:
-                if not self.repo.digest_referenced(d):
-                    store.remove_manifest(d)
+            published.abandon(store)
             raise
         finally:
             if close_store:

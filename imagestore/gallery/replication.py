@@ -23,6 +23,7 @@ from ..home import Home
 from ..regions import replicas
 from ..store.cas import BlobStore
 from . import capture
+from .capture_intents import CaptureIntent
 from .placement import Placement
 from .progress import Observer, ProgressEvent, TaskKind
 from .repository import ReplicationState, Repository, VersionRow
@@ -88,7 +89,7 @@ class Replication:
         """The capture a ``no_wait`` create queued; False when the version is gone or the
         capture failed (the version is then Failed)."""
         vpk = row.id
-        published: list[str] = []
+        published = CaptureIntent(self.repo, self.placement, row.location)  # named until the disks commit
         store, close = self.placement.open_source_store(row.location)
         try:
             with self.repo.transaction():
@@ -103,16 +104,17 @@ class Replication:
                                         source_format=cap.get("sourceFormat") or "auto",
                                         domain=domain)
             except (ImagestoreError, OSError) as e:
+                published.abandon(store)
                 self.fail_version(vpk, f"capture failed: {error_message(e, 'capture')}")
                 return False
             with self.repo.transaction():
-                if self.repo.version_by_pk(vpk) is None:  # deleted during the capture
-                    for d in published:
-                        if not self.repo.digest_referenced(d):
-                            store.remove_manifest(d)
-                    return False
-                self.repo.insert_disks(vpk, disks)
-            return True
+                gone = self.repo.version_by_pk(vpk) is None  # deleted during the capture
+                if not gone:
+                    self.repo.insert_disks(vpk, disks)
+                    published.end()
+            if gone:
+                published.abandon(store)
+            return not gone
         finally:
             if close:
                 store.close()

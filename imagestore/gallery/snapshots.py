@@ -19,6 +19,7 @@ import uuid
 
 from ..errors import Conflict, IntegrityError, InvalidArgument
 from . import arm_disk, arm_snapshot, capture, resources, sources, validate
+from .capture_intents import CaptureIntent
 from .placement import Placement
 from .progress import Observer
 from .repository import Repository
@@ -69,7 +70,7 @@ class Snapshots:
                     f"{src.label} is in '{src.location}', not '{loc}'", target=_LOCATION)
         location = self.placement.require_region(src.location)
         store, close_store = self.placement.open_source_store(location)
-        published: list[str] = []
+        published = CaptureIntent(self.repo, self.placement, location)  # named until the row commits
         try:
             if src.kind == "snapshot":
                 s = src.row
@@ -103,10 +104,9 @@ class Snapshots:
                     rg, name, location, tags, props, digest=digest, virtual_size=vsize,
                     allocated_bytes=alloc, data_bytes=data, stored_bytes=stored,
                     source_format=fmt, source_id=src.id)
+                published.end()
         except BaseException:
-            for d in published:
-                if not self.repo.digest_referenced(d):
-                    store.remove_manifest(d)
+            published.abandon(store)
             raise
         finally:
             if close_store:

@@ -48,6 +48,7 @@ from . import (
     version_sources,
 )
 from .capture import Source
+from .capture_intents import CaptureIntent
 from .changes import check_changes
 from .latest import latest_version
 from .placement import Placement
@@ -216,7 +217,9 @@ class Versions:
             os_snapshot=os_snapshot, data_snapshots=list(data_snapshots or ()),
             data_snapshot_luns=list(data_snapshot_luns or ()), managed_image=managed_image)
         store, close_store = self.placement.open_source_store(plan.location)
-        published: list[str] = []  # manifests this call created (removed again on failure)
+        # manifests this call created (removed again on failure; named by a capture intent
+        # until the version's rows commit, so that gc removes them after a kill)
+        published = CaptureIntent(self.repo, self.placement, plan.location)
         try:
             source_id: str | None = None
             capture_later = False
@@ -244,11 +247,10 @@ class Versions:
                 payload["capture"] = {"sources": [s.to_json() for s in plan.sources],
                                       "allowParentDir": allow_parent_dir, "threads": threads,
                                       "sourceFormat": source_format}
-            vpk, pending = self._commit(plan, disks, store, source_id, tags or {}, payload)
+            vpk, pending = self._commit(plan, disks, store, source_id, tags or {}, payload,
+                                        published)
         except BaseException:
-            for digest in published:
-                if not self.repo.digest_referenced(digest):
-                    store.remove_manifest(digest)
+            published.abandon(store)
             raise
         finally:
             if close_store:
@@ -408,9 +410,10 @@ class Versions:
         return ids.version_id(src.subscription, src.rg, src.gallery, src.image, src.name), disks
 
     def _commit(self, plan: _CreatePlan, disks: list[VersionDisk], store: BlobStore,
-                source_id: str | None, tags: dict, payload: dict) -> tuple[int, bool]:
-        """Insert the version, its disks and regions (and its job) in one transaction.
-        Returns (row id, whether work was queued)."""
+                source_id: str | None, tags: dict, payload: dict,
+                intent: CaptureIntent | None = None) -> tuple[int, bool]:
+        """Insert the version, its disks and regions (and its job) in one transaction, which
+        also ends the capture ``intent``. Returns (row id, whether work was queued)."""
         capture_later = "capture" in payload
         img = plan.definition
         with self.repo.transaction():
@@ -444,6 +447,8 @@ class Versions:
                                      else ReplicationState.QUEUED)
             if pending:
                 self.repo.queue_version_job(vpk, payload)
+            if intent is not None:
+                intent.end()
         return vpk, pending
 
     def _after_queue(self, vpk: int, *, no_wait: bool, observer: Observer | None) -> None:

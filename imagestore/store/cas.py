@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 
 import numpy as np
 
@@ -233,10 +234,15 @@ class BlobStore:
             raise IntegrityError(f"{path}: manifest content does not match its digest")
         return m
 
-    def publish_manifest(self, m: manifest.Manifest) -> str:
+    def publish_manifest(self, m: manifest.Manifest,
+                         before_new: Callable[[str], None] | None = None) -> str:
+        """Publish ``m`` (if not there yet); ``before_new(digest)`` runs just before a
+        manifest new to the store is written (a capture records its intent there)."""
         digest = m.digest()
         path = self.manifest_path(digest)
         if not os.path.exists(path):
+            if before_new is not None:
+                before_new(digest)
             atomic_write(path, manifest.compress(m.encode()))
         return digest
 

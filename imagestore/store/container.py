@@ -45,7 +45,7 @@ import hashlib
 import os
 import struct
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import xxhash
@@ -343,9 +343,12 @@ class ContainerStore(BlobStore):
             self.client.get_blob_client(f"manifests/{digest}.mf").upload_blob(
                 data, overwrite=True)
 
-    def publish_manifest(self, m: manifest.Manifest) -> str:
+    def publish_manifest(self, m: manifest.Manifest,
+                         before_new: Callable[[str], None] | None = None) -> str:
         digest = m.digest()
         if not self.has_manifest(digest):
+            if before_new is not None:
+                before_new(digest)
             self.write_manifest(digest, manifest.compress(m.encode()))
         return digest
 

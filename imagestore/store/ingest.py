@@ -86,10 +86,12 @@ def ingest(
     threads: int = 2,
     progress: Progress | None = None,
     domain: domains.Domain = domains.HOME_DOMAIN,
+    before_publish: Callable[[str], None] | None = None,
 ) -> IngestResult:
     """Store ``reader``'s disk in ``store``; chunks dedupe only against chunks of the same
     dedup ``domain`` (``store/domains.py``): the work done and everything reported are the
-    same whatever other domains hold."""
+    same whatever other domains hold. ``before_publish(digest)`` runs just before a manifest
+    new to the store is published."""
     cs = store.cfg.chunk_size
     level = store.cfg.codec
     hot = FLAG_HOT if store.cfg.cold_compression is not None else 0
@@ -203,7 +205,7 @@ def ingest(
         m = manifest.Manifest(cs, size, entries, domain.tag)
         # a source that changed while it was read gives torn content: publish nothing
         reader.check_unchanged("captured")
-        digest = store.publish_manifest(m)
+        digest = store.publish_manifest(m, before_publish)
     return IngestResult(
         digest=digest,
         virtual_size=size,

@@ -16,7 +16,7 @@ import sys
 import time
 
 from ..errors import ImagestoreError
-from ..gallery import version_data
+from ..gallery import capture_intents, version_data
 from ..gallery.progress import Observer, ProgressEvent, TaskKind
 from ..gallery.replication import Replication, error_message
 from ..gallery.repository import JobKind, JobRow
@@ -51,6 +51,17 @@ class Worker:
         """One line on stderr (the worker log) when verbose."""
         if self.verbose:
             _log(msg)
+
+    def remove_abandoned_captures(self) -> None:
+        """Remove the manifests killed captures published and no row references (their
+        capture intents, :mod:`..gallery.capture_intents`); their chunks wait for gc."""
+        try:
+            removed = capture_intents.resume_abandoned(self.repo, self.svc.placement)
+        except ImagestoreError as e:  # the next worker or gc tries again
+            self.log(f"abandoned captures: {error_message(e, 'capture intents')}")
+            return
+        if removed:
+            self.log(f"removed {len(removed)} manifest(s) of killed captures")
 
     def run(self, *, once: bool = True, only_version: int | None = None,
             observer: Observer | None = None, poll: float = 1.0) -> int:
@@ -102,6 +113,7 @@ def run_worker(svc: GalleryService, *, once: bool, verbose: bool = True) -> dict
         w.log(f"another worker (pid {pid}) holds the lease; exiting")
         return {"ran": 0, "leaseHeldBy": pid}
     ran = 0
+    w.remove_abandoned_captures()
     while True:
         try:
             ran += w.run(once=once)

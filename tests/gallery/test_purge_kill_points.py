@@ -82,19 +82,22 @@ def test_gc_purge_kill_points(tmp_path_factory, tmp_path, monkeypatch):
 
 
 def test_manifest_published_without_its_version_row(tmp_path):
-    """The state a kill leaves between a capture publishing its manifest and committing the
-    version row (the image-version-create kill points reach it): verify counts the manifest
-    as a manifest — clean, not an error — and the retried capture adopts it (same digest, no
-    second manifest). Known gap (docs/architecture.md): if nobody retries, gc keeps it."""
+    """A manifest published without a version row: verify counts it as a manifest — clean,
+    not an error — and a capture of the same bytes adopts it (same digest, no second
+    manifest). Published by ``store ingest`` it has no capture intent, so gc keeps it even
+    unreferenced; a killed capture's (with its intent) is removed by gc, see
+    test_capture_orphan_kill_points.py."""
     src = make_source(str(tmp_path / "os.raw"), 41)
     run = Cli(str(tmp_path / "store"))
     run.json("sig", "create", "-r", "g")
     run.json("sig", "image-definition", "create", "-r", "g", "-i", "d", "-p", "P", "-f", "O",
              "-s", "S", "--os-type", "Linux")
-    digest = run.json("store", "ingest", src)["digest"]  # what the killed capture published
+    digest = run.json("store", "ingest", src)["digest"]
     store = str(tmp_path / "store")
     v = run.json("store", "verify")
     assert v["manifestsChecked"] == 1 and v["unreferencedChunks"] == 0, v
+    assert run.json("store", "gc")["removedChunks"] == 0  # a user's manifest, no row: kept
+    assert _manifests(store) == {f"{digest}.mf"}
     assert run("sig", "image-version", "create", *V, "1.0.0", "--os-vhd-uri", src,
                "-o", "none").exit_code == 0
     assert _manifests(store) == {f"{digest}.mf"}
