@@ -294,7 +294,7 @@ def _authorize(ctx: click.Context, who: str, action: str | None, scope: str,
     home = open_home(ctx, create=False)
     if action is None:  # open to every principal (community galleries): it must exist
         with directory.open_directory(home) as dr:
-            directory.resolve(dr, home, who)
+            _aux(ctx, dr, home, directory.resolve(dr, home, who), who)  # validated all the same
         return
     with directory.open_directory(home) as dr:
         p = directory.resolve(dr, home, who)

@@ -227,6 +227,13 @@ def test_hostile_requests(w):
     assert r.status_code in (403, 404)
     r = httpx.get(base + f"/roleAssignments?{API}")
     assert r.status_code == 401
+    # the root: built-in definitions by id need only a token; a principal's write is refused
+    root = w["url"] + "/providers/Microsoft.Authorization/roleDefinitions/"
+    r = httpx.get(root + f"{READER}?{API}", headers=h)
+    assert r.status_code == 200 and r.json()["properties"]["roleName"] == "Reader", r.text
+    r = httpx.put(root + f"{uuid.uuid4()}?{API}", headers=h, json={"properties": {
+        "roleName": "z", "permissions": [{"actions": ["*"]}], "assignableScopes": [RG_ID]}})
+    assert r.status_code == 403 and "over scope '/'" in r.json()["error"]["message"], r.text
     # nothing was created by any of it
     assert w["cli"].json("role", "assignment", "list", "--assignee", upn("bob")) == []
     assert w["cli"].json("role", "definition", "list", "--custom-role-only") == []
