@@ -27,7 +27,7 @@ from typing import Any
 
 from starlette.routing import Route
 
-from ..errors import InvalidArgument, NotFound
+from ..errors import Conflict, InvalidArgument, NotFound
 from ..gallery.directory_repository import DirectoryRepository
 from ..identity import assignments, authorize, custom_roles, roles
 from . import authz
@@ -138,8 +138,8 @@ def put_assignment(req: ArmRequest) -> Reply:
                                   "allowed to be updated.", target="properties",
                                   code="RoleAssignmentUpdateNotPermitted")
         if any(a[0].lower() == name for a in dr.assignments()):
-            raise InvalidArgument(f"The role assignment '{name}' exists at another scope.",
-                                  target="roleAssignmentName", code="RoleAssignmentExists")
+            raise Conflict(f"The role assignment '{name}' exists at another scope.",
+                           target="roleAssignmentName", code="RoleAssignmentExists")
         out = assignments.create(dr, req.ctx.home, pid.strip(), role_id, scope,
                                  created_by=_by(req), name=name)
     return Reply(201, assignment_json(out))

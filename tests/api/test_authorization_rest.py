@@ -89,6 +89,9 @@ def test_owner_assigns_bob_then_deletes_and_contributor_is_refused(w):
     with pytest.raises(ResourceExistsError) as e:
         auth(w, "olivia").role_assignments.create(G_ID, str(uuid.uuid4()), params(w, "bob"))
     assert e.value.error.code == "RoleAssignmentExists"
+    with pytest.raises(ResourceExistsError) as e:  # the same name at another scope
+        auth(w, "olivia").role_assignments.create(RG_ID, name, params(w, "olivia"))
+    assert e.value.error.code == "RoleAssignmentExists" and "another scope" in str(e.value)
     # the CLI sees it
     cli_rows = w["cli"].json("role", "assignment", "list", "--assignee", upn("bob"))
     assert [r["name"] for r in cli_rows] == [name]
