@@ -220,3 +220,27 @@ def test_worker_removes_an_abandoned_capture(tmp_path):
     assert run.json("store", "verify")["unreferencedChunks"] > 0
     assert run.json("store", "gc")["removedChunks"] > 0
     assert run.json("store", "verify")["unreferencedChunks"] == 0
+
+
+def test_a_failed_capture_removes_its_manifest_and_intent(tmp_path, monkeypatch):
+    """A capture whose row cannot be committed (a fault injected into the row's insert,
+    after the manifest is published) removes that manifest and its intent at once."""
+    from imagestore.errors import StoreBusy
+    from imagestore.gallery.repository import Repository
+
+    srcs = [make_source(str(tmp_path / f"{i}.raw"), 90 + i) for i in range(2)]
+    store = str(tmp_path / "store")
+    run = _gallery(store)
+    run.json("snapshot", "create", "-n", "s", "--source", f"file://{srcs[0]}")
+    kept = _manifests(store)
+
+    def refuse(*_a, **_k):
+        raise StoreBusy("injected: the row's transaction fails")
+
+    monkeypatch.setattr(Repository, "insert_snapshot", refuse)
+    r = run("snapshot", "create", "-n", "t", "--source", f"file://{srcs[1]}")
+    assert r.exit_code == 9 and "injected" in r.stderr, (r.exit_code, r.stderr)
+    assert _manifests(store) == kept
+    assert _sql(store, "SELECT * FROM capture_intents") == []
+    assert run.json("store", "gc")["removedChunks"] > 0
+    assert run.json("store", "verify")["unreferencedChunks"] == 0
