@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, date, datetime
+from urllib.parse import urlsplit
 
 from .. import clock
 from ..errors import InvalidArgument
@@ -294,11 +295,17 @@ def resource_range(field: str, lo, hi) -> dict | None:
 
 
 def uri(field: str, value: str | None) -> str | None:
-    """A URI without whitespace, at most 2048 characters (None when empty)."""
+    """An absolute ``http``/``https`` URL with a host, no whitespace, at most 2048 characters
+    (None when empty). These links (privacy statement, release notes, a community gallery's
+    publisher) are shown to consumers in other tenants, so nothing else is accepted:
+    ``javascript:``, ``data:`` or ``file:`` links would be handed to whatever renders them."""
     if value is None or value == "":
         return None
     if not isinstance(value, str) or any(c.isspace() for c in value) or len(value) > 2048:
         raise invalid(field, f"{field}: '{value}' is not a valid URI")
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise invalid(field, f"{field}: '{value}' is not an absolute http or https URL")
     return value
 
 

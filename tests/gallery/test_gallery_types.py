@@ -199,6 +199,12 @@ def test_consumer_disks_from_shared_and_community_images(env, tmp_path):
     ({"permissions": "Community", "communityGalleryInfo": {
         "publisherUri": "https://x", "publisherContact": ["a@b"], "eula": "e",
         "publicNamePrefix": "p"}}, "properties.sharingProfile.communityGalleryInfo.publisherContact"),
+    # the publisher link is shown to every tenant: only absolute http(s) URLs
+    *[({"permissions": "Community", "communityGalleryInfo": {
+        "publisherUri": uri, "publisherContact": "a@b.example", "eula": "e",
+        "publicNamePrefix": "p"}}, "properties.sharingProfile.communityGalleryInfo.publisherUri")
+      for uri in ("javascript:alert(1)", "data:text/html,x", "file:///etc/passwd", "https:x",
+                  "contoso.example")],
 ])
 def test_hostile_profiles_are_one_line_refusals(profile, target):
     from imagestore.errors import InvalidArgument
