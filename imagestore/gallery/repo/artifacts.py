@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ...errors import NotFound
 from ..validate import iso, now_utc
-from .base import RepositoryBase, select_table
+from .base import RepositoryBase
 from .rows import ManagedImageDisk, ManagedImageRow, SnapshotRow, dumps
 
 
@@ -15,8 +15,7 @@ class ArtifactsMixin(RepositoryBase):
 
     def find_snapshot(self, rg: str, name: str) -> SnapshotRow | None:
         """The snapshot, or None."""
-        row = self._one(select_table("snapshots") + "WHERE rg = ? AND name = ?", (rg, name))
-        return SnapshotRow.from_sql(row) if row else None
+        return self._find_named("snapshots", SnapshotRow, rg, name)
 
     def snapshot(self, rg: str, name: str) -> SnapshotRow:
         """The snapshot; NotFound when there is none."""
@@ -28,11 +27,7 @@ class ArtifactsMixin(RepositoryBase):
 
     def list_snapshots(self, rg: str | None = None) -> list[SnapshotRow]:
         """Snapshots of a resource group (all when ``rg`` is None), by name."""
-        if rg is None:
-            rows = self._all(select_table("snapshots") + "ORDER BY rg, name")
-        else:
-            rows = self._all(select_table("snapshots") + "WHERE rg = ? ORDER BY name", (rg,))
-        return [SnapshotRow.from_sql(r) for r in rows]
+        return self._list_named("snapshots", SnapshotRow, rg)
 
     def insert_snapshot(self, rg: str, name: str, location: str, tags: dict, props: dict, *,
                         digest: str, virtual_size: int, allocated_bytes: int, data_bytes: int,
@@ -54,8 +49,7 @@ class ArtifactsMixin(RepositoryBase):
 
     def find_managed_image(self, rg: str, name: str) -> ManagedImageRow | None:
         """The managed image, or None."""
-        row = self._one(select_table("managed_images") + "WHERE rg = ? AND name = ?", (rg, name))
-        return ManagedImageRow.from_sql(row) if row else None
+        return self._find_named("managed_images", ManagedImageRow, rg, name)
 
     def managed_image(self, rg: str, name: str) -> ManagedImageRow:
         """The managed image; NotFound when there is none."""
@@ -67,11 +61,7 @@ class ArtifactsMixin(RepositoryBase):
 
     def list_managed_images(self, rg: str | None = None) -> list[ManagedImageRow]:
         """Managed images of a resource group (all when ``rg`` is None), by name."""
-        if rg is None:
-            rows = self._all(select_table("managed_images") + "ORDER BY rg, name")
-        else:
-            rows = self._all(select_table("managed_images") + "WHERE rg = ? ORDER BY name", (rg,))
-        return [ManagedImageRow.from_sql(r) for r in rows]
+        return self._list_named("managed_images", ManagedImageRow, rg)
 
     def managed_image_disks(self, image_pk: int) -> list[ManagedImageDisk]:
         """The image's disks, OS disk (LUN -1) first."""

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from .. import db
 from ..backends import Database
+from .rows import Row
+
+#: a typed row
+R = TypeVar("R", bound=Row)
 
 
 def sub_of(table: str) -> str:
@@ -74,3 +78,17 @@ class RepositoryBase:
 
     def _all(self, sql: str, args: tuple = ()) -> list[Any]:
         return self.con.execute(sql, args).fetchall()
+
+    def _find_named(self, table: str, row_type: type[R], rg: str, name: str) -> R | None:
+        """The row of resource ``name`` in resource group ``rg`` of ``table``, or None."""
+        row = self._one(select_table(table) + "WHERE rg = ? AND name = ?", (rg, name))
+        return row_type.from_sql(row) if row else None
+
+    def _list_named(self, table: str, row_type: type[R], rg: str | None) -> list[R]:
+        """The rows of ``table`` in resource group ``rg`` by name (all, by resource group and
+        name, when ``rg`` is None)."""
+        if rg is None:
+            rows = self._all(select_table(table) + "ORDER BY rg, name")
+        else:
+            rows = self._all(select_table(table) + "WHERE rg = ? ORDER BY name", (rg,))
+        return [row_type.from_sql(r) for r in rows]

@@ -13,13 +13,13 @@ class ComputeMixin(RepositoryBase):
 
     def find_vm(self, rg: str, name: str) -> VmRow | None:
         """The VM (or scale set instance) named ``name``, or None."""
-        row = self._one(select_table("compute_vms") + "WHERE rg = ? AND name = ?", (rg, name))
-        return VmRow.from_sql(row) if row else None
+        return self._find_named("compute_vms", VmRow, rg, name)
 
     def list_vms(self, rg: str | None = None) -> list[VmRow]:
         """Standalone VMs (not scale set instances) of a resource group, all when None."""
         if rg is None:
-            rows = self._all(select_table("compute_vms") + "WHERE vmss_id IS NULL ORDER BY rg, name")
+            rows = self._all(select_table("compute_vms") + "WHERE vmss_id IS NULL "
+                             "ORDER BY rg, name")
         else:
             rows = self._all(select_table("compute_vms") + "WHERE vmss_id IS NULL AND rg = ? "
                              "ORDER BY name", (rg,))
@@ -45,16 +45,11 @@ class ComputeMixin(RepositoryBase):
 
     def find_vmss(self, rg: str, name: str) -> VmssRow | None:
         """The scale set, or None."""
-        row = self._one(select_table("compute_vmss") + "WHERE rg = ? AND name = ?", (rg, name))
-        return VmssRow.from_sql(row) if row else None
+        return self._find_named("compute_vmss", VmssRow, rg, name)
 
     def list_vmss(self, rg: str | None = None) -> list[VmssRow]:
         """Scale sets of a resource group (all when None), by name."""
-        if rg is None:
-            rows = self._all(select_table("compute_vmss") + "ORDER BY rg, name")
-        else:
-            rows = self._all(select_table("compute_vmss") + "WHERE rg = ? ORDER BY name", (rg,))
-        return [VmssRow.from_sql(r) for r in rows]
+        return self._list_named("compute_vmss", VmssRow, rg)
 
     def insert_vmss(self, rg: str, name: str, location: str, tags: dict, props: dict) -> int:
         """(In a transaction.) Returns the row id."""

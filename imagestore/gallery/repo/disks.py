@@ -13,8 +13,7 @@ class DisksMixin(RepositoryBase):
 
     def find_disk(self, rg: str, name: str) -> DiskRow | None:
         """The disk resource, or None."""
-        row = self._one(select_table("disks") + "WHERE rg = ? AND name = ?", (rg, name))
-        return DiskRow.from_sql(row) if row else None
+        return self._find_named("disks", DiskRow, rg, name)
 
     def disk_at_path(self, path: str) -> bool:
         """Whether a disk row records the file ``path``."""
@@ -29,11 +28,7 @@ class DisksMixin(RepositoryBase):
 
     def list_disks(self, rg: str | None = None) -> list[DiskRow]:
         """Disks of a resource group (all when ``rg`` is None)."""
-        if rg is None:
-            rows = self._all(select_table("disks") + "ORDER BY rg, name")
-        else:
-            rows = self._all(select_table("disks") + "WHERE rg = ? ORDER BY name", (rg,))
-        return [DiskRow.from_sql(r) for r in rows]
+        return self._list_named("disks", DiskRow, rg)
 
     def insert_disk(self, rg: str, name: str, location: str, tags: dict, props: dict,
                     path: str, fmt: str) -> None:

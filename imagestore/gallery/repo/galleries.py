@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from ...errors import NotFound
 from ..validate import iso, now_utc
-from .base import RepositoryBase, select_table, sub_of
+from .base import RepositoryBase, sub_of
 from .rows import DefinitionRow, GalleryRow, dumps
 
-_G_SQL = select_table("galleries")
 _I_SQL = (
     f"SELECT i.*, g.rg AS rg, g.name AS gallery, {sub_of('g')} FROM images i "
     "JOIN galleries g ON g.id = i.gallery_id "
@@ -19,8 +18,7 @@ class GalleriesMixin(RepositoryBase):
 
     def find_gallery(self, rg: str, name: str) -> GalleryRow | None:
         """The gallery, or None."""
-        row = self._one(_G_SQL + "WHERE rg = ? AND name = ?", (rg, name))
-        return GalleryRow.from_sql(row) if row else None
+        return self._find_named("galleries", GalleryRow, rg, name)
 
     def gallery(self, rg: str, name: str) -> GalleryRow:
         """The gallery; NotFound when there is none."""
@@ -32,11 +30,7 @@ class GalleriesMixin(RepositoryBase):
 
     def list_galleries(self, rg: str | None = None) -> list[GalleryRow]:
         """Galleries of a resource group (all when ``rg`` is None), by name."""
-        if rg is None:
-            rows = self._all(_G_SQL + "ORDER BY rg, name")
-        else:
-            rows = self._all(_G_SQL + "WHERE rg = ? ORDER BY name", (rg,))
-        return [GalleryRow.from_sql(r) for r in rows]
+        return self._list_named("galleries", GalleryRow, rg)
 
     def insert_gallery(self, rg: str, name: str, location: str, tags: dict, props: dict) -> None:
         """(In a transaction.) A new gallery row."""

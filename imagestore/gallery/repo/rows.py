@@ -11,7 +11,7 @@ from .. import ids
 from .states import JobKind, ProvisioningState, ReplicationState
 
 
-class _Row:
+class Row:
     """Typed row; ``row["column"]`` also works, for the JSON shaping in :mod:`.resources`."""
 
     def __getitem__(self, key: str) -> Any:
@@ -33,8 +33,19 @@ class _Row:
         return cls(**{f.name: row[f.name] for f in fields(cls) if f.name in names})  # type: ignore[arg-type]
 
 
+class ResourceRow(Row):
+    """A row of an ARM resource: its properties are stored as JSON in ``props``."""
+
+    props: str
+
+    @property
+    def properties(self) -> dict:
+        """The stored ``props`` JSON."""
+        return json.loads(self.props)
+
+
 @dataclass(frozen=True)
-class GalleryRow(_Row):
+class GalleryRow(ResourceRow):
     """A gallery."""
     id: int
     rg: str
@@ -46,14 +57,9 @@ class GalleryRow(_Row):
     #: the subscription of the resource group (the local one when it has no row)
     subscription: str = ids.SUBSCRIPTION
 
-    @property
-    def properties(self) -> dict:
-        """The stored ``props`` JSON."""
-        return json.loads(self.props)
-
 
 @dataclass(frozen=True)
-class DefinitionRow(_Row):
+class DefinitionRow(ResourceRow):
     """An image definition, joined with its gallery (``rg``, ``gallery``)."""
 
     id: int
@@ -71,14 +77,9 @@ class DefinitionRow(_Row):
     #: the subscription of the resource group (the local one when it has no row)
     subscription: str = ids.SUBSCRIPTION
 
-    @property
-    def properties(self) -> dict:
-        """The stored ``props`` JSON."""
-        return json.loads(self.props)
-
 
 @dataclass(frozen=True)
-class VersionRow(_Row):
+class VersionRow(ResourceRow):
     """An image version, joined with its definition and gallery."""
 
     id: int
@@ -101,11 +102,6 @@ class VersionRow(_Row):
     subscription: str = ids.SUBSCRIPTION
 
     @property
-    def properties(self) -> dict:
-        """The stored ``props`` JSON."""
-        return json.loads(self.props)
-
-    @property
     def definition_properties(self) -> dict:
         """The stored ``props`` JSON of the version's definition."""
         return json.loads(self.image_props)
@@ -122,7 +118,7 @@ class VersionRow(_Row):
 
 
 @dataclass(frozen=True)
-class VersionDisk(_Row):
+class VersionDisk(Row):
     """One disk image of a version; ``lun`` -1 is the OS disk. ``digest`` is empty for a
     shallow disk (``shallow_path`` and ``fingerprint`` are set instead)."""
 
@@ -143,7 +139,7 @@ class VersionDisk(_Row):
 
 
 @dataclass(frozen=True)
-class VersionRegion(_Row):
+class VersionRegion(Row):
     """The replication state of a version in one target region."""
 
     version_id: int
@@ -164,7 +160,7 @@ class VersionRegion(_Row):
 
 
 @dataclass(frozen=True)
-class DiskRow(_Row):
+class DiskRow(ResourceRow):
     """A disk resource (a file created from a version)."""
     id: int
     rg: str
@@ -178,14 +174,9 @@ class DiskRow(_Row):
     #: the subscription of the resource group (the local one when it has no row)
     subscription: str = ids.SUBSCRIPTION
 
-    @property
-    def properties(self) -> dict:
-        """The stored ``props`` JSON."""
-        return json.loads(self.props)
-
 
 @dataclass(frozen=True)
-class LinkedParentRow(_Row):
+class LinkedParentRow(Row):
     """A read-only materialized copy of a version disk (manifest ``digest``) in a region, the
     parent (backing file) of linked disks."""
     id: int
@@ -198,7 +189,7 @@ class LinkedParentRow(_Row):
 
 
 @dataclass(frozen=True)
-class SnapshotRow(_Row):
+class SnapshotRow(ResourceRow):
     """A snapshot: one disk's bytes at one moment, captured as manifest ``digest`` into copy 0
     of its region; ``source_id`` is the ARM id of the disk (or snapshot) it was taken from."""
     id: int
@@ -218,14 +209,9 @@ class SnapshotRow(_Row):
     #: the subscription of the resource group (the local one when it has no row)
     subscription: str = ids.SUBSCRIPTION
 
-    @property
-    def properties(self) -> dict:
-        """The stored ``props`` JSON."""
-        return json.loads(self.props)
-
 
 @dataclass(frozen=True)
-class ManagedImageRow(_Row):
+class ManagedImageRow(ResourceRow):
     """A managed image (``Microsoft.Compute/images``); its disks are :class:`ManagedImageDisk`."""
     id: int
     rg: str
@@ -237,14 +223,9 @@ class ManagedImageRow(_Row):
     #: the subscription of the resource group (the local one when it has no row)
     subscription: str = ids.SUBSCRIPTION
 
-    @property
-    def properties(self) -> dict:
-        """The stored ``props`` JSON."""
-        return json.loads(self.props)
-
 
 @dataclass(frozen=True)
-class ManagedImageDisk(_Row):
+class ManagedImageDisk(Row):
     """One disk of a managed image (``lun`` -1: the OS disk): manifest ``digest``, and the
     resource it came from (``source_kind`` ``snapshot`` or ``managedDisk``, ``source_id``)."""
     lun: int
@@ -260,7 +241,7 @@ class ManagedImageDisk(_Row):
 
 
 @dataclass(frozen=True)
-class JobRow(_Row):
+class JobRow(Row):
     """A queued or running job."""
     id: int
     kind: str
@@ -285,7 +266,7 @@ class JobRow(_Row):
 
 
 @dataclass(frozen=True)
-class LeaseRow(_Row):
+class LeaseRow(Row):
     """The worker lease as stored."""
     pid: int
     host: str
@@ -294,7 +275,7 @@ class LeaseRow(_Row):
 
 
 @dataclass(frozen=True)
-class OperationRow(_Row):
+class OperationRow(Row):
     """A long-running operation of the REST API (its status resource)."""
     id: str
     kind: str
@@ -313,7 +294,7 @@ class OperationRow(_Row):
 
 
 @dataclass(frozen=True)
-class VmRow(_Row):
+class VmRow(ResourceRow):
     """A virtual machine (or, with ``vmss_id``, a scale set instance): ARM properties and its
     local facts in ``props``."""
     id: int
@@ -328,14 +309,9 @@ class VmRow(_Row):
     #: the subscription of the resource group (the local one when it has no row)
     subscription: str = ids.SUBSCRIPTION
 
-    @property
-    def properties(self) -> dict:
-        """The stored ``props`` JSON."""
-        return json.loads(self.props)
-
 
 @dataclass(frozen=True)
-class VmssRow(_Row):
+class VmssRow(ResourceRow):
     """A virtual machine scale set."""
     id: int
     rg: str
@@ -347,14 +323,9 @@ class VmssRow(_Row):
     #: the subscription of the resource group (the local one when it has no row)
     subscription: str = ids.SUBSCRIPTION
 
-    @property
-    def properties(self) -> dict:
-        """The stored ``props`` JSON."""
-        return json.loads(self.props)
-
 
 @dataclass(frozen=True)
-class ResourceGroupRow(_Row):
+class ResourceGroupRow(Row):
     """A resource group with a row (migration ``0008_resource_groups``): its name is unique
     in the store; ``subscription_id`` is the subscription it (and all it holds) belongs to."""
     id: int
