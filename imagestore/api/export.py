@@ -44,7 +44,7 @@ from starlette.routing import Route
 from ..errors import ImagestoreError, InvalidArgument, NotFound, from_oserror
 from ..formats.vhd_export import FixedVhdView
 from ..gallery import disk_access, ids
-from ..gallery.repository import DiskRow
+from ..gallery.repo.rows import DiskRow
 from ..identity import sas
 from .context import ApiContext
 from .operations import lro_headers

@@ -34,7 +34,7 @@ import numpy as np
 import xxhash
 
 from ..gallery import capture as gallery_capture
-from ..gallery.repository import VersionDisk
+from ..gallery.repo.rows import VersionDisk
 from ..home import Home
 from ..store import index, maintenance, manifest
 from ..store.cas import BlobStore

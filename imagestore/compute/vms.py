@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 from ..errors import Conflict, InvalidArgument, NotFound, OperationNotAllowed
 from ..gallery import ids, shared_views, validate
-from ..gallery.repository import ReplicationState, VmRow
+from ..gallery.repo.rows import VmRow
+from ..gallery.repo.states import ReplicationState
 from ..gallery.resource_groups import check_ref
 from ..gallery.service import GalleryService
 from ..gallery.shared_views import Viewer

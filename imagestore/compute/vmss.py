@@ -16,7 +16,7 @@ import uuid
 
 from ..errors import Conflict, ImagestoreError, InvalidArgument, NotFound
 from ..gallery import validate
-from ..gallery.repository import VmRow, VmssRow
+from ..gallery.repo.rows import VmRow, VmssRow
 from ..gallery.service import GalleryService
 from ..gallery.shared_views import Viewer
 from . import arm_vm, rules

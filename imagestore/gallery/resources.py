@@ -13,7 +13,7 @@ import sqlite3
 from pathlib import Path
 
 from . import arm_disk, ids, sharing, soft_delete
-from .repository import ReplicationState
+from .repo.states import ReplicationState
 
 GIB = 1 << 30
 
