@@ -28,7 +28,7 @@ cancels its queued jobs; failing a region settles the version's provisioning sta
 mixins over :class:`~.repo.base.RepositoryBase` each part is a plain class whose methods use
 ``self.con``, a dependency between parts is a base class (``VersionsMixin(JobsMixin)``), and
 ``repo.method()`` keeps working for every caller with no forwarding layer. Delegation would
-need a forwarding method per public method (some 150) or a ``__getattr__`` that hides them
+need a forwarding method per public method (118) or a ``__getattr__`` that hides them
 from readers and tools.
 """
 

@@ -12,7 +12,6 @@ from .rows import ManagedImageDisk, ManagedImageRow, SnapshotRow, dumps
 class ArtifactsMixin(RepositoryBase):
     """Snapshots and managed images."""
 
-
     def find_snapshot(self, rg: str, name: str) -> SnapshotRow | None:
         """The snapshot, or None."""
         return self._find_named("snapshots", SnapshotRow, rg, name)

@@ -10,7 +10,6 @@ from .rows import VmRow, VmssRow, dumps
 class ComputeMixin(RepositoryBase):
     """VMs and scale sets."""
 
-
     def find_vm(self, rg: str, name: str) -> VmRow | None:
         """The VM (or scale set instance) named ``name``, or None."""
         return self._find_named("compute_vms", VmRow, rg, name)

@@ -13,7 +13,6 @@ from .states import JobKind, JobState
 class JobsMixin(RepositoryBase):
     """Jobs and the worker lease."""
 
-
     def queue_version_job(self, version_pk: int, payload: dict) -> None:
         """(In a transaction.) Queue a version job; one already queued for the version absorbs
         it (payloads merged)."""

@@ -10,7 +10,6 @@ from .rows import OperationRow, dumps
 class OperationsMixin(RepositoryBase):
     """Long-running operations."""
 
-
     def insert_operation(self, op_id: str, kind: str, resource_id: str, location: str,
                          version_pk: int | None, status: str, error: dict | None = None) -> None:
         """(In a transaction.) Record an operation."""

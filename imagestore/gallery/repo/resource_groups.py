@@ -12,7 +12,6 @@ from .rows import ResourceGroupRow, dumps
 class ResourceGroupsMixin(RepositoryBase):
     """Subscriptions and resource groups."""
 
-
     def subscription_id(self, sub: str) -> str | None:
         """The subscription's id as stored (ids compare case-insensitively), or None when the
         directory has no such subscription."""

@@ -12,7 +12,7 @@ from .states import JobKind, ProvisioningState, ReplicationState
 
 
 class Row:
-    """Typed row; ``row["column"]`` also works, for the JSON shaping in :mod:`.resources`."""
+    """Typed row; ``row["column"]`` also works, for the JSON shaping in :mod:`..resources`."""
 
     def __getitem__(self, key: str) -> Any:
         try:

@@ -8,7 +8,8 @@ from .rows import VersionRow
 from .versions import VERSION_ORDER, VERSION_SQL
 
 #: soft-deleted versions with the time they were deleted (``sd_deleted``)
-_SD_SQL = (VERSION_SQL.replace(" FROM versions v ", ", s.deleted AS sd_deleted FROM versions v ", 1)
+_SD_SQL = (VERSION_SQL.replace(" FROM versions v ",
+                               ", s.deleted AS sd_deleted FROM versions v ", 1)
            + "JOIN soft_deleted_versions s ON s.version_id = v.id ")
 
 

@@ -19,7 +19,7 @@ class ReplicationState(StrEnum):
     """The replication state of a version in one target region, as stored.
 
     ``Queued`` is imagestore's own state (work not started yet); the ARM JSON renders it in
-    the SDK's vocabulary (see :mod:`.resources`)."""
+    the SDK's vocabulary (see :mod:`..resources`)."""
 
     QUEUED = "Queued"
     REPLICATING = "Replicating"
