@@ -26,13 +26,12 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any
 
 from ..errors import ImagestoreError, NotFound
 from ..fsutil import pid_alive
 from ..home import DEFAULT_REGION
 from .placement import Placement
-from .repository import Repository
+from .repository import CaptureIntentRow, Repository
 
 #: an intent of another host is abandoned after this many seconds (database clock)
 FOREIGN_TTL = 24 * 3600.0
@@ -63,21 +62,17 @@ class CaptureIntent(list):
         names = json.dumps([*self, digest])
         with self.repo.transaction():
             if self.id is None:
-                cur = self.repo.con.execute(
-                    "INSERT INTO capture_intents(host, pid, region, store, digests, created) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (hostname(), os.getpid(), self.region, self.root, names, self.repo.now()))
-                self.id = int(cur.lastrowid)
+                self.id = self.repo.insert_capture_intent(hostname(), os.getpid(), self.region,
+                                                          self.root, names)
             else:
-                self.repo.con.execute("UPDATE capture_intents SET digests = ? WHERE id = ?",
-                                      (names, self.id))
+                self.repo.set_capture_intent_digests(self.id, names)
         self.append(digest)
 
     def end(self) -> None:
         """(In a transaction: the one committing the rows that reference the digests.) The
         capture is done; its intent goes."""
         if self.id is not None:
-            self.repo.con.execute("DELETE FROM capture_intents WHERE id = ?", (self.id,))
+            self.repo.delete_capture_intent(self.id)
 
     def abandon(self, store) -> None:  # noqa: ANN001 - a BlobStore
         """The capture failed: remove the manifests it published that nothing references,
@@ -105,7 +100,7 @@ def _names(doc: str) -> list[str]:
     return [d for d in names if isinstance(d, str)] if isinstance(names, list) else []
 
 
-def _abandoned(repo: Repository, root: str, row: Any) -> bool:
+def _abandoned(repo: Repository, root: str, row: CaptureIntentRow) -> bool:
     """Whether the intent's process is gone, and this store can reach what it published:
     a ``local`` region is the capturing store's own directory."""
     if row["region"].lower() == DEFAULT_REGION and row["store"] != root:
@@ -120,10 +115,7 @@ def resume_abandoned(repo: Repository, placement: Placement) -> list[str]:
     their intents; returns the digests removed."""
     removed: list[str] = []
     root = os.path.realpath(placement.home.root)
-    rows = repo.con.execute(
-        "SELECT id, host, pid, region, store, digests, created FROM capture_intents "
-        "ORDER BY id").fetchall()
-    for r in rows:
+    for r in repo.capture_intents():
         if not _abandoned(repo, root, r):
             continue
         # a malformed entry (never written by a capture) is skipped, not fatal to gc
@@ -132,14 +124,14 @@ def resume_abandoned(repo: Repository, placement: Placement) -> list[str]:
             store, close = placement.open_source_store(r["region"])
         except NotFound:  # the region was deleted, its data with it
             with repo.transaction():
-                repo.con.execute("DELETE FROM capture_intents WHERE id = ?", (r["id"],))
+                repo.delete_capture_intent(r.id)
             continue
         try:
             with repo.transaction():
                 for d in digests:
                     if not repo.digest_referenced(d) and store.remove_manifest(d):
                         removed.append(d)
-                repo.con.execute("DELETE FROM capture_intents WHERE id = ?", (r["id"],))
+                repo.delete_capture_intent(r.id)
         finally:
             if close:
                 store.close()

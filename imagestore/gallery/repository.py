@@ -16,8 +16,8 @@ exception), so a service composes several changes into one atomic step. Reads ru
 
 **Layout.** The SQL lives in :mod:`.repo`, one module per aggregate (galleries and
 definitions, versions, soft-delete markers, version disks, version regions, disks, linked
-parents, snapshots and managed images, jobs and the worker lease, operations, compute,
-resource groups); the typed rows in :mod:`.repo.rows`, the Enums in :mod:`.repo.states`. This
+parents, snapshots and managed images, capture intents, jobs and the worker lease,
+operations, compute, resource groups); the typed rows in :mod:`.repo.rows`, the Enums in :mod:`.repo.states`. This
 module is the facade: :class:`Repository` composes the parts, and every name callers imported
 from here before the split still imports from here.
 
@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from .repo.artifacts import ArtifactsMixin
 from .repo.base import RepositoryBase
+from .repo.capture_intents import CaptureIntentsMixin
 from .repo.compute import ComputeMixin
 from .repo.disks import DisksMixin
 from .repo.galleries import DefinitionsMixin, GalleriesMixin
@@ -45,6 +46,7 @@ from .repo.operations import OperationsMixin
 from .repo.regions import VersionRegionsMixin
 from .repo.resource_groups import ResourceGroupsMixin
 from .repo.rows import (
+    CaptureIntentRow,
     DefinitionRow,
     DiskRow,
     GalleryRow,
@@ -69,7 +71,7 @@ from .repo.version_disks import VersionDisksMixin
 from .repo.versions import VersionsMixin
 
 __all__ = [
-    "DefinitionRow", "DiskRow", "GalleryRow", "JobKind", "JobRow", "JobState", "LeaseRow",
+    "CaptureIntentRow", "DefinitionRow", "DiskRow", "GalleryRow", "JobKind", "JobRow", "JobState", "LeaseRow",
     "LinkedParentRow", "ManagedImageDisk", "ManagedImageRow", "OperationRow",
     "ProvisioningState", "ReplicationState", "Repository", "ResourceGroupRow", "SnapshotRow",
     "VersionDisk", "VersionRegion", "VersionRow", "VmRow", "VmssRow", "dumps",
@@ -89,6 +91,7 @@ class Repository(
     LinkedParentsMixin,
     ArtifactsMixin,
     ComputeMixin,
+    CaptureIntentsMixin,
     RepositoryBase,
 ):
     """The gallery database of one store, opened and migrated: ``db_path`` is the SQLite file

@@ -336,6 +336,21 @@ class ResourceGroupRow(Row):
     created: str
 
 
+
+@dataclass(frozen=True)
+class CaptureIntentRow(Row):
+    """The manifests (``digests``, a JSON list) a capture by ``pid`` on ``host`` publishes in
+    ``region`` of the store at ``store`` before the rows that reference them exist;
+    ``created`` is the database clock's epoch seconds."""
+    id: int
+    host: str
+    pid: int
+    region: str
+    store: str
+    digests: str
+    created: float
+
+
 def dumps(obj: Any) -> str:
     """JSON as stored in the ``props``/``tags``/``payload`` columns."""
     return json.dumps(obj, separators=(",", ":"), sort_keys=False)
