@@ -236,8 +236,10 @@ def test_sigkill_during_upload_resumes_without_resending(gal, azurite, blob_prox
     res = res["copies"][0]
     second = blob_proxy.up
     assert res["bytesResumed"] >= 4 * MiB, res
-    # the resumed run sent what the killed one had not: staged blocks are not sent again
-    assert second <= 24 * MiB - res["bytesResumed"] + MiB, (first, second, res)
+    # the resumed run sent what the killed one had not: staged blocks are not sent again.
+    # A re-sent block would add a whole 4 MiB; less than that is the index/manifest blobs and
+    # a transport retry of part of a body under load (seen once: 1.9 MB at load 3)
+    assert second < 24 * MiB - res["bytesResumed"] + 4 * MiB, (first, second, res)
     assert first + second < 24 * MiB + 4 * 4 * MiB + MiB
     assert run.json("region", "verify", "blobr")["clean"]
     ss = slots(run.store, "blobr")
