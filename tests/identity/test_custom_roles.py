@@ -10,8 +10,7 @@ import pytest
 
 from imagestore.errors import Conflict, InvalidArgument, NotFound
 from imagestore.gallery import ids
-from imagestore.home import Home
-from imagestore.identity import assignments, authorize, custom_roles, directory, roles
+from imagestore.identity import assignments, authorize, custom_roles, roles
 
 pytestmark = pytest.mark.one_pass
 
@@ -22,17 +21,9 @@ V = f"{G}/images/d/versions/1.0.0"
 C = "Microsoft.Compute"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def dr(request, tmp_path, monkeypatch):
-    if request.param == "postgres":
-        monkeypatch.setenv("IMAGESTORE_DATABASE_URL",
-                           request.getfixturevalue("pg_cluster").new_database())
-    home = Home.open(str(tmp_path / "store"))
-    with directory.open_directory(home) as d:
-        d.home = home
-        directory.create_user(d, "u@x.example", "U")
-        yield d
-    home.close()
+@pytest.fixture
+def dr(directory_of):
+    return directory_of
 
 
 def role_json(name: str = "Version Reader", actions=("*/read",), scopes=(RG,), **more) -> str:

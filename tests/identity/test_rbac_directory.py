@@ -8,7 +8,6 @@ import pytest
 from imagestore.api.authz import action_and_scope
 from imagestore.errors import AuthorizationFailed, Conflict
 from imagestore.gallery import ids
-from imagestore.home import Home
 from imagestore.identity import assignments, authorize, directory, roles
 
 pytestmark = pytest.mark.one_pass
@@ -21,16 +20,9 @@ V = f"{D}/versions/1.0.0"
 C = "Microsoft.Compute"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def dr(request, tmp_path, monkeypatch):
-    if request.param == "postgres":
-        monkeypatch.setenv("IMAGESTORE_DATABASE_URL",
-                           request.getfixturevalue("pg_cluster").new_database())
-    home = Home.open(str(tmp_path / "store"))
-    with directory.open_directory(home) as d:
-        d.home = home
-        yield d
-    home.close()
+@pytest.fixture
+def dr(directory_of):
+    return directory_of
 
 
 def test_builtin_roles_verbatim_and_matching():
