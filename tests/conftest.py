@@ -35,6 +35,12 @@ class Cli:
         assert r.exit_code == 0, (r.exit_code, r.stdout, r.stderr)
         return json.loads(r.stdout)
 
+    def definition(self, *gallery_flags: str) -> None:
+        """Gallery ``g`` (created with ``gallery_flags``) holding Linux definition ``d``."""
+        self.json("sig", "create", "-r", "g", *gallery_flags)
+        self.json("sig", "image-definition", "create", "-r", "g", "-i", "d", "-p", "P", "-f",
+                  "O", "-s", "S", "--os-type", "Linux")
+
 
 @pytest.fixture
 def store_dir(tmp_path) -> str:

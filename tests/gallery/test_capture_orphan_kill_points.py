@@ -57,9 +57,7 @@ def _referenced(store: str) -> set[str]:
 
 def _gallery(store: str) -> Cli:
     run = Cli(store)
-    run.json("sig", "create", "-r", "g")
-    run.json("sig", "image-definition", "create", "-r", "g", "-i", "d", "-p", "P", "-f", "O",
-             "-s", "S", "--os-type", "Linux")
+    run.definition()
     return run
 
 

@@ -35,9 +35,7 @@ def _template(tmp_path_factory) -> tuple[str, str]:
     with open(src, "r+b") as f:  # a whole number of sectors, some MiB
         f.truncate(4 * MiB)
     run = Cli(str(d / "store"))
-    run.json("sig", "create", "-r", "g")
-    run.json("sig", "image-definition", "create", "-r", "g", "-i", "d", "-p", "P", "-f", "O",
-             "-s", "S", "--os-type", "Linux")
+    run.definition()
     run.json("sig", "image-version", "create", "-r", "g", "-i", "d", "-e", "1.0.0",
              "--os-vhd-uri", src)
     return str(d / "store"), src

@@ -40,9 +40,7 @@ def test_gc_purge_kill_points(tmp_path_factory, tmp_path, monkeypatch):
             f.truncate(2 * MiB)
     template = str(d / "store")
     run = Cli(template)
-    run.json("sig", "create", "-r", "g", "--soft-delete", "true")
-    run.json("sig", "image-definition", "create", "-r", "g", "-i", "d", "-p", "P", "-f", "O",
-             "-s", "S", "--os-type", "Linux")
+    run.definition("--soft-delete", "true")
     kept: set[str] = set()
     for v, s in (("1.0.0", srcs[0]), ("1.0.1", srcs[1])):
         assert run("sig", "image-version", "create", *V, v, "--os-vhd-uri", s,
@@ -89,9 +87,7 @@ def test_manifest_published_without_its_version_row(tmp_path):
     test_capture_orphan_kill_points.py."""
     src = make_source(str(tmp_path / "os.raw"), 41)
     run = Cli(str(tmp_path / "store"))
-    run.json("sig", "create", "-r", "g")
-    run.json("sig", "image-definition", "create", "-r", "g", "-i", "d", "-p", "P", "-f", "O",
-             "-s", "S", "--os-type", "Linux")
+    run.definition()
     digest = run.json("store", "ingest", src)["digest"]
     store = str(tmp_path / "store")
     v = run.json("store", "verify")

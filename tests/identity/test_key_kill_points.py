@@ -58,9 +58,7 @@ def with_disk(tmp_path_factory) -> str:
     with open(src, "r+b") as f:
         f.truncate(2 * MiB)
     run = Cli(str(d / "store"))
-    run.json("sig", "create", "-r", "g")
-    run.json("sig", "image-definition", "create", "-r", "g", "-i", "d", "-p", "P", "-f", "O",
-             "-s", "S", "--os-type", "Linux")
+    run.definition()
     run.json("sig", "image-version", "create", "-r", "g", "-i", "d", "-e", "1.0.0",
              "--os-vhd-uri", src)
     run.json("disk", "create", "-n", "k", "--gallery-image-reference", "g/d/1.0.0")
