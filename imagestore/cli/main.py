@@ -30,6 +30,7 @@ from .region_cmds import region_group
 from .serve_cmd import serve_cmd
 from .sig_cmds import sig_group
 from .sig_share_cmds import share_group  # noqa: F401 - registers sig share/list-shared/... (issue 15)
+from .sig_soft_delete_cmds import image_version_purge  # noqa: F401 - registers list-soft-deleted/undelete/purge
 from .snapshot_cmds import snapshot_group
 from .store_cmds import init_cmd, store_group
 from .targets import cli_message, command_of
