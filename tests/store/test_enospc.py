@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from imagestore.home import Home
 from imagestore.store import index
 from tests.conftest import Cli
@@ -172,15 +174,18 @@ def test_replication_to_a_full_region(small_fs, tmp_path):
         "--target-regions", "local", "west", check=True)
 
 
-def test_disk_create_on_a_full_disk_names_the_users_path(small_fs, tmp_path):
+@pytest.mark.parametrize("fmt", ["raw", "qcow2", "vhdx"])
+def test_disk_create_on_a_full_disk_names_the_users_path(small_fs, tmp_path, fmt):
+    """Every disk writer (raw, the qcow2 writer, the VHDX writer) fails with exit 10 naming
+    the user's path and leaves no temp file and no disk row."""
     store = str(tmp_path / "store")
     gallery(store)
     big = make_random(str(tmp_path / "big.raw"), 48, seed=6)
     v = json.loads(cli(store, "sig", "image-version", "create", *GALLERY, "-e", "1.0.0",
                        "--os-vhd-uri", big, check=True).stdout)
-    target = os.path.join(small_fs, "disk.raw")
+    target = os.path.join(small_fs, f"disk.{fmt}")
     p = cli(store, "disk", "create", "-n", "d1", "--gallery-image-reference", v["id"],
-            "--path", target)
+            "--path", target, "--format", fmt)
     err = one_line_error(p, FULL, f"{target}: no space left on device")
     assert ".imagestore-" not in err
     assert sorted(os.listdir(small_fs)) == ["lost+found"]  # no temp disk left
