@@ -38,6 +38,14 @@ DB_FILE = "directory.sqlite"
 #: scrypt parameters: 16 MiB of memory, ~30 ms per check on this kind of machine
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 SECRET_YEARS = 1  # az's default credential lifetime
+_SECRET_FIRST = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
+def new_secret() -> str:
+    """A client secret: 41 URL-safe characters (~246 bits) whose first is a letter or digit.
+    A secret may not start with '-': ``az login -p -abc`` reads it as an option and refuses
+    it, as Azure's own generated secrets never do."""
+    return secrets.choice(_SECRET_FIRST) + secrets.token_urlsafe(30)
 MAX_NAME = 120
 
 _SCHEMA = """
@@ -171,7 +179,7 @@ def create(store, name: str, *, years: int = SECRET_YEARS,  # noqa: ANN001
     no assignment)."""
     name = _check_name(name)
     grant = _grant(store, role, scopes)  # checked before anything is written
-    secret = secrets.token_urlsafe(30)
+    secret = new_secret()
     salt = secrets.token_bytes(16)
     digest = _hash(secret, salt)
     now = datetime.now(UTC)
