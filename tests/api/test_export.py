@@ -229,9 +229,12 @@ def test_revoke_restart_and_expiry(exported):
         assert r.status_code == 403 and b"revoked" in r.content
         assert exported.run.json("disk", "show", "-n", "d1")["properties"][
             "diskState"] == "Unattached"
-        short = grant(s2, seconds=2)
+        # expiry is whole seconds (now rounded down + 5 s): valid for 4-5 s, a margin for
+        # the first GET on a loaded machine; then wait past the latest possible expiry
+        granted = time.time()
+        short = grant(s2, seconds=5)
         assert httpx.get(short, headers={"Range": "bytes=0-9"}).status_code == 206
-        time.sleep(2.2)
+        time.sleep(max(0.0, granted + 5.3 - time.time()))
         r = httpx.get(short, headers={"Range": "bytes=0-9"})
         assert r.status_code == 403 and b"expiry" in r.content
     finally:

@@ -162,7 +162,8 @@ def test_sparse_32tib_vhdx_capture_and_disk(run, tmp_path):
     out = str(tmp_path / "disk.vhdx")
     d = run.json("disk", "create", "-n", "big", "--gallery-image-reference", "g/d",
                  "--format", "vhdx", "--path", out)
-    assert time.monotonic() - t0 < 20
+    # not a speed goal (benchmarks/): a guard that 32 TiB are not walked (hours if they were)
+    assert time.monotonic() - t0 < 240
     assert v["properties"]["storageProfile"]["osDiskImage"]["sizeInGB"] == 32 * 1024
     assert v["properties"]["localStorage"]["osDiskImage"]["dataBytes"] == 3 * MiB
     assert d["properties"]["diskSizeGB"] == 32 * 1024

