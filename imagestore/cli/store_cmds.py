@@ -192,9 +192,10 @@ def gc_cmd(ctx: click.Context, dry_run: bool, timeout: float) -> None:
       imagestore store gc
     """
     home = open_home(ctx, create=False)  # nothing to collect in a store that is not there
-    purged = _purge_soft_deleted(home, dry_run)
-    out = gc(home.blob_store(), timeout=timeout, dry_run=dry_run).to_json()
-    out["softDeletedVersionsPurged"] = purged
+    first, unpublished = _finish_gallery_deletions(home, dry_run)
+    out = gc(home.blob_store(), timeout=timeout, dry_run=dry_run,
+             unpublished=unpublished).to_json()
+    out.update(first)
     out["linkedParentsFreed"] = _collect_linked_parents(home, dry_run)
     out["abandonedTempFilesRemoved"] = 0 if dry_run else _remove_abandoned_temps(home)
     emit(ctx, out)
@@ -209,22 +210,30 @@ def _remove_abandoned_temps(home: Home) -> int:
     return sum(remove_stale_builds(os.path.join(home.root, d)) for d in ("disks", "identity"))
 
 
-def _purge_soft_deleted(home: Home, dry_run: bool) -> list[str]:
-    """Ids of the soft-deleted versions past their hard-deletion time, purged (gallery/
-    soft_delete.py). First finishes the deletions a kill interrupted between a version's rows
-    and its manifests (gallery/version_data.py), and removes the manifests killed captures
-    published before their rows (gallery/capture_intents.py), so their chunks are freed in
-    this run."""
+def _finish_gallery_deletions(home: Home, dry_run: bool) -> tuple[dict, set[str]]:
+    """Before collecting chunks: finish the version deletions a kill interrupted between a
+    version's rows and its manifests (gallery/version_data.py), remove the manifests killed
+    captures published before their rows (gallery/capture_intents.py), and purge the
+    soft-deleted versions past their hard-deletion time (gallery/soft_delete.py), so their
+    chunks are freed in this run. Returns the report's entries and, for ``dry_run`` (which
+    changes nothing), the digests these steps would unpublish, so that the chunk counts
+    include what they would free."""
     from ..gallery import GalleryService, backends, capture_intents, version_data
 
+    empty = {"softDeletedVersionsPurged": [], "interruptedDeletionsFreed": [],
+             "abandonedCaptureManifestsRemoved": []}
     if not backends.exists(home.gallery_database):
-        return []
+        return empty, set()
     svc = GalleryService(home)
     try:
-        if not dry_run:
-            version_data.resume_unreferences(svc.repo, svc.placement)
-            capture_intents.resume_abandoned(svc.repo, svc.placement)
-        return svc.soft_delete.purge_expired(dry_run=dry_run)
+        resumed = version_data.resume_unreferences(svc.repo, svc.placement, dry_run=dry_run)
+        abandoned = capture_intents.resume_abandoned(svc.repo, svc.placement, dry_run=dry_run)
+        unpublished = set(resumed) | set(abandoned)
+        if dry_run:
+            unpublished |= set(version_data.freed_by_deleting(svc.repo, svc.soft_delete.expired()))
+        purged = svc.soft_delete.purge_expired(dry_run=dry_run)
+        return {"softDeletedVersionsPurged": purged, "interruptedDeletionsFreed": resumed,
+                "abandonedCaptureManifestsRemoved": abandoned}, unpublished
     finally:
         svc.close()
 

@@ -110,9 +110,11 @@ def _abandoned(repo: Repository, root: str, row: CaptureIntentRow) -> bool:
     return repo.now() - float(row["created"]) > FOREIGN_TTL
 
 
-def resume_abandoned(repo: Repository, placement: Placement) -> list[str]:
+def resume_abandoned(repo: Repository, placement: Placement, *,
+                     dry_run: bool = False) -> list[str]:
     """Remove what the captures of dead processes published and no row references, and
-    their intents; returns the digests removed."""
+    their intents; returns the digests removed (``dry_run``: that would be, removing
+    nothing)."""
     removed: list[str] = []
     root = os.path.realpath(placement.home.root)
     for r in repo.capture_intents():
@@ -123,8 +125,17 @@ def resume_abandoned(repo: Repository, placement: Placement) -> list[str]:
         try:
             store, close = placement.open_source_store(r["region"])
         except NotFound:  # the region was deleted, its data with it
-            with repo.transaction():
-                repo.delete_capture_intent(r.id)
+            if not dry_run:
+                with repo.transaction():
+                    repo.delete_capture_intent(r.id)
+            continue
+        if dry_run:
+            try:
+                removed += [d for d in digests
+                            if not repo.digest_referenced(d) and store.has_manifest(d)]
+            finally:
+                if close:
+                    store.close()
             continue
         try:
             with repo.transaction():

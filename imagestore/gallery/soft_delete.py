@@ -285,16 +285,20 @@ class SoftDelete:
                       dry_run: bool = False) -> list[str]:
         """Hard-delete the soft-deleted versions past their hard-deletion time (of
         ``definition``, or of the whole store); returns their ids."""
+        out = []
+        for row in self.expired(definition):
+            out.append(ids.version_id(row.subscription, row.rg, row.gallery, row.image, row.name))
+            if not dry_run:
+                self._purge(self.repo, self.placement, row)
+        return out
+
+    def expired(self, definition: DefinitionRow | None = None) -> list[VersionRow]:
+        """The soft-deleted versions past their hard-deletion time (of ``definition``, or of
+        the whole store)."""
         now = now_utc()
         found = (self.repo.soft_deleted_in(definition.id) if definition is not None
                  else self.repo.all_soft_deleted())
-        out = []
-        for row, when in found:
-            if Times.of(when).gone(now):
-                out.append(ids.version_id(row.subscription, row.rg, row.gallery, row.image, row.name))
-                if not dry_run:
-                    self._purge(self.repo, self.placement, row)
-        return out
+        return [row for row, when in found if Times.of(when).gone(now)]
 
     def before_definition_delete(self, gallery: GalleryRow, definition: DefinitionRow) -> None:
         """Deleting a definition that holds soft-deleted versions is refused while the

@@ -23,13 +23,24 @@ def delete_rows(repo: Repository, row: VersionRow) -> dict:
     return work
 
 
-def resume_unreferences(repo: Repository, placement: Placement) -> int:
-    """Finish the unreferences a kill interrupted (queued ``unreference`` jobs); returns how
-    many."""
-    jobs = repo.queued_unreference_jobs()
-    for job_id, payload in jobs:
-        unreference(repo, placement, {**payload, "job": job_id})
-    return len(jobs)
+def resume_unreferences(repo: Repository, placement: Placement, *,
+                        dry_run: bool = False) -> list[str]:
+    """Finish the unreferences a kill interrupted (queued ``unreference`` jobs); returns the
+    digests nothing references any more (``dry_run``: would, changing nothing)."""
+    freed: list[str] = []
+    for job_id, payload in repo.queued_unreference_jobs():
+        if dry_run:
+            freed += [d for d in payload["digests"] if not repo.digest_referenced(d)]
+        else:
+            freed += unreference(repo, placement, {**payload, "job": job_id})
+    return sorted(set(freed))
+
+
+def freed_by_deleting(repo: Repository, rows: list[VersionRow]) -> list[str]:
+    """The digests nothing would reference once ``rows`` were deleted (changes nothing)."""
+    pks = [r.id for r in rows]
+    digests = {d.digest for r in rows for d in repo.disks_of(r.id) if d.digest}
+    return sorted(d for d in digests if not repo.digest_referenced(d, excluding_versions=pks))
 
 
 def unreference(repo: Repository, placement: Placement, work: dict) -> list[str]:

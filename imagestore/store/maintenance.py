@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -248,14 +248,17 @@ def _count_temps(*dirs: str) -> int:
     return n
 
 
-def gc(store: BlobStore, *, timeout: float = 600.0, dry_run: bool = False) -> GcReport:
+def gc(store: BlobStore, *, timeout: float = 600.0, dry_run: bool = False,
+       unpublished: Collection[str] = ()) -> GcReport:
     """Remove chunks no manifest references; compact packs; delete orphan packs.
 
     Runs under the exclusive lock. Order: copy live chunks of a pack to a new pack, fsync,
     repoint the index in one transaction, then unlink the old pack. A crash at any point
     leaves either the old or the new location valid; leftovers are orphans the next gc removes.
     A damaged or missing index is refused (IntegrityError) before anything is touched: packs
-    it does not name would otherwise look like orphans. ``dry_run`` changes nothing.
+    it does not name would otherwise look like orphans. ``dry_run`` changes nothing;
+    ``unpublished`` names manifests to count as gone (what the gallery's first steps of
+    ``store gc`` would unpublish), so a dry run reports what the real run would free.
     """
     rep = GcReport(dry_run=dry_run)
     with store.lock(exclusive=True, timeout=timeout):
@@ -267,7 +270,8 @@ def gc(store: BlobStore, *, timeout: float = 600.0, dry_run: bool = False) -> Gc
             rep.removed_temps = store.cleanup_temps()
             if sqlitedb.free_bytes(store.index_path) < 2 * RESERVE_BYTES:
                 release_reserve(store.root)  # a full disk: room for the index changes below
-        digests = store.list_manifests()
+        gone = set(unpublished)
+        digests = [d for d in store.list_manifests() if d not in gone]
         stats, live = _pack_stats(store, digests)
         names = index.pack_names(con)
         on_disk = {n for n in os.listdir(store.packs_dir) if n.endswith(".pack")}

@@ -79,8 +79,15 @@ def test_killed_capture_then_gc_leaves_no_orphan(tmp_path_factory, tmp_path, mon
     def check(store: str) -> None:
         run = Cli(store)
         had = _manifests(store)
+        dry = run.json("store", "gc", "--dry-run")
+        assert _manifests(store) == had  # a dry run removes nothing
         gc = run("store", "gc")
         assert gc.exit_code == 0, gc.stderr
+        # and it told what the real run then did: the same manifests, the same chunks
+        real = json.loads(gc.stdout)
+        assert real["abandonedCaptureManifestsRemoved"] == dry[
+            "abandonedCaptureManifestsRemoved"] == sorted(had - _referenced(store)), (dry, real)
+        assert real["removedChunks"] == dry["wouldRemoveChunks"], (dry, real)
         v = run.json("store", "verify")
         assert v["unreferencedChunks"] == 0, v
         assert _manifests(store) == _referenced(store), (had, _manifests(store))

@@ -60,8 +60,15 @@ def test_gc_purge_kill_points(tmp_path_factory, tmp_path, monkeypatch):
         run = Cli(store)
         r = run("store", "verify")
         assert r.exit_code == 0, r.stderr
+        before = _manifests(store)
+        dry = run.json("store", "gc", "--dry-run")
+        assert _manifests(store) == before  # a dry run removes nothing
         gc = run.json("store", "gc")
         assert gc["softDeletedVersionsPurged"] in ([], [f"{vid}/1.0.1"]), gc
+        # it told what the real run then did, whether the kill came before or after the rows
+        assert dry["softDeletedVersionsPurged"] == gc["softDeletedVersionsPurged"], (dry, gc)
+        assert dry["interruptedDeletionsFreed"] == gc["interruptedDeletionsFreed"], (dry, gc)
+        assert dry["wouldRemoveChunks"] == gc["removedChunks"], (dry, gc)
         assert run.json("sig", "image-version", "list-soft-deleted", "-r", "g", "-i", "d") == []
         assert run("sig", "image-version", "show", *V, "1.0.1").exit_code == 4
         assert _manifests(store) == kept, _manifests(store)

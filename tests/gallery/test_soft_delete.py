@@ -180,10 +180,14 @@ def test_round_trip_case_23_with_the_clock_moved(env, monkeypatch):
           "image version 'g/d/1.0.1' not found")
     fails(run("sig", "image-version", "undelete", "-r", "g", "-i", "d", "-e", "1.0.1"),
           NOT_FOUND)
-    assert run.json("store", "gc", "--dry-run")["softDeletedVersionsPurged"] == [f"{VID}/1.0.1"]
+    dry = run.json("store", "gc", "--dry-run")
+    assert dry["softDeletedVersionsPurged"] == [f"{VID}/1.0.1"]
     assert run.json("store", "stats")["chunks"] == chunks  # a dry run changed nothing
     gc = run.json("store", "gc")
     assert gc["softDeletedVersionsPurged"] == [f"{VID}/1.0.1"] and gc["removedChunks"] > 0
+    # the dry run counted the chunks the purge frees (it used to say 0)
+    assert dry["wouldRemoveChunks"] == gc["removedChunks"]
+    assert dry["wouldFreeBytes"] == gc["freedBytes"]
     assert run.json("store", "stats")["chunks"] < chunks
     assert len(manifests(run)) == len(kept) - 1
     verify_clean(run)

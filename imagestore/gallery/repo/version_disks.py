@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 
 from .rows import VersionDisk, VersionRow
 from .versions import VersionsMixin
@@ -30,14 +31,17 @@ class VersionDisksMixin(VersionsMixin):
                  d.stored_bytes, d.host_caching, d.source_uri, d.source_format, d.shallow_path,
                  d.fingerprint, d.source_id))
 
-    def digest_referenced(self, digest: str) -> bool:
+    def digest_referenced(self, digest: str, excluding_versions: Collection[int] = ()) -> bool:
         """Whether any version disk, snapshot or managed image disk uses manifest ``digest``
-        (what keeps a manifest published)."""
+        (what keeps a manifest published); with ``excluding_versions``, as if those versions
+        (primary keys) were gone (what ``store gc --dry-run`` reports for purges)."""
+        skip = tuple(int(v) for v in excluding_versions)
+        not_in = f" AND version_id NOT IN ({', '.join('?' * len(skip))})" if skip else ""
         return self._one(
-            "SELECT 1 FROM version_disks WHERE digest = ? UNION ALL "
+            f"SELECT 1 FROM version_disks WHERE digest = ?{not_in} UNION ALL "
             "SELECT 1 FROM snapshots WHERE digest = ? UNION ALL "
             "SELECT 1 FROM managed_image_disks WHERE digest = ? LIMIT 1",
-            (digest, digest, digest)) is not None
+            (digest, *skip, digest, digest)) is not None
 
     def versions_using_digest(self, digest: str) -> list[tuple[VersionRow, int]]:
         """(version, LUN) of every disk image whose content is manifest ``digest``."""
