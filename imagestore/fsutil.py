@@ -39,6 +39,23 @@ def atomic_write(path: str, data: bytes, *, mode: int = 0o644) -> None:
     fsync_dir(d)
 
 
+def pwrite_all(fd: int, parts: list, offset: int) -> None:
+    """Write ``parts`` (bytes-like, in order) at ``offset`` completely. A write to a regular
+    file may be short when the disk fills up part-way (the kernel reports ENOSPC only when
+    it wrote nothing): the rest is written in a loop, whose next write raises the error."""
+    n = os.pwritev(fd, parts, offset) if len(parts) > 1 else os.pwrite(fd, parts[0], offset)
+    for p in parts:
+        mv = memoryview(p)
+        if n >= len(mv):
+            n -= len(mv)
+            offset += len(mv)
+            continue
+        mv, offset, n = mv[n:], offset + n, 0
+        while mv:
+            k = os.pwrite(fd, mv, offset)
+            mv, offset = mv[k:], offset + k
+
+
 def write_file(path: str, data: bytes, *, mode: int = 0o644) -> None:
     """Write a new file (``O_EXCL``) without fsync: for temp trees fsynced as a whole."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)

@@ -7,6 +7,7 @@ loser reads the winner's). A key file of the wrong length is damage, never repla
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from typing import Any
@@ -68,10 +69,15 @@ def create_new(path: str, nbytes: int) -> None:
     tmp = temp_beside(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
-        os.write(fd, secrets.token_bytes(nbytes))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        try:
+            if os.write(fd, secrets.token_bytes(nbytes)) != nbytes:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), tmp)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        os.unlink(tmp)  # a full disk (or any failure): nothing unpublished stays behind
+        raise
     try:
         os.link(tmp, path)
     except FileExistsError:

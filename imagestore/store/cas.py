@@ -53,6 +53,10 @@ class BlobStore:
         #: a dead thread's is closed when the next one is opened (ingest and materialize run
         #: in new worker threads each time: a long-running process would keep them all)
         self._cons: list = []
+        #: the one connection every thread uses when the index had to be opened with a
+        #: private WAL index (a nearly full disk: ``sqlitedb.connect``), where a second
+        #: connection would find the file locked
+        self._shared = None
         self._migrated = False
 
     # -- opening -------------------------------------------------------------------------
@@ -110,25 +114,34 @@ class BlobStore:
 
     @property
     def con(self):
-        """A per-thread SQLite connection."""
+        """A per-thread SQLite connection (one shared by all threads on a nearly full disk,
+        where the index is opened with a private WAL index: SQLite serializes its use)."""
         c = getattr(self._local, "con", None)
         if c is None:
-            # never creates a lost index; read-only where this process may not write it
-            readonly = not sqlitedb.writable(self.index_path)
-            c = index.open_index(self.index_path, readonly=readonly)
-            self._local.con = c
             with self._fd_lock:
-                alive = []
-                for t, old in self._cons:
-                    if t.is_alive():
-                        alive.append((t, old))
-                    else:
-                        old.close()
-                alive.append((threading.current_thread(), c))
-                self._cons = alive
-                if not self._migrated and not readonly:
-                    index.migrate(c)
-                    self._migrated = True
+                c = self._shared
+                if c is None:
+                    # dead threads' connections first: their locks must not be in the way
+                    alive = []
+                    for t, old in self._cons:
+                        if t.is_alive():
+                            alive.append((t, old))
+                        else:
+                            old.close()
+                    self._cons = alive
+                    # never creates a lost index; read-only where this process may not write
+                    readonly = not sqlitedb.writable(self.index_path)
+                    # the first connection decides; while it is open, the others follow it
+                    # (a private one would find the file locked by the shared ones)
+                    c = index.open_index(self.index_path, readonly=readonly,
+                                         private=False if self._cons else None)
+                    if getattr(c, "private", False):
+                        self._shared = c
+                    self._cons.append((threading.current_thread(), c))
+                    if not self._migrated and not readonly:
+                        index.migrate(c)
+                        self._migrated = True
+            self._local.con = c
         return c
 
     def close(self) -> None:
@@ -138,6 +151,7 @@ class BlobStore:
             for _t, c in self._cons:
                 c.close()
             self._cons.clear()
+            self._shared = None
             for fd in self._fds.values():
                 os.close(fd)
             self._fds.clear()

@@ -47,9 +47,11 @@ CREATE INDEX IF NOT EXISTS chunks_by_pack ON chunks(pack, offset);
 """
 
 
-def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
-    """Open the index; its connection names the file in errors (``sqlitedb``)."""
-    con = sqlitedb.connect(path, readonly=readonly)
+def connect(path: str, *, readonly: bool = False,
+            private: bool | None = None) -> sqlite3.Connection:
+    """Open the index; its connection names the file in errors (``sqlitedb``; ``private``:
+    its choice of WAL index, made by free space when None)."""
+    con = sqlitedb.connect(path, readonly=readonly, private=private)
     con.execute("PRAGMA busy_timeout=60000")
     if not readonly:
         con.execute("PRAGMA journal_mode=WAL")
@@ -109,13 +111,14 @@ def check(path: str) -> None:
         raise IntegrityError(f"{path}: {p}; {_REBUILD}")
 
 
-def open_index(path: str, *, readonly: bool = False) -> sqlite3.Connection:
+def open_index(path: str, *, readonly: bool = False,
+               private: bool | None = None) -> sqlite3.Connection:
     """A read-write connection (:func:`connect`) to an existing index. A missing, empty or
     malformed file is :class:`IntegrityError` naming it; a missing one is never created here
     (an empty index would hide the loss and let gc take every pack for an orphan)."""
     if not os.path.exists(path):
         raise IntegrityError(f"{path}: the chunk index is missing; {_REBUILD}")
-    con = connect(path, readonly=readonly)
+    con = connect(path, readonly=readonly, private=private)
     try:
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     except BaseException:

@@ -27,7 +27,7 @@ import xxhash
 import zstandard
 
 from ..errors import IntegrityError, from_oserror
-from ..fsutil import start_writeback
+from ..fsutil import pwrite_all, start_writeback
 from .domains import id_matches
 
 REC = struct.Struct("<4sB3xII16s")
@@ -85,16 +85,17 @@ class PackWriter:
                     gap += ALIGN
                 pad = REC.pack(PAD_MAGIC, 0, 0, gap - REC.size, bytes(16))
                 try:
-                    os.pwrite(self.fd, pad, off)
+                    pwrite_all(self.fd, [pad], off)
                 except OSError as e:
                     raise from_oserror(e, self.path) from None
                 off += gap
         hdr = REC.pack(REC_MAGIC, flags, raw_len, len(payload), cid)
         try:
-            os.pwritev(self.fd, [hdr, payload], off) if len(payload) else os.pwrite(self.fd, hdr, off)
+            # a short write (the disk filled up part-way) is finished or raises ENOSPC: a
+            # record the index will point at is never torn
+            pwrite_all(self.fd, [hdr, payload] if len(payload) else [hdr], off)
         except OSError as e:
             raise from_oserror(e, self.path) from None
-        # pwritev to a regular file writes everything or raises (ENOSPC); check anyway
         self.size = off + REC.size + len(payload)
         if self.size - self.flushed_to >= WRITEBACK_EVERY:
             start_writeback(self.fd, self.flushed_to, self.size - self.flushed_to)

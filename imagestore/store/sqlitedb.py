@@ -106,6 +106,9 @@ class Connection(sqlite3.Connection):
     """A connection that knows its file; every statement goes through :class:`Cursor`."""
 
     path: str = "?"
+    #: opened with its WAL index in private memory (``locking_mode=EXCLUSIVE``, see
+    #: :func:`connect`): the only connection to its file this process may have open
+    private: bool = False
 
     def cursor(self, factory=Cursor):  # noqa: ANN001, ANN201
         return super().cursor(factory)
@@ -187,10 +190,12 @@ def _open_rw(path: str, timeout: float, private_wal_index: bool) -> Connection:
     con.path = path
     if private_wal_index:
         con.execute("PRAGMA locking_mode=EXCLUSIVE")
+        con.private = True
     return con
 
 
-def connect(path: str, *, readonly: bool = False, timeout: float = 60.0) -> Connection:
+def connect(path: str, *, readonly: bool = False, timeout: float = 60.0,
+            private: bool | None = None) -> Connection:
     """Open ``path`` (creating it unless ``readonly``) with a connection that translates its
     errors; read-only falls back to ``immutable=1`` where the WAL index cannot be made.
 
@@ -202,10 +207,14 @@ def connect(path: str, *, readonly: bool = False, timeout: float = 60.0) -> Conn
     allocated (``posix_fallocate``; the contents are not touched); where that fails, or where
     less than ``SHM_HEADROOM`` is free to begin with, the database is opened with
     ``locking_mode=EXCLUSIVE``, which keeps the WAL index in private memory: no mapping, so a
-    full disk is an error SQLite reports (exit 10), at the price of one connection at a time.
+    full disk is an error SQLite reports (exit 10), at the price of one connection at a time
+    (``con.private``: a second one in this process or another is busy; ``BlobStore.con``
+    then shares the one among its threads). ``private`` forces the choice (``False``: still
+    private where the ``-shm`` cannot be allocated).
     """
     if not readonly:
-        private = free_bytes(path) < SHM_HEADROOM
+        if private is None:
+            private = free_bytes(path) < SHM_HEADROOM
         con = _open_rw(path, timeout, private)
         if not private:
             con.execute("SELECT count(*) FROM sqlite_master").fetchone()  # maps the WAL index

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 
 import pytest
 
+from imagestore.errors import IOFailure
 from imagestore.home import Home
 from imagestore.store import index
+from imagestore.store.packs import PackWriter
 from tests.conftest import Cli
 from tests.helpers import MiB, fill_disk, free_bytes, make_random, run_imagestore
 
@@ -225,3 +228,92 @@ def test_gc_out_of_space_frees_dead_packs_first_and_cleans_its_copy(small_fs, tm
     assert gc["rewrittenPacks"] == 1
     h = Home.open(store, create=False)
     h.close()
+
+
+S2 = "22222222-2222-2222-2222-222222222222"
+V2 = ["-g", "rg2", "-r", "g", "-i", "d"]
+
+
+def test_a_new_tenants_first_capture_at_every_level_of_free_space(small_fs, tmp_path):
+    """The first capture for a tenant other than the local one creates the store's dedup key
+    (identity/dedup.key) and the tenant's dedup domain, then records its version: run out of
+    space at each of these steps in turn (a disk filled to 0, 1, 2, ... KiB more each time,
+    until the capture fits). Each failure is exit 10 in one line, publishes nothing (no key
+    temp, no half key, no domain without its version, no pack), and the retry succeeds."""
+    store = os.path.join(small_fs, "store")
+    run = Cli(store)
+    t2 = run.json("ad", "tenant", "create", "--display-name", "T2")["tenantId"]
+    run.json("account", "create", "--tenant", t2, "--display-name", "dev", "--subscription-id", S2)
+    run.json("group", "create", "-n", "rg2", "-l", "local", "--subscription", S2)
+    run.json("sig", "create", "-g", "rg2", "-r", "g")
+    run.json("sig", "image-definition", "create", *V2, "-p", "P", "-f", "O", "-s", "S",
+             "--os-type", "Linux")
+    src = make_random(str(tmp_path / "os.raw"), 1, seed=5)  # the source is not on small_fs
+    local = os.path.join(store, "regions", "local")
+    key = os.path.join(store, "identity", "dedup.key")
+    db = os.path.join(store, "gallery.sqlite")
+    failures: list[str] = []
+    levels = [0, 1, 2, 3, 4, 6]
+    while levels[-1] < 8192:
+        levels.append(levels[-1] * 3 // 2)
+    for leave_kib in levels:
+        filler = fill_disk(small_fs, leave=leave_kib << 10)
+        try:
+            p = cli(store, "sig", "image-version", "create", *V2, "-e", "1.0.0",
+                    "--os-vhd-uri", src)
+        finally:
+            os.unlink(filler)
+        if p.returncode == 0:
+            break
+        failures.append(one_line_error(p, FULL, "no space left on device"))
+        # nothing half made: the key is whole or absent, no temp beside it, no pack or
+        # manifest, no version row; a domain row may stay only with a whole key (it is
+        # reused: the same tenant's next capture is in the same domain)
+        ident = os.path.join(store, "identity")
+        names = os.listdir(ident) if os.path.isdir(ident) else []
+        assert [n for n in names if n.startswith(".")] == [], names
+        assert not os.path.exists(key) or os.path.getsize(key) == 32
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            made = con.execute("SELECT count(*) FROM dedup_domains").fetchone()[0]
+        finally:
+            con.close()
+        assert made == 0 or os.path.getsize(key) == 32, made
+        assert unpublished(local) == [], unpublished(local)
+        assert os.listdir(os.path.join(local, "manifests")) == []
+        one_line_error(cli(store, "sig", "image-version", "show", *V2, "-e", "1.0.0"), 4)
+        assert json.loads(cli(store, "store", "verify", check=True).stdout)["clean"]
+    else:
+        pytest.fail("the capture never fitted")
+    assert len(failures) >= 2, failures  # more than one step was run out of space
+    assert os.path.getsize(key) == 32
+    v = json.loads(cli(store, "sig", "image-version", "show", *V2, "-e", "1.0.0",
+                       check=True).stdout)
+    out = str(tmp_path / "out.raw")
+    cli(store, "disk", "create", "-n", "d2", "-g", "rg2", "--gallery-image-reference", v["id"],
+        "--path", out, check=True)
+    same(src, out)
+    assert json.loads(cli(store, "store", "verify", check=True).stdout)["clean"]
+
+
+def test_a_pack_record_is_never_torn_by_a_full_disk(small_fs):
+    """The kernel reports ENOSPC only for a write that wrote nothing; one the disk fills
+    part-way through returns short. The pack writer finishes it or fails: it never counts a
+    torn record as written (the index would point at data that is not there: found by the
+    test above, a capture on ~470 KiB free then failed `store verify` with bad chunks)."""
+    packs = os.path.join(small_fs, "packs")
+    os.mkdir(packs)
+    filler = fill_disk(small_fs, leave=100 << 10)
+    try:
+        w = PackWriter(packs)
+        try:
+            small = w.append(b"\x01" * 16, 4096, os.urandom(4096), 0)  # fits
+            assert small == 0 and w.size == 32 + 4096
+            with pytest.raises(IOFailure, match="no space left on device") as e:
+                w.append(b"\x02" * 16, 256 << 10, os.urandom(256 << 10), 0)
+            assert w.path in str(e.value)
+            assert w.size == 32 + 4096  # the torn record is not counted
+        finally:
+            w.close()
+    finally:
+        os.unlink(filler)

@@ -284,3 +284,30 @@ def test_verify_api_on_fresh_store(store_dir):
     rep = verify(home.blob_store())
     assert rep.clean and rep.chunks_checked == 0
     home.close()
+
+
+def test_private_wal_index_is_shared_by_the_ingest_threads(tmp_path, monkeypatch):
+    """Below ``SHM_HEADROOM`` free, the index is opened with its WAL index in private memory
+    (``locking_mode=EXCLUSIVE``: no -shm to SIGBUS on), which allows one connection per
+    process. Ingest looks chunks up from worker threads and publishes from the main one:
+    they must share that connection, not find the file locked (was exit 9, "the database
+    is busy (another imagestore is writing)", on every multi-threaded capture that brought
+    free space under 4 MiB)."""
+    from imagestore.formats import open_disk
+    from imagestore.store import maintenance, sqlitedb
+    from imagestore.store.ingest import ingest
+
+    monkeypatch.setattr(sqlitedb, "SHM_HEADROOM", 1 << 62)  # as on a nearly full disk
+    store = Home.open(str(tmp_path / "s")).blob_store()
+    assert store.con.private
+    src = tmp_path / "v.raw"
+    src.write_bytes(random.Random(8).randbytes(6 << 20))
+    r = open_disk(str(src))
+    try:
+        res = ingest(store, r, threads=2)
+    finally:
+        r.close()
+    assert not os.path.exists(store.index_path + "-shm")
+    store.close()
+    assert maintenance.verify(store).clean
+    assert store.load_manifest(res.digest).digest() == res.digest
