@@ -33,7 +33,7 @@ class PageBlobVhdWriter:
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceExistsError
 
-        from .vhd import FIXED_ALIGN, VHD_MAX_SIZE, _too_large
+        from .vhd import FIXED_ALIGN, VHD_MAX_SIZE, too_large
 
         bu = parse_blob_url(url, "--path")
         self.path = bu.url
@@ -41,7 +41,7 @@ class PageBlobVhdWriter:
             raise InvalidArgument(f"{self.path}: negative virtual size {virtual_size}")
         self.virtual_size = -(-virtual_size // FIXED_ALIGN) * FIXED_ALIGN
         if self.virtual_size > VHD_MAX_SIZE:
-            raise _too_large(self.path, virtual_size)
+            raise too_large(self.path, virtual_size)
         self.client = blob_client(bu, resolve_credential(bu.account))
         with service_errors(self.path):
             try:

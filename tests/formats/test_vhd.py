@@ -217,13 +217,13 @@ def test_one_pread_per_block(tmp_path, monkeypatch):
     qemu_vhd(img, 8 * MIB, [(0, 8 * MIB, 0x11)])
     r = open_disk(str(img))
     calls = []
-    real = vhd.pread_full
+    real = vhd.reader.pread_full
 
     def counting(fd, n, off, path=""):
         calls.append(n)
         return real(fd, n, off, path)
 
-    monkeypatch.setattr(vhd, "pread_full", counting)
+    monkeypatch.setattr(vhd.reader, "pread_full", counting)  # what the readers call
     assert r.read(MIB, 4 * MIB) == b"\x11" * (4 * MIB)  # spans 3 blocks
     assert len(calls) == 3
     r.close()

@@ -1,18 +1,5 @@
-"""Microsoft VHD (Virtual Hard Disk, qemu's "vpc"): fixed, dynamic and differencing disks.
-
-References are to the "Virtual Hard Disk Image Format Specification", version 1.0 (Microsoft,
-2006), cited as "spec §N" below.
-
-Layout reminders:
-
-* fixed: the disk's bytes, then a 512-byte footer (spec "Hard Disk Footer Format").
-* dynamic/differencing: footer copy at 0, dynamic disk header (1024 bytes) at the footer's
-  data offset, block allocation table (BAT) of big-endian uint32 *sector* numbers
-  (0xFFFFFFFF = unallocated), blocks of [sector bitmap padded to 512 bytes][block data], and
-  the footer again at the end of the file.
-
-Every problem found in a file is reported as one :class:`BadImage` line naming the file.
-"""
+"""Reading VHDs: fixed, dynamic and differencing (a chain of parents found through the
+parent locators). Every problem found in a file is one :class:`BadImage` line naming it."""
 
 from __future__ import annotations
 
@@ -20,7 +7,6 @@ import errno
 import heapq
 import os
 import struct
-import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -28,138 +14,35 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
-from ..errors import BadImage, InvalidArgument, IOFailure, TooLarge, from_oserror
-from .base import DiskReader, Guarded, pause_for_tests, pread_full, pwrite_full
-from .source import close_any, is_fd, source_extents
-
-# --------------------------------------------------------------------------------------------
-# On-disk structures (all big-endian).
-# --------------------------------------------------------------------------------------------
-
-#: Hard disk footer (spec "Hard Disk Footer Format"): cookie, features, file format version,
-#: data offset, timestamp, creator application, creator version, creator host OS, original
-#: size, current size, geometry (cylinders u16, heads u8, sectors/track u8), disk type,
-#: checksum, unique id, saved state, reserved.
-FOOTER = struct.Struct(">8sIIQI4sI4sQQHBBII16sB427s")
-FOOTER_CHECKSUM_OFFSET = 64
-FOOTER_COOKIE = b"conectix"
-
-#: Dynamic disk header (spec "Dynamic Disk Header Format"), first 576 bytes: cookie, data
-#: offset, table offset, header version, max table entries, block size, checksum, parent
-#: unique id, parent timestamp, reserved, parent unicode name (UTF-16BE, 512 bytes).
-DYN_HEADER = struct.Struct(">8sQQIIII16sII512s")
-DYN_HEADER_SIZE = 1024
-DYN_CHECKSUM_OFFSET = 36
-DYN_COOKIE = b"cxsparse"
-#: Parent locator entry (8 of them at offset 576): platform code, platform data space,
-#: platform data length, reserved, platform data offset.
-LOCATOR = struct.Struct(">4sIIIQ")
-LOCATOR_TABLE_OFFSET = 576
-LOCATOR_COUNT = 8
-
-DISK_FIXED = 2
-DISK_DYNAMIC = 3
-DISK_DIFFERENCING = 4
-DISK_TYPE_NAMES = {DISK_FIXED: "vhd-fixed", DISK_DYNAMIC: "vhd-dynamic",
-                   DISK_DIFFERENCING: "vhd-differencing"}
-
-SECTOR = 512
-UNALLOCATED = 0xFFFFFFFF
-NO_DATA_OFFSET = 0xFFFFFFFFFFFFFFFF
-FEATURES_RESERVED = 0x00000002  # spec: "this bit must always be set to 1"
-FILE_FORMAT_VERSION = 0x00010000
-DYN_HEADER_VERSION = 0x00010000
-
-#: VHD stops at 2040 GiB (0xFF000000 sectors; qemu's VHD_MAX_SECTORS, Hyper-V's limit too).
-VHD_MAX_SIZE = 2040 * 2**30
-MIN_BLOCK_SIZE = 4096
-MAX_BLOCK_SIZE = 256 * 2**20
-WRITER_BLOCK_SIZE = 2 * 2**20  # spec: "the default block size is 0x00200000 (2 MB)"
-FIXED_ALIGN = 2**20  # Azure requires fixed VHDs whose virtual size is a whole number of MiB
-MAX_LOCATOR_BYTES = 65536
-MAX_PARENT_PATH = 4096  # PATH_MAX: longer locator paths are ignored
-
-#: "win " is what Hyper-V writes; qemu (block/vpc.c) then takes the footer's current size as the
-#: virtual size instead of cylinders*heads*sectors, so `qemu-img info` reports the exact size.
-CREATOR_APP = b"win "
-CREATOR_VERSION = 0x000A0000
-CREATOR_HOST_OS = b"Wi2k"
-VHD_EPOCH = 946684800  # 2000-01-01 00:00:00 UTC, the timestamp origin (spec "Time Stamp")
-
-BITMAP_CACHE_SECTORS = 2**24  # decoded sector bitmaps kept (one byte per sector): 16 MiB
-
-
-def vhd_checksum(buf: bytes, checksum_offset: int) -> int:
-    """One's complement of the byte sum, the checksum field counted as zero (spec "Checksum")."""
-    a = np.frombuffer(buf, dtype=np.uint8)
-    total = int(a.sum(dtype=np.uint64)) - sum(buf[checksum_offset : checksum_offset + 4])
-    return (~total) & 0xFFFFFFFF
-
-
-def chs_geometry(size: int) -> tuple[int, int, int]:
-    """(cylinders, heads, sectors per track) for ``size`` bytes, per spec Appendix "CHS
-    Calculation" (the geometry is capped at 65535/16/255; larger disks rely on current size)."""
-    total = size // SECTOR
-    total = min(total, 65535 * 16 * 255)
-    if total >= 65535 * 16 * 63:
-        spt, heads = 255, 16
-        cth = total // spt
-    else:
-        spt = 17
-        cth = total // spt
-        heads = max((cth + 1023) // 1024, 4)
-        if cth >= heads * 1024 or heads > 16:
-            spt, heads = 31, 16
-            cth = total // spt
-        if cth >= heads * 1024:
-            spt, heads = 63, 16
-            cth = total // spt
-    return cth // heads, heads, spt
-
-
-def _align(n: int, a: int) -> int:
-    return (n + a - 1) // a * a
-
-
-def bitmap_bytes(block_size: int) -> int:
-    """Size of a block's sector bitmap: one bit per sector, padded to a sector (spec "Block
-    Allocation Table and Data Blocks")."""
-    return _align(max(block_size // SECTOR // 8, 1), SECTOR)
-
-
-# --------------------------------------------------------------------------------------------
-# Parsing
-# --------------------------------------------------------------------------------------------
-
-
-class _Footer:
-    __slots__ = ("data_offset", "current_size", "disk_type", "unique_id", "creator_app")
-
-    def __init__(self, raw: bytes) -> None:
-        f = FOOTER.unpack(raw)
-        self.data_offset = f[3]
-        self.creator_app = f[5]
-        self.current_size = f[9]
-        self.disk_type = f[13]
-        self.unique_id = f[15]
-
-
-def _parse_footer(path: str, raw: bytes) -> tuple[_Footer | None, str]:
-    """Return (footer, "") or (None, reason)."""
-    if len(raw) < 511 or raw[:8] != FOOTER_COOKIE:
-        return None, "no VHD footer cookie 'conectix'"
-    raw = raw.ljust(512, b"\0")  # pre-Virtual-Server-2004 footers are 511 bytes
-    stored = struct.unpack_from(">I", raw, FOOTER_CHECKSUM_OFFSET)[0]
-    if vhd_checksum(raw, FOOTER_CHECKSUM_OFFSET) != stored:
-        return None, "VHD footer checksum mismatch: the footer is damaged"
-    return _Footer(raw), ""
-
-
-def _check_size(path: str, size: int) -> None:
-    if size > VHD_MAX_SIZE:
-        raise BadImage(f"{path}: virtual size {size} bytes exceeds the VHD limit of 2040 GiB")
-    if size % SECTOR:
-        raise BadImage(f"{path}: virtual size {size} is not a multiple of 512 bytes")
+from ...errors import BadImage, InvalidArgument, from_oserror
+from ..base import DiskReader, Guarded, pause_for_tests, pread_full
+from ..source import close_any, is_fd, source_extents
+from .structs import (
+    BITMAP_CACHE_SECTORS,
+    DISK_DIFFERENCING,
+    DISK_DYNAMIC,
+    DISK_FIXED,
+    DISK_TYPE_NAMES,
+    DYN_CHECKSUM_OFFSET,
+    DYN_COOKIE,
+    DYN_HEADER,
+    DYN_HEADER_SIZE,
+    FOOTER_COOKIE,
+    LOCATOR,
+    LOCATOR_COUNT,
+    LOCATOR_TABLE_OFFSET,
+    MAX_BLOCK_SIZE,
+    MAX_LOCATOR_BYTES,
+    MAX_PARENT_PATH,
+    MIN_BLOCK_SIZE,
+    SECTOR,
+    UNALLOCATED,
+    Footer,
+    bitmap_bytes,
+    check_size,
+    parse_footer,
+    vhd_checksum,
+)
 
 
 def open_vhd(
@@ -181,11 +64,11 @@ def _open_vhd(path, fd, size, *, allow_parent_dir, depth, seen) -> DiskReader:
     footer, reason = (None, "file shorter than a footer")
     footer_len = 512
     if size >= 512:
-        footer, reason = _parse_footer(path, pread_full(fd, 512, size - 512, path))
+        footer, reason = parse_footer(path, pread_full(fd, 512, size - 512, path))
     if footer is None:
         tail = pread_full(fd, 511, size - 511, path)
         if tail[:8] == FOOTER_COOKIE:  # an old 511-byte footer
-            f511, r511 = _parse_footer(path, tail)
+            f511, r511 = parse_footer(path, tail)
             if f511 is not None:
                 footer, footer_len = f511, 511
             else:
@@ -194,7 +77,7 @@ def _open_vhd(path, fd, size, *, allow_parent_dir, depth, seen) -> DiskReader:
     if footer is None or footer.disk_type not in (DISK_DYNAMIC, DISK_DIFFERENCING, DISK_FIXED):
         # spec "Dynamic Disk Header Format": the footer copy at offset 0 exists so that a
         # damaged trailing footer can be recovered; it is only present on dynamic disks.
-        head, _ = _parse_footer(path, pread_full(fd, 512, 0, path))
+        head, _ = parse_footer(path, pread_full(fd, 512, 0, path))
         if footer is None and head is None:
             raise BadImage(f"{path}: {reason} (and no valid footer copy at offset 0)")
         if footer is None:
@@ -204,7 +87,7 @@ def _open_vhd(path, fd, size, *, allow_parent_dir, depth, seen) -> DiskReader:
             footer, limit = head, size
     if footer.disk_type not in DISK_TYPE_NAMES:
         raise BadImage(f"{path}: unknown VHD disk type {footer.disk_type}")
-    _check_size(path, footer.current_size)
+    check_size(path, footer.current_size)
     if footer.disk_type == DISK_FIXED:
         return VhdFixedReader(path, fd, footer, limit)
     return _open_sparse(path, fd, size, footer, limit, allow_parent_dir=allow_parent_dir,
@@ -216,7 +99,7 @@ class VhdFixedReader(Guarded):
 
     format = "vhd-fixed"
 
-    def __init__(self, path: str, fd: int, footer: _Footer, data_end: int) -> None:
+    def __init__(self, path: str, fd: int, footer: Footer, data_end: int) -> None:
         if footer.current_size > data_end:
             raise BadImage(f"{path}: fixed VHD of virtual size {footer.current_size} but only "
                            f"{data_end} data bytes before the footer (truncated?)")
@@ -299,7 +182,7 @@ def _usable_path(p: str) -> bool:
     return True
 
 
-def _open_sparse(path, fd, size, footer: _Footer, limit: int, *, allow_parent_dir, depth, seen):
+def _open_sparse(path, fd, size, footer: Footer, limit: int, *, allow_parent_dir, depth, seen):
     doff = footer.data_offset
     if doff < SECTOR or doff > limit or limit - doff < DYN_HEADER_SIZE:
         raise BadImage(f"{path}: dynamic disk header at offset {doff} lies outside the file "
@@ -364,7 +247,7 @@ def _open_sparse(path, fd, size, footer: _Footer, limit: int, *, allow_parent_di
     bat = _load_bat(path, fd, toff, nblocks, block_size, vsize, limit, regions)
     reader = VhdSparseReader(path, fd, footer, block_size, bat)
     if footer.disk_type == DISK_DIFFERENCING:
-        from . import open_parent
+        from .. import open_parent
 
         if not candidates:
             raise BadImage(f"{path}: differencing VHD without any usable parent locator or name")
@@ -423,7 +306,7 @@ def _load_bat(path, fd, toff, nblocks, block_size, vsize, limit, regions) -> np.
 class VhdSparseReader(Guarded):
     """Dynamic or differencing VHD."""
 
-    def __init__(self, path: str, fd: int, footer: _Footer, block_size: int,
+    def __init__(self, path: str, fd: int, footer: Footer, block_size: int,
                  bat: np.ndarray) -> None:
         self.path = path
         self.fd = fd
@@ -562,168 +445,3 @@ class VhdSparseReader(Guarded):
         self.fd = close_any(self.fd)
 
 
-# --------------------------------------------------------------------------------------------
-# Writing
-# --------------------------------------------------------------------------------------------
-
-
-def build_footer(virtual_size: int, disk_type: int, data_offset: int,
-                 unique_id: bytes, timestamp: int | None = None) -> bytes:
-    """A footer with a valid checksum and the spec's CHS geometry."""
-    if timestamp is None:
-        timestamp = max(0, int(time.time()) - VHD_EPOCH) & 0xFFFFFFFF
-    cyl, heads, spt = chs_geometry(virtual_size)
-    fields = [FOOTER_COOKIE, FEATURES_RESERVED, FILE_FORMAT_VERSION, data_offset, timestamp,
-              CREATOR_APP, CREATOR_VERSION, CREATOR_HOST_OS, virtual_size, virtual_size,
-              cyl, heads, spt, disk_type, 0, unique_id, 0, b""]
-    raw = FOOTER.pack(*fields)
-    fields[14] = vhd_checksum(raw, FOOTER_CHECKSUM_OFFSET)
-    return FOOTER.pack(*fields)
-
-
-def build_dyn_header(table_offset: int, max_entries: int, block_size: int, *,
-                     parent_uuid: bytes = bytes(16), parent_timestamp: int = 0,
-                     parent_name: str = "",
-                     locators: list[tuple[bytes, int, int, int]] = ()) -> bytes:
-    """A dynamic disk header with a valid checksum. ``locators``: (code, space, length, off)."""
-    name = parent_name.encode("utf-16-be")[:512]
-    head = DYN_HEADER.pack(DYN_COOKIE, NO_DATA_OFFSET, table_offset, DYN_HEADER_VERSION,
-                           max_entries, block_size, 0, parent_uuid, parent_timestamp, 0, name)
-    locs = b"".join(LOCATOR.pack(c, sp, ln, 0, off) for c, sp, ln, off in locators)
-    raw = bytearray((head + locs).ljust(DYN_HEADER_SIZE, b"\0"))
-    struct.pack_into(">I", raw, DYN_CHECKSUM_OFFSET, vhd_checksum(bytes(raw), DYN_CHECKSUM_OFFSET))
-    return bytes(raw)
-
-
-def _too_large(path: str, virtual_size: int) -> TooLarge:
-    return TooLarge(f"{path}: a disk of {virtual_size} bytes ({virtual_size / 2**30:.1f} GiB) "
-                    f"does not fit VHD, which stops at 2040 GiB; use --format vhdx")
-
-
-def create_vhd_writer(path: str, virtual_size: int, *, fixed: bool):
-    """Writer for a fixed ("vhd-fixed") or dynamic ("vhd") VHD. Checks the size first."""
-    if virtual_size < 0:
-        raise InvalidArgument(f"{path}: negative virtual size {virtual_size}")
-    rounded = _align(virtual_size, FIXED_ALIGN if fixed else SECTOR)
-    if virtual_size > VHD_MAX_SIZE or rounded > VHD_MAX_SIZE:
-        raise _too_large(path, virtual_size)
-    return (VhdFixedWriter if fixed else VhdDynamicWriter)(path, rounded)
-
-
-def _create(path: str) -> int:
-    try:
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    except OSError as e:
-        raise from_oserror(e, path) from None
-
-
-class _WriterBase:
-    path: str
-    virtual_size: int
-    fd: int
-
-    def _check_write(self, offset: int, n: int) -> None:
-        if offset < 0 or offset + n > self.virtual_size:
-            raise InvalidArgument(f"{self.path}: write of {n} bytes at {offset} outside the "
-                                  f"virtual size {self.virtual_size}")
-
-    def _sync_close(self) -> None:
-        try:
-            os.fsync(self.fd)
-        except OSError as e:
-            raise IOFailure(f"{self.path}: fsync failed: {e.strerror}") from None
-        finally:
-            os.close(self.fd)
-            self.fd = -1
-
-    def abort(self) -> None:
-        self.fd = close_any(self.fd)
-
-
-class VhdFixedWriter(_WriterBase):
-    """Fixed VHD ready for Azure: the virtual size is rounded up to a whole MiB (the extra tail
-    reads as zeros); the data area is a sparse file, then the 512-byte footer."""
-
-    format = "vhd-fixed"
-
-    def __init__(self, path: str, virtual_size: int) -> None:
-        self.path = path
-        self.virtual_size = virtual_size
-        self.fd = _create(path)
-        try:
-            os.ftruncate(self.fd, virtual_size + SECTOR)
-        except OSError as e:
-            os.close(self.fd)
-            self.fd = -1
-            raise from_oserror(e, path) from None
-
-    def write(self, offset: int, data: bytes | memoryview) -> None:
-        self._check_write(offset, len(data))
-        try:
-            pwrite_full(self.fd, data, offset)
-        except OSError as e:
-            raise from_oserror(e, self.path) from None
-
-    def finish(self) -> None:
-        footer = build_footer(self.virtual_size, DISK_FIXED, NO_DATA_OFFSET, uuid.uuid4().bytes)
-        try:
-            pwrite_full(self.fd, footer, self.virtual_size)
-        except OSError as e:
-            self.abort()
-            raise from_oserror(e, self.path) from None
-        self._sync_close()
-
-
-class VhdDynamicWriter(_WriterBase):
-    """Dynamic VHD, 2 MiB blocks. Layout: footer copy (0), dynamic header (512), BAT (1536,
-    padded to 512), blocks of [bitmap, all ones][data] in first-write order, footer.
-    Blocks are allocated on first write; unwritten parts of a block stay file holes."""
-
-    format = "vhd-dynamic"
-
-    def __init__(self, path: str, virtual_size: int) -> None:
-        self.path = path
-        self.virtual_size = virtual_size
-        self.block_size = WRITER_BLOCK_SIZE
-        self.bitmap_size = bitmap_bytes(self.block_size)
-        self.max_entries = -(-virtual_size // self.block_size)
-        self.table_offset = SECTOR + DYN_HEADER_SIZE
-        self.bat = np.full(self.max_entries, UNALLOCATED, dtype=np.uint32)
-        self.next_off = _align(self.table_offset + self.max_entries * 4, SECTOR)
-        self._ones = b"\xff" * self.bitmap_size
-        self.fd = _create(path)
-
-    def write(self, offset: int, data: bytes | memoryview) -> None:
-        mv = memoryview(data).cast("B")
-        self._check_write(offset, len(mv))
-        bs = self.block_size
-        try:
-            while mv:
-                blk, bo = divmod(offset, bs)
-                n = min(bs - bo, len(mv))
-                if self.bat[blk] == UNALLOCATED:
-                    self.bat[blk] = self.next_off // SECTOR
-                    pwrite_full(self.fd, self._ones, self.next_off)
-                    self.next_off += self.bitmap_size + bs
-                pwrite_full(self.fd, mv[:n], int(self.bat[blk]) * SECTOR + self.bitmap_size + bo)
-                mv = mv[n:]
-                offset += n
-        except OSError as e:
-            raise from_oserror(e, self.path) from None
-
-    def finish(self) -> None:
-        uid = uuid.uuid4().bytes
-        footer = build_footer(self.virtual_size, DISK_DYNAMIC, SECTOR, uid)
-        header = build_dyn_header(self.table_offset, self.max_entries, self.block_size)
-        bat = self.bat.astype(">u4").tobytes()
-        bat += b"\xff" * (_align(len(bat), SECTOR) - len(bat))
-        try:
-            pwrite_full(self.fd, footer, self.next_off)
-            os.ftruncate(self.fd, self.next_off + SECTOR)
-            pwrite_full(self.fd, bat, self.table_offset)
-            pwrite_full(self.fd, header, SECTOR)
-            pwrite_full(self.fd, footer, 0)
-        except OSError as e:
-            self.abort()
-            raise from_oserror(e, self.path) from None
-        self._sync_close()
