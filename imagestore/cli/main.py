@@ -31,6 +31,7 @@ from .serve_cmd import serve_cmd
 from .sig_cmds import sig_group
 from .sig_share_cmds import share_group  # noqa: F401 - registers sig share/list-shared/... (issue 15)
 from .sig_soft_delete_cmds import image_version_purge  # noqa: F401 - registers list-soft-deleted/undelete/purge
+from .sig_version_cmds import image_version_group  # noqa: F401 - registers sig image-version
 from .snapshot_cmds import snapshot_group
 from .store_cmds import init_cmd, store_group
 from .targets import cli_message, command_of

@@ -27,11 +27,11 @@ from .sig_cmds import (
     gallery_service,
     image_definition_group,
     image_option,
-    image_version_group,
     rg_option,
     sig_group,
     version_option,
 )
+from .sig_version_cmds import image_version_group
 
 _C = "Microsoft.Compute"
 

@@ -8,14 +8,8 @@ import click
 
 from .common import common_options, ids_option
 from .output import emit
-from .sig_cmds import (
-    gallery_option,
-    gallery_service,
-    image_option,
-    image_version_group,
-    rg_option,
-    version_option,
-)
+from .sig_cmds import gallery_option, gallery_service, image_option, rg_option, version_option
+from .sig_version_cmds import image_version_group
 
 
 @image_version_group.command("list-soft-deleted")
