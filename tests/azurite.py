@@ -47,21 +47,32 @@ def free_port() -> int:
 
 class Azurite:
     def __init__(self, exe: str, location: str) -> None:
-        self.port = free_port()
         self.location = location
         self.log = open(os.path.join(location, "azurite.log"), "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [exe, "--skipApiVersionCheck", "--loose", "--blobHost", "127.0.0.1",
-             "--blobPort", str(self.port), "--location", location, "--silent"],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "AZURITE_ACCOUNTS": f"{ACCOUNT}:{KEY};{ACCOUNT2}:{KEY}"})
+        # the free port is probed, then bound by node a moment later: when something else
+        # took it in between, azurite exits (EADDRINUSE) and a fresh port is tried
+        for _attempt in range(3):
+            self.port = free_port()
+            self.proc = subprocess.Popen(
+                [exe, "--skipApiVersionCheck", "--loose", "--blobHost", "127.0.0.1",
+                 "--blobPort", str(self.port), "--location", location, "--silent"],
+                stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+                env={**os.environ, "AZURITE_ACCOUNTS": f"{ACCOUNT}:{KEY};{ACCOUNT2}:{KEY}"})
+            if self._ready():
+                return
+        raise RuntimeError(f"azurite-blob exited with {self.proc.returncode} three times "
+                           f"(see {self.log.name})")
+
+    def _ready(self) -> bool:
+        """Whether it listens (False: it exited); raises when it neither listens nor exits."""
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"azurite-blob exited with {self.proc.returncode}")
+                return False
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
+                if self.proc.poll() is None:  # ours, not a process that took the port
+                    return True
             except OSError:
                 time.sleep(0.1)
         self.stop()
