@@ -18,7 +18,7 @@ from typing import Protocol
 
 import xxhash
 
-from ..errors import Conflict
+from ..errors import Conflict, IOFailure
 
 
 class DiskReader(Protocol):
@@ -236,3 +236,14 @@ def pwrite_full(fd: int, data: bytes | memoryview, offset: int) -> None:
         n = os.pwrite(fd, mv, offset)
         mv = mv[n:]
         offset += n
+
+
+def sync_close(fd: int, path: str) -> None:
+    """fsync a finished disk file, then close it (also when the fsync fails: IOFailure
+    naming ``path``)."""
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        raise IOFailure(f"{path}: fsync failed: {e.strerror}") from None
+    finally:
+        os.close(fd)

@@ -10,10 +10,10 @@ import errno
 import os
 from collections.abc import Iterator
 
-from ..errors import InvalidArgument, IOFailure, TooLarge, from_oserror
+from ..errors import InvalidArgument, TooLarge, from_oserror
 from ..fsutil import start_writeback
-from .base import Guarded, pause_for_tests, pread_full, pwrite_full
-from .source import close_any, is_fd, source_extents
+from .base import Guarded, pause_for_tests, pread_full, pwrite_full, sync_close
+from .source import allocated_extents, close_any
 
 #: ext4 with 4 KiB blocks stops at 16 TiB per file; other filesystems are checked by ftruncate.
 EXT4_MAX_FILE = 16 * 2**40 - 4096
@@ -32,31 +32,7 @@ class RawReader(Guarded):
             raise from_oserror(e, path) from None
 
     def extents(self) -> Iterator[tuple[int, int]]:
-        size = self.virtual_size
-        if not is_fd(self.fd):  # a source file (a page blob: its written pages)
-            got = source_extents(self.fd, 0, size)
-            yield from ([(0, size)] if got is None else got)
-            return
-        pos = 0
-        while pos < size:
-            try:
-                start = os.lseek(self.fd, pos, os.SEEK_DATA)
-            except OSError as e:
-                if e.errno == errno.ENXIO:  # no more data after pos
-                    return
-                if e.errno in (errno.EINVAL, errno.EOPNOTSUPP):  # cannot tell: all data
-                    yield (pos, size - pos)
-                    return
-                raise from_oserror(e, self.path) from None
-            if start >= size:
-                return
-            try:
-                end = os.lseek(self.fd, start, os.SEEK_HOLE)
-            except OSError as e:
-                raise from_oserror(e, self.path) from None
-            end = min(end, size)
-            yield (start, end - start)
-            pos = end
+        return allocated_extents(self.fd, self.virtual_size, self.path)
 
     def read(self, offset: int, length: int) -> bytes:
         if offset < 0 or length < 0 or offset + length > self.virtual_size:
@@ -124,13 +100,8 @@ class RawWriter:
             return False
 
     def finish(self) -> None:
-        try:
-            os.fsync(self.fd)
-        except OSError as e:
-            raise IOFailure(f"{self.path}: fsync failed: {e.strerror}") from None
-        finally:
-            os.close(self.fd)
-            self.fd = -1
+        fd, self.fd = self.fd, -1
+        sync_close(fd, self.path)
 
     def abort(self) -> None:
         self.fd = close_any(self.fd)

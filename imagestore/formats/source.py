@@ -14,8 +14,12 @@ The helpers below dispatch on the kind: an ``int`` is a descriptor.
 
 from __future__ import annotations
 
+import errno
 import os
+from collections.abc import Iterator
 from typing import Protocol
+
+from ..errors import from_oserror
 
 
 class SourceFile(Protocol):
@@ -56,3 +60,32 @@ def source_extents(src, start: int, end: int) -> list[tuple[int, int]] | None:
     """Allocated ranges of a source file in [start, end) (None: it cannot tell, all data).
     Descriptors are handled by the readers themselves (``SEEK_DATA``/``SEEK_HOLE``)."""
     return src.data_extents(start, end)
+
+
+def allocated_extents(src, size: int, path: str) -> Iterator[tuple[int, int]]:
+    """Allocated ranges of the first ``size`` bytes of ``src``: a descriptor's from
+    ``SEEK_DATA``/``SEEK_HOLE`` (all of it where the filesystem cannot tell), a source file's
+    from :func:`source_extents`. For readers whose disk bytes are the file's (raw, fixed VHD)."""
+    if not is_fd(src):  # a source file (a page blob: its written pages)
+        got = source_extents(src, 0, size)
+        yield from ([(0, size)] if got is None else got)
+        return
+    pos = 0
+    while pos < size:
+        try:
+            start = os.lseek(src, pos, os.SEEK_DATA)
+        except OSError as e:
+            if e.errno == errno.ENXIO:  # no more data after pos
+                return
+            if e.errno in (errno.EINVAL, errno.EOPNOTSUPP):  # cannot tell: all data
+                yield (pos, size - pos)
+                return
+            raise from_oserror(e, path) from None
+        if start >= size:
+            return
+        try:
+            end = min(os.lseek(src, start, os.SEEK_HOLE), size)
+        except OSError as e:
+            raise from_oserror(e, path) from None
+        yield (start, end - start)
+        pos = end

@@ -3,7 +3,6 @@ parent locators). Every problem found in a file is one :class:`BadImage` line na
 
 from __future__ import annotations
 
-import errno
 import heapq
 import os
 import struct
@@ -16,7 +15,7 @@ import numpy as np
 
 from ...errors import BadImage, InvalidArgument, from_oserror
 from ..base import DiskReader, Guarded, pause_for_tests, pread_full
-from ..source import close_any, is_fd, source_extents
+from ..source import allocated_extents, close_any
 from .structs import (
     BITMAP_CACHE_SECTORS,
     DISK_DIFFERENCING,
@@ -109,29 +108,8 @@ class VhdFixedReader(Guarded):
         self.unique_id = footer.unique_id
 
     def extents(self) -> Iterator[tuple[int, int]]:
-        # The whole disk is allocated; skip filesystem holes of a sparse file where we can.
-        size = self.virtual_size
-        if not is_fd(self.fd):  # a source file (a page blob: its written pages)
-            got = source_extents(self.fd, 0, size)
-            yield from ([(0, size)] if got is None else got)
-            return
-        pos = 0
-        while pos < size:
-            try:
-                start = os.lseek(self.fd, pos, os.SEEK_DATA)
-            except OSError as e:
-                if e.errno == errno.ENXIO:  # no data after pos
-                    return
-                yield (pos, size - pos)  # cannot tell: all of it
-                return
-            if start >= size:
-                return
-            try:
-                end = min(os.lseek(self.fd, start, os.SEEK_HOLE), size)
-            except OSError:
-                end = size
-            yield (start, end - start)
-            pos = end
+        # the whole disk is allocated; a sparse file's holes are skipped where they show
+        return allocated_extents(self.fd, self.virtual_size, self.path)
 
     def read(self, offset: int, length: int) -> bytes:
         _check_range(self, offset, length)

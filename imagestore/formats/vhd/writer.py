@@ -8,8 +8,8 @@ import uuid
 
 import numpy as np
 
-from ...errors import InvalidArgument, IOFailure, from_oserror
-from ..base import pwrite_full
+from ...errors import InvalidArgument, from_oserror
+from ..base import pwrite_full, sync_close
 from ..source import close_any
 from .structs import (
     DISK_DYNAMIC,
@@ -57,13 +57,8 @@ class _WriterBase:
                                   f"virtual size {self.virtual_size}")
 
     def _sync_close(self) -> None:
-        try:
-            os.fsync(self.fd)
-        except OSError as e:
-            raise IOFailure(f"{self.path}: fsync failed: {e.strerror}") from None
-        finally:
-            os.close(self.fd)
-            self.fd = -1
+        fd, self.fd = self.fd, -1
+        sync_close(fd, self.path)
 
     def abort(self) -> None:
         self.fd = close_any(self.fd)
